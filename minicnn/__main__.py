@@ -1,0 +1,44 @@
+"""Command line: ``python -m minicnn COMMAND [options]``.
+
+Commands
+--------
+explain   walk through a convolution one window at a time
+inspect   print a checkpoint's first-layer kernels against the Sobel family
+fetch     download and verify a data set (``fetch mnist``)
+
+Each command lives in its own module, which exposes ``main(argv) -> int``;
+this file only dispatches, so ``python -m minicnn COMMAND --help`` shows the
+command's own options.
+"""
+import importlib
+import sys
+
+COMMANDS = {
+    "explain": ("minicnn.explain", "walk through a convolution one window at a time"),
+    "inspect": ("minicnn.inspect", "show a checkpoint's first-layer kernels against Sobel"),
+    "fetch": ("minicnn.datasets", "download and verify a data set, e.g. 'fetch mnist'"),
+}
+
+
+def _usage():
+    lines = ["usage: python -m minicnn COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "'python -m minicnn COMMAND --help' shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"minicnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
