@@ -1,0 +1,68 @@
+"""Losses: each returns ``(loss, dpred)``, the mean loss and its gradient with respect to the prediction."""
+import numpy as np
+
+
+def _check_labels(labels, N, K):
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1:
+        raise ValueError(f"labels must be a 1-D integer array of shape ({N},), got "
+                         f"{getattr(labels, 'shape', type(labels).__name__)}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers (class indices 0..{K - 1}), got dtype {labels.dtype}")
+    if labels.shape[0] != N:
+        raise ValueError(f"logits and labels disagree on the batch size: {N} rows of logits, {labels.shape[0]} labels")
+    if N and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"labels must lie in 0..{K - 1} for {K} classes, got values from {labels.min()} to {labels.max()}")
+
+
+def softmax(logits):
+    """Row-wise softmax, stable for any finite logits (the row maximum is subtracted first).
+
+    Shape: logits (N, K) -> probs (N, K)
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
+
+    ``loss = -mean_n log softmax(logits)[n, labels[n]]``;
+    ``dlogits = (softmax(logits) - onehot(labels)) / N``.
+    Computed through log-sum-exp, so logits of +-1e4 give a finite loss.
+
+    Shape:
+        logits: (N, K) floating,  labels: (N,) integers in 0..K-1
+        returns (loss: float, dlogits: (N, K), dtype of logits)
+    """
+    if not isinstance(logits, np.ndarray) or logits.ndim != 2 or not np.issubdtype(logits.dtype, np.floating):
+        raise ValueError(f"logits must be a floating-point array of shape (N, K), got "
+                         f"{getattr(logits, 'shape', type(logits).__name__)} {getattr(logits, 'dtype', '')}")
+    N, K = logits.shape
+    _check_labels(labels, N, K)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_norm                                   # (N, K)
+    rows = np.arange(N)
+    loss = -log_probs[rows, labels].mean(dtype=np.float64)
+    dlogits = np.exp(log_probs)
+    dlogits[rows, labels] -= 1
+    dlogits *= np.asarray(1.0 / N, dtype=logits.dtype)
+    return float(loss), dlogits
+
+
+def mse(pred, target):
+    """Mean squared error over every element, and its gradient.
+
+    ``loss = mean((pred - target)**2)``;  ``dpred = 2 (pred - target) / pred.size``.
+
+    Shape: pred and target the same shape -> (loss: float, dpred: like pred)
+    """
+    if not isinstance(pred, np.ndarray) or not np.issubdtype(pred.dtype, np.floating):
+        raise ValueError(f"pred must be a floating-point array, got {getattr(pred, 'dtype', type(pred).__name__)}")
+    target = np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {pred.shape} and {target.shape}")
+    diff = pred - target.astype(pred.dtype, copy=False)
+    loss = np.mean(np.square(diff, dtype=np.float64))
+    return float(loss), diff * np.asarray(2.0 / diff.size, dtype=pred.dtype)

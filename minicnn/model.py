@@ -1,0 +1,92 @@
+"""Sequential: a stack of layers, run forward in order and backward in reverse."""
+import numpy as np
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    ``forward`` feeds each layer's output to the next; ``backward`` takes the
+    gradient of the loss with respect to the model's output and walks the
+    layers in reverse, each filling its own ``grads``.  Parameters are named
+    ``"<layer index>.<param name>"``, e.g. ``"0.W"`` for the first layer's weights.
+
+    Parameters
+    ----------
+    layers : list of layers (objects with forward, backward, params, grads)
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            missing = [a for a in ("forward", "backward", "params", "grads") if not hasattr(layer, a)]
+            if missing:
+                raise ValueError(f"Sequential expected layers with forward, backward, params and grads; "
+                                 f"layer {i} ({type(layer).__name__}) lacks {', '.join(missing)}")
+        self.layers = layers
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def parameters(self):
+        """Yield ``(name, param, grad)`` for every parameter, in layer order."""
+        for i, layer in enumerate(self.layers):
+            for key, param in layer.params.items():
+                yield f"{i}.{key}", param, layer.grads[key]
+
+    def num_params(self):
+        return sum(p.size for _, p, _ in self.parameters())
+
+    def state_dict(self):
+        """Copies of every parameter as plain NumPy arrays, keyed by name."""
+        return {name: param.copy() for name, param, _ in self.parameters()}
+
+    def load_state_dict(self, state):
+        """Copy arrays into the parameters in place (optimizers keep pointing at them).
+
+        Every parameter must be present with exactly its shape; nothing is
+        changed unless all of them are.
+        """
+        own = {name: param for name, param, _ in self.parameters()}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state_dict does not fit this model: missing {missing}, unexpected {unexpected}")
+        for name, param in own.items():
+            value = np.asarray(state[name])
+            if value.shape != param.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, the model expects {param.shape}")
+            if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+                raise ValueError(f"state_dict[{name!r}] must hold numbers, got dtype {value.dtype}")
+        for name, param in own.items():
+            np.copyto(param, state[name], casting="unsafe")
+
+    def summary(self, input_shape=None, file=None):
+        """Print (and return) a table of each layer's output shape and parameter count, and the total.
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            Shape of one example without the batch axis, e.g. ``(1, 28, 28)``;
+            without it the output-shape column is left blank.
+        """
+        rows = [("Layer", "Output shape", "Params")]
+        shape = tuple(input_shape) if input_shape is not None else None
+        for i, layer in enumerate(self.layers):
+            if shape is not None:
+                shape = tuple(layer.output_shape(shape))
+            count = sum(p.size for p in layer.params.values())
+            rows.append((f"{i}: {type(layer).__name__}", "(N, " + ", ".join(map(str, shape)) + ")" if shape else "", f"{count:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
+        lines = [fmt(rows[0]), rule] + [fmt(r) for r in rows[1:]] + [rule, f"Total params: {self.num_params():,}"]
+        text = "\n".join(lines)
+        print(text, file=file)
+        return text

@@ -1,0 +1,150 @@
+"""SGD with momentum, Nesterov and weight decay, and learning-rate schedules.
+
+The update is the one of ``torch.optim.SGD`` with dampening 0, so the two can be
+compared step for step.  For each parameter p with gradient g:
+
+    g = g + weight_decay * p
+    v = momentum * v + g            (v starts at 0, so the first v is g)
+    g = g + momentum * v  if nesterov else  v
+    p = p - lr * g
+"""
+import math
+
+import numpy as np
+
+
+class SGD:
+    """Stochastic gradient descent over a model's parameters.
+
+    Parameters
+    ----------
+    model : object with ``parameters()`` yielding (name, param, grad), e.g. Sequential
+    lr : float > 0
+    momentum : float >= 0
+    nesterov : bool (needs momentum > 0)
+    weight_decay : float >= 0 (L2 penalty added to the gradient)
+
+    The optimizer keeps its own state (the velocity of each parameter, by name);
+    the layers hold only parameters and gradients.
+    """
+
+    def __init__(self, model, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        if nesterov and momentum <= 0:
+            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
+        self.model = model
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+        self.velocity = {}
+        self.steps = 0
+
+    def step(self):
+        """Update every parameter in place from its current gradient."""
+        lr, m, wd = self.lr, self.momentum, self.weight_decay
+        for name, param, grad in self.model.parameters():
+            g = grad.astype(param.dtype, copy=False)
+            if wd:
+                g = g + np.asarray(wd, dtype=param.dtype) * param
+            if m:
+                v = self.velocity.get(name)
+                if v is None:
+                    v = self.velocity[name] = np.zeros_like(param)
+                v *= np.asarray(m, dtype=param.dtype)
+                v += g
+                g = g + np.asarray(m, dtype=param.dtype) * v if self.nesterov else v
+            param -= np.asarray(lr, dtype=param.dtype) * g
+        self.steps += 1
+
+    def state_dict(self):
+        """Plain arrays: ``lr``, ``steps`` and ``velocity/<name>`` for every velocity buffer."""
+        state = {"lr": np.array(self.lr), "steps": np.array(self.steps)}
+        state.update({f"velocity/{name}": v.copy() for name, v in self.velocity.items()})
+        return state
+
+    def load_state_dict(self, state):
+        params = {name: p for name, p, _ in self.model.parameters()}
+        velocity = {}
+        for key, value in state.items():
+            if not key.startswith("velocity/"):
+                continue
+            name = key[len("velocity/"):]
+            if name not in params:
+                raise ValueError(f"optimizer state has a velocity for {name!r}, which the model does not have")
+            if np.shape(value) != params[name].shape:
+                raise ValueError(f"optimizer velocity for {name!r} has shape {np.shape(value)}, "
+                                 f"the parameter has {params[name].shape}")
+            velocity[name] = np.array(value, dtype=params[name].dtype)
+        self.lr = float(state["lr"])
+        self.steps = int(state["steps"])
+        self.velocity = velocity
+
+
+class _Schedule:
+    """Sets ``optimizer.lr`` from a count of calls to ``step()`` (call it once per optimizer step or per epoch)."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.t = 0
+
+    def lr_at(self, t):
+        raise NotImplementedError
+
+    def step(self):
+        self.t += 1
+        self.optimizer.lr = self.lr_at(self.t)
+        return self.optimizer.lr
+
+    def state_dict(self):
+        return {"t": np.array(self.t), "base_lr": np.array(self.base_lr)}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        self.base_lr = float(state["base_lr"])
+        self.optimizer.lr = self.lr_at(self.t)
+
+
+class StepLR(_Schedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` steps: ``lr = base_lr * gamma**(t // step_size)``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, float(gamma)
+
+    def lr_at(self, t):
+        return self.base_lr * self.gamma ** (t // self.step_size)
+
+
+class CosineLR(_Schedule):
+    """Cosine decay from base_lr to min_lr over ``total_steps``, optionally after a linear warm-up.
+
+    ``lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * t / total_steps)) / 2`` for t <= total_steps, then min_lr.
+    With ``warmup_steps`` > 0, the first steps rise linearly from base_lr / warmup_steps to base_lr.
+    """
+
+    def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+        if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"warmup_steps must be an int in [0, total_steps), got {warmup_steps!r}")
+        super().__init__(optimizer)
+        self.total_steps, self.min_lr, self.warmup_steps = total_steps, float(min_lr), warmup_steps
+        if warmup_steps:
+            optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, t):
+        if t < self.warmup_steps:
+            return self.base_lr * (t + 1) / self.warmup_steps
+        span = self.total_steps - self.warmup_steps
+        progress = min(1.0, (t - self.warmup_steps) / span)
+        return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2

@@ -1,0 +1,90 @@
+"""Textbook convolution and max-pooling, written as plain nested loops.
+
+Slow on purpose: every output value is computed the way it is drawn on the
+blackboard, one window at a time.  These functions are the oracle the fast
+layers in ``minicnn.layers`` are tested against, and the thing to read first.
+"""
+import numpy as np
+
+
+def _pads(padding):
+    """int, (ph, pw) or ((top, bottom), (left, right)) -> (top, bottom, left, right)"""
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    ph, pw = padding
+    (top, bottom) = (ph, ph) if isinstance(ph, int) else ph
+    (left, right) = (pw, pw) if isinstance(pw, int) else pw
+    return top, bottom, left, right
+
+
+def conv2d_naive(x, W, b=None, stride=1, padding=0):
+    """Cross-correlation of a batch of images with a bank of filters, four nested loops.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) input
+    W : (F, C, KH, KW) filters
+    b : (F,) biases, optional
+    stride : int or (SH, SW)
+    padding : int, (ph, pw) or ((top, bottom), (left, right))
+
+    Returns
+    -------
+    out : (N, F, H_out, W_out),  H_out = (H + top + bottom - KH) // SH + 1
+    """
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    top, bottom, left, right = _pads(padding)
+    N, C, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    xp = np.zeros((N, C, H + top + bottom, Wd + left + right), dtype=x.dtype)
+    xp[:, :, top:top + H, left:left + Wd] = x
+    H_out = (H + top + bottom - KH) // SH + 1
+    W_out = (Wd + left + right - KW) // SW + 1
+    out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, W))
+    for n in range(N):                      # every image
+        for f in range(F):                  # every filter
+            for y in range(H_out):          # every window position ...
+                for x_ in range(W_out):
+                    patch = xp[n, :, y * SH:y * SH + KH, x_ * SW:x_ * SW + KW]  # (C, KH, KW)
+                    out[n, f, y, x_] = np.sum(patch * W[f])                     # multiply and add up
+                    if b is not None:
+                        out[n, f, y, x_] += b[f]
+    return out
+
+
+def maxpool2d_naive(x, kernel_size, stride=None):
+    """Max over each window, loops over images, channels and window positions.
+
+    Returns (out, argmax): ``argmax[n, c, y, x]`` is the (row, col) in ``x`` of the
+    first maximum of the window in row-major order, shape (N, C, H_out, W_out, 2).
+    """
+    KH, KW = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    stride = (KH, KW) if stride is None else stride
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    N, C, H, W = x.shape
+    H_out, W_out = (H - KH) // SH + 1, (W - KW) // SW + 1
+    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    argmax = np.zeros((N, C, H_out, W_out, 2), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for y in range(H_out):
+                for x_ in range(W_out):
+                    window = x[n, c, y * SH:y * SH + KH, x_ * SW:x_ * SW + KW]
+                    i, j = np.unravel_index(np.argmax(window), window.shape)  # argmax: first maximum
+                    out[n, c, y, x_] = window[i, j]
+                    argmax[n, c, y, x_] = (y * SH + i, x_ * SW + j)
+    return out, argmax
+
+
+def maxpool2d_backward_naive(x, dout, kernel_size, stride=None):
+    """Route each output gradient to the input that won its window (first one on ties)."""
+    _, argmax = maxpool2d_naive(x, kernel_size, stride)
+    dx = np.zeros_like(x, dtype=dout.dtype)
+    N, C, H_out, W_out = dout.shape
+    for n in range(N):
+        for c in range(C):
+            for y in range(H_out):
+                for x_ in range(W_out):
+                    i, j = argmax[n, c, y, x_]
+                    dx[n, c, i, j] += dout[n, c, y, x_]
+    return dx

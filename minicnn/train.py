@@ -1,0 +1,180 @@
+"""The training loop: shuffled minibatches, forward, loss, backward, optimizer step.
+
+``fit`` returns a history (one dict per epoch) and never writes files; pass a
+``callback`` to save checkpoints or log elsewhere.  A tqdm bar shows progress
+with the running loss and accuracy when stdout is a terminal.
+"""
+import math
+import sys
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minicnn.losses import mse, softmax_cross_entropy
+
+LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; says where and at which learning rate."""
+
+    def __init__(self, epoch, step, lr, loss):
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step} (learning rate {lr:g}); "
+                         f"try a smaller learning rate")
+        self.epoch, self.step, self.lr, self.loss = epoch, step, lr, loss
+
+
+def _loss_fn(loss):
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable (pred, target) -> (loss, dpred), got {loss!r}")
+    return LOSSES[loss]
+
+
+def check_dataset(x, y, name="x"):
+    """Validate a data set before training: arrays, same length, finite floats, integer labels when 1-D."""
+    if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+        raise ValueError(f"{name} and its targets must be NumPy arrays, got {type(x).__name__} and {type(y).__name__}")
+    if len(x) != len(y):
+        raise ValueError(f"{name} and its targets have different lengths: {len(x)} and {len(y)}")
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} must be floating point, got dtype {x.dtype}; convert with .astype(np.float32)")
+    if not np.isfinite(x).all():
+        bad = np.size(x) - np.count_nonzero(np.isfinite(x))
+        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean the data before training")
+    if y.ndim == 1 and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"class labels must be integers, got dtype {y.dtype}")
+
+
+def iterate_minibatches(n, batch_size, rng=None):
+    """Yield index arrays covering range(n) in batches; shuffled when an rng is given."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def _use_bar(progress):
+    return sys.stdout.isatty() if progress is None else bool(progress)
+
+
+def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy", scheduler=None,
+                augment=None, progress=None, epoch=1, desc=None):
+    """One pass over (x, y) in shuffled minibatches.  Returns {"loss", "accuracy" (None for mse), "seconds"}."""
+    loss_fn = _loss_fn(loss)
+    classify = loss_fn is softmax_cross_entropy
+    start = time.perf_counter()
+    batches = list(iterate_minibatches(len(x), batch_size, rng))
+    bar = tqdm(batches, desc=desc or f"epoch {epoch}", leave=False, disable=not _use_bar(progress),
+               unit="batch", file=sys.stdout)
+    total_loss, correct, seen = 0.0, 0, 0
+    for step, idx in enumerate(bar, 1):
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, rng)
+        out = model.forward(xb)
+        value, dout = loss_fn(out, yb)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(epoch, step, optimizer.lr, value)
+        model.backward(dout)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += value * len(idx)
+        seen += len(idx)
+        if classify:
+            correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
+        if bar.disable is False and (step % 10 == 0 or step == len(batches)):
+            postfix = {"loss": f"{total_loss / seen:.4f}"}
+            if classify:
+                postfix["acc"] = f"{correct / seen:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+    bar.close()
+    return {"loss": total_loss / seen, "accuracy": correct / seen if classify else None,
+            "seconds": time.perf_counter() - start}
+
+
+def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy", x_val=None, y_val=None,
+        scheduler=None, augment=None, progress=None, verbose=True, callback=None):
+    """Train for ``epochs`` passes over (x, y).
+
+    Parameters
+    ----------
+    model : Sequential
+    optimizer : SGD
+    x : (N, ...) floating array;  y : (N,) integer labels (cross-entropy) or targets shaped like the output (mse)
+    epochs, batch_size : int
+    rng : numpy.random.Generator, shuffles the minibatches (and is passed to ``augment``)
+    loss : "cross_entropy", "mse" or a callable (pred, target) -> (loss, dpred)
+    x_val, y_val : optional validation set, evaluated after each epoch
+    scheduler : optional learning-rate schedule, stepped after every optimizer step
+    augment : optional callable (x_batch, rng) -> x_batch applied to each training batch
+    progress : tqdm bar per epoch; None = only when stdout is a terminal
+    verbose : print one summary line per epoch
+    callback : optional callable(record) after each epoch; return False to stop early
+
+    Returns
+    -------
+    history : list of dicts, one per epoch: epoch, loss, accuracy, seconds, lr (and val_loss, val_accuracy)
+    """
+    check_dataset(x, y, "x")
+    if x_val is not None:
+        check_dataset(x_val, y_val, "x_val")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    history = []
+    for epoch in range(1, epochs + 1):
+        record = {"epoch": epoch, **train_epoch(model, optimizer, x, y, batch_size=batch_size, rng=rng, loss=loss,
+                                                scheduler=scheduler, augment=augment, progress=progress,
+                                                epoch=epoch, desc=f"epoch {epoch}/{epochs}")}
+        record["lr"] = optimizer.lr
+        if x_val is not None:
+            record["val_loss"], record["val_accuracy"] = evaluate(model, x_val, y_val, loss=loss)
+        history.append(record)
+        if verbose:
+            print(format_record(record), flush=True)
+        if callback is not None and callback(record) is False:
+            break
+    return history
+
+
+def format_record(record):
+    """One line per epoch: epoch, loss, accuracy, validation figures, seconds."""
+    parts = [f"epoch {record['epoch']}", f"loss {record['loss']:.4f}"]
+    if record.get("accuracy") is not None:
+        parts.append(f"acc {record['accuracy']:.4f}")
+    if record.get("val_loss") is not None:
+        parts.append(f"val_loss {record['val_loss']:.4f}")
+    if record.get("val_accuracy") is not None:
+        parts.append(f"val_acc {record['val_accuracy']:.4f}")
+    parts.append(f"{record['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def predict(model, x, batch_size=1000, return_logits=False):
+    """Class predictions (argmax of the output), or the raw outputs with return_logits=True, in batches."""
+    outs = [model.forward(x[idx]) for idx in iterate_minibatches(len(x), batch_size)]
+    out = np.concatenate(outs) if outs else np.zeros((0,))
+    return out if return_logits else out.argmax(axis=1)
+
+
+def evaluate(model, x, y, batch_size=1000, loss="cross_entropy"):
+    """Mean loss and accuracy over (x, y) in batches; accuracy is None for regression losses."""
+    check_dataset(x, y, "x")
+    loss_fn = _loss_fn(loss)
+    total, correct = 0.0, 0
+    for idx in iterate_minibatches(len(x), batch_size):
+        out = model.forward(x[idx])
+        value, _ = loss_fn(out, y[idx])
+        total += value * len(idx)
+        if loss_fn is softmax_cross_entropy:
+            correct += int(np.count_nonzero(out.argmax(axis=1) == y[idx]))
+    accuracy = correct / len(x) if loss_fn is softmax_cross_entropy else None
+    return total / len(x), accuracy
