@@ -1,0 +1,41 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minicnn import Dense
+from minicnn.gradcheck import check_layer, main, numerical_gradient, rel_error, run_all
+
+
+def test_rel_error():
+    assert rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert rel_error([1.0, 0.0], [1.1, 0.0]) == pytest.approx(0.1 / 2.1)
+    assert rel_error([0.0], [0.0]) == 0.0
+
+
+def test_numerical_gradient_of_a_known_function():
+    x = np.array([1.0, -2.0, 3.0])
+    grad = numerical_gradient(lambda: float(np.sum(x ** 3)), x)
+    np.testing.assert_allclose(grad, 3 * np.array([1.0, 4.0, 9.0]), rtol=1e-9)
+    np.testing.assert_array_equal(x, [1.0, -2.0, 3.0])  # restored
+
+
+def test_checker_refuses_float32_layers():
+    with pytest.raises(ValueError, match=r"build it with dtype=np.float64"):
+        check_layer(Dense(3, 2, rng=np.random.default_rng(0)), np.zeros((1, 3)))
+
+
+def test_table_passes_and_covers_every_layer_type(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in ("Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "small CNN"):
+        assert name in out
+    rows = run_all()
+    assert all(err < tol for _, _, err, tol in rows)
+
+
+def test_module_entry_point_exits_zero():
+    done = subprocess.run([sys.executable, "-m", "minicnn.gradcheck"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 failed" in done.stdout

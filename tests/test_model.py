@@ -1,0 +1,69 @@
+import io
+
+import numpy as np
+import pytest
+
+from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn.gradcheck import MODEL_TOL, check_model, small_cnn
+
+
+def test_whole_cnn_gradient_check_through_cross_entropy():
+    rng = np.random.default_rng(0)
+    model = small_cnn(rng, channels=2, classes=4)  # conv-relu-pool-conv-relu-pool-flatten-dense-relu-dense
+    x, y = rng.standard_normal((3, 2, 8, 8)), rng.integers(0, 4, size=3)
+    errors = check_model(model, x, y)
+    assert {"dx", "0.W", "0.b", "3.W", "3.b", "7.W", "7.b", "9.W", "9.b"} == set(errors)
+    assert max(errors.values()) < MODEL_TOL, errors
+
+
+def test_summary_counts_parameters():
+    single = Sequential([Conv2D(1, 1, 3, rng=np.random.default_rng(0))])
+    assert single.num_params() == 10  # 9 weights + 1 bias
+    dense = Sequential([Flatten(), Dense(784, 784, rng=np.random.default_rng(0))])
+    text = dense.summary(input_shape=(1, 28, 28), file=io.StringIO())
+    assert dense.num_params() == 615_440
+    assert "Total params: 615,440" in text and "(N, 784)" in text
+
+
+def test_summary_prints_shapes_and_counts(capsys):
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 8, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(8 * 14 * 14, 10, rng=rng)])
+    model.summary((1, 28, 28))
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert "(N, 8, 28, 28)" in lines[2] and lines[2].rstrip().endswith("80")
+    assert "(N, 8, 14, 14)" in lines[4] and "(N, 1568)" in lines[5]
+    assert lines[6].rstrip().endswith("15,690")
+    assert lines[-1] == f"Total params: {80 + 15690:,}"
+
+
+def test_state_dict_round_trip_and_shape_checks():
+    rng = np.random.default_rng(1)
+    a, b = small_cnn(rng, dtype=np.float32), small_cnn(rng, dtype=np.float32)
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    weights_before = b.layers[0].params["W"]
+    b.load_state_dict(a.state_dict())
+    assert b.layers[0].params["W"] is weights_before  # loaded in place, optimizers keep their references
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    state = a.state_dict()
+    state["0.W"] = np.zeros((3, 1, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"state_dict\['0.W'\] has shape \(3, 1, 5, 5\), the model expects \(3, 1, 3, 3\)"):
+        b.load_state_dict(state)
+    state = a.state_dict()
+    del state["9.b"]
+    state["10.W"] = np.zeros(1)
+    with pytest.raises(ValueError, match=r"missing \['9.b'\], unexpected \['10.W'\]"):
+        b.load_state_dict(state)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))  # a refused load changes nothing
+
+
+def test_state_dict_returns_copies():
+    model = Sequential([Dense(2, 2, rng=np.random.default_rng(0))])
+    state = model.state_dict()
+    state["0.W"][:] = 7
+    assert not (model.layers[0].params["W"] == 7).any()
+
+
+def test_sequential_rejects_non_layers():
+    with pytest.raises(ValueError, match=r"layer 1 \(int\) lacks forward, backward, params, grads"):
+        Sequential([ReLU(), 3])
