@@ -145,16 +145,18 @@ def edge_images(n, height=32, width=None, *, rng, noise=0.0, shapes=(2, 6), dtyp
     return out.astype(dtype)
 
 
-def orientation_dataset(n, size=16, *, rng, noise=0.1, jitter=10.0, min_contrast=0.3, dtype=np.float32):
+def orientation_dataset(n, size=16, *, rng, noise=0.1, jitter=10.0, min_contrast=0.3, classes=4,
+                        dtype=np.float32):
     """One straight step edge per image, labelled by its orientation.
 
-    The edge's gradient points at ``45 * label`` degrees (plus a uniform jitter
-    of +-``jitter`` degrees), with random polarity (brighter on either side),
-    random position (the edge passes within a quarter of the image from the
-    centre) and random dark/bright levels at least ``min_contrast`` apart.
-    Labels 0, 1, 2, 3 mean gradient angles 0, 45, 90, 135 degrees mod 180, in
-    the kernels' convention; the label matches ``kernels.best_match(...).angle
-    // 45`` of the detector that sees it.
+    The edge's gradient (the direction in which the image gets brighter)
+    points at ``45 * label`` degrees plus a uniform jitter of +-``jitter``
+    degrees, in the kernels' convention.  With ``classes=4`` the polarity is
+    random (brighter on either side), so labels 0..3 mean orientations 0, 45,
+    90, 135 degrees mod 180 and match ``kernels.best_match(...).angle // 45``;
+    with ``classes=8`` labels 0..7 are directions 0, 45, ..., 315 degrees.
+    The edge passes within a quarter of the image side from the centre, and
+    the dark and bright levels are random but at least ``min_contrast`` apart.
 
     Parameters
     ----------
@@ -165,6 +167,7 @@ def orientation_dataset(n, size=16, *, rng, noise=0.1, jitter=10.0, min_contrast
     jitter : float, default 10.0
         Orientation jitter in degrees (must be below 22.5 to keep classes apart).
     min_contrast : float, default 0.3
+    classes : {4, 8}, default 4
     dtype : numpy dtype, default float32
 
     Returns
@@ -174,14 +177,17 @@ def orientation_dataset(n, size=16, *, rng, noise=0.1, jitter=10.0, min_contrast
     """
     _check_common(n, size, size, noise)
     _check_rng(rng)
+    if classes not in (4, 8):
+        raise ValueError(f"classes must be 4 (orientation, either polarity) or 8 (direction), got {classes!r}")
     if not 0 <= jitter < 22.5:
         raise ValueError(f"jitter must be in [0, 22.5) degrees, got {jitter!r}")
     if not 0 <= min_contrast <= 1:
         raise ValueError(f"min_contrast must be in [0, 1], got {min_contrast!r}")
     x, y = _grid(size, size)
-    labels = rng.integers(0, 4, size=n)
+    labels = rng.integers(0, classes, size=n)
     angle = np.deg2rad(45.0 * labels + rng.uniform(-jitter, jitter, size=n))
-    angle = angle + np.pi * rng.integers(0, 2, size=n)  # polarity
+    if classes == 4:
+        angle = angle + np.pi * rng.integers(0, 2, size=n)  # random polarity
     centre = (size - 1) / 2 + rng.uniform(-size / 4, size / 4, size=(n, 2))
     dark = rng.uniform(0, 1 - min_contrast, size=n)
     bright = rng.uniform(dark + min_contrast, 1.0)

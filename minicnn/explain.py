@@ -1,0 +1,246 @@
+"""``python -m minicnn explain``: slide a kernel over a small image, one window at a time.
+
+At each position the walk-through prints the image with the window marked,
+the kernel, the element-wise products, their sum, and the feature map filling
+in.  At the end it recomputes the map with ``minicnn.layers.Conv2D`` and says
+whether the two agree, then shows why convolution needs so few weights.
+
+Examples
+--------
+    python -m minicnn explain                         # 5x5 image, vertical-edge kernel
+    python -m minicnn explain --example step          # 7x7 dark-to-bright, Sobel x
+    python -m minicnn explain --kernel sobel_y --stride 2 --padding 1
+    python -m minicnn explain --image "0,0,1;0,0,1;0,0,1" --kernel "1,-1"
+    python -m minicnn explain --animate --delay 0.5   # redraw in place
+"""
+import argparse
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels import KERNEL_NAMES, get_kernel
+
+EXAMPLES = {
+    "small": {
+        "image": [[1, 2, 3, 0, 1], [0, 1, 2, 3, 1], [1, 2, 1, 0, 0], [2, 1, 0, 1, 2], [0, 1, 2, 3, 1]],
+        "kernel": "1,0,-1;1,0,-1;1,0,-1",
+        "kernel_name": "vertical edge (1, 0, -1 in every row: brighter on the left gives positive values)",
+        "about": "a 5x5 image",
+    },
+    "step": {
+        "image": [[0, 0, 0, 9, 9, 9, 9]] * 7,
+        "kernel": "sobel_x",
+        "kernel_name": "sobel_x",
+        "about": "a 7x7 image, dark on the left and bright on the right",
+    },
+}
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
+
+
+class Step(NamedTuple):
+    """One position of the window: output cell (row, col), patch, products and their sum."""
+
+    row: int
+    col: int
+    patch: np.ndarray
+    products: np.ndarray
+    total: float
+
+
+def parse_matrix(text, what="matrix"):
+    """Parse ``"1,0,-1;1,0,-1"`` (rows split by ';', values by ',') into a 2-D float array."""
+    try:
+        rows = [[float(v) for v in row.split(",")] for row in text.strip().split(";")]
+    except ValueError:
+        raise ValueError(f"{what} must be numbers like '1,0,-1;1,0,-1;1,0,-1' (rows split by ';'), got {text!r}") from None
+    if len({len(r) for r in rows}) != 1:
+        raise ValueError(f"{what} rows must all have the same length, got {text!r}")
+    return np.array(rows, dtype=np.float64)
+
+
+def resolve_kernel(spec):
+    """A kernel name from ``minicnn.kernels`` or a literal matrix -> (name, 2-D float64 array)."""
+    if any(ch.isdigit() for ch in spec):
+        return "custom kernel", parse_matrix(spec, "kernel")
+    if spec.lower() not in KERNEL_NAMES:
+        raise ValueError(f"unknown kernel {spec!r}; give a name ({', '.join(KERNEL_NAMES)}) "
+                         f"or numbers like '1,0,-1;1,0,-1;1,0,-1'")
+    return spec.lower(), get_kernel(spec, np.float64)
+
+
+def output_size(n, k, stride, padding):
+    return (n + 2 * padding - k) // stride + 1
+
+
+def slide(image, kernel, stride=1, padding=0):
+    """Yield every :class:`Step` of the cross-correlation, row by row.
+
+    Shape: image (H, W), kernel (KH, KW); positions (H_out * W_out)
+    """
+    padded = np.pad(image, padding)
+    KH, KW = kernel.shape
+    H_out = output_size(image.shape[0], KH, stride, padding)
+    W_out = output_size(image.shape[1], KW, stride, padding)
+    for i in range(H_out):
+        for j in range(W_out):
+            patch = padded[i * stride:i * stride + KH, j * stride:j * stride + KW]
+            products = patch * kernel
+            yield Step(i, j, patch, products, float(products.sum()))
+
+
+def _fmt(values):
+    """Format numbers compactly: integers without decimals, others with up to 3."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.all(values == np.round(values)):
+        return lambda v: f"{int(round(v))}"
+    return lambda v: f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) >= 1e-12 else "0"
+
+
+def _grid(matrix, fmt, width, mark=None, blank=None):
+    """Lines of a matrix; cells inside ``mark`` = (r0, r1, c0, c1) get [brackets]; ``blank`` cells show '.'."""
+    lines = []
+    for r, row in enumerate(matrix):
+        cells = []
+        for c, v in enumerate(row):
+            text = "." if blank is not None and blank[r, c] else fmt(v)
+            inside = mark is not None and mark[0] <= r < mark[1] and mark[2] <= c < mark[3]
+            cells.append(f"[{text:>{width}}]" if inside else f" {text:>{width}} ")
+        lines.append("".join(cells).rstrip())
+    return lines
+
+
+def render_step(step, index, total_steps, padded, kernel, fmap, filled, stride):
+    """The text for one step: image with window, kernel, products, sum and the map so far."""
+    from .viz import side_by_side
+
+    KH, KW = kernel.shape
+    fmt_in, fmt_k = _fmt(padded), _fmt(kernel)
+    fmt_p, fmt_out = _fmt(step.products), _fmt(np.where(filled, fmap, 0))
+    w_in = max(len(fmt_in(v)) for v in padded.ravel())
+    w_p = max(len(fmt_p(v)) for v in step.products.ravel())
+    r0, c0 = step.row * stride, step.col * stride
+    header = (f"step {index} of {total_steps}: output cell (row {step.row}, col {step.col}) "
+              f"<- window rows {r0}..{r0 + KH - 1}, cols {c0}..{c0 + KW - 1}")
+    blocks = [
+        _grid(padded, fmt_in, w_in, mark=(r0, r0 + KH, c0, c0 + KW)),
+        _grid(kernel, fmt_k, max(len(fmt_k(v)) for v in kernel.ravel())),
+        _grid(step.products, fmt_p, w_p),
+    ]
+    body = side_by_side(blocks, ["image [window]", "kernel", "window * kernel"], gap=3)
+    terms = " + ".join(fmt_p(v) if v >= 0 else f"({fmt_p(v)})" for v in step.products.ravel())
+    fmap_lines = _grid(fmap, fmt_out, max(len(fmt_out(v)) for v in fmap.ravel()), blank=~filled)
+    return "\n".join([header, "", body, "", f"sum = {terms} = {fmt_p(step.total)}", "",
+                      "feature map so far:"] + fmap_lines)
+
+
+def walk_through(image, kernel, stride=1, padding=0, out=sys.stdout, animate=False, delay=0.6):
+    """Print the whole walk-through and return the feature map (H_out, W_out)."""
+    KH, KW = kernel.shape
+    H, W = image.shape
+    H_out, W_out = output_size(H, KH, stride, padding), output_size(W, KW, stride, padding)
+    if H_out < 1 or W_out < 1:
+        raise ValueError(f"a {KH}x{KW} kernel does not fit a {H}x{W} image with padding {padding}")
+    print(f"output size: H_out = (H + 2*padding - KH) // stride + 1 = ({H} + 2*{padding} - {KH}) // {stride} + 1 = {H_out}",
+          file=out)
+    print(f"             W_out = (W + 2*padding - KW) // stride + 1 = ({W} + 2*{padding} - {KW}) // {stride} + 1 = {W_out}",
+          file=out)
+    if padding:
+        print(f"the image is padded with {padding} ring(s) of zeros, so it is {H + 2 * padding}x{W + 2 * padding}",
+              file=out)
+    print("", file=out)
+    padded = np.pad(image, padding)
+    fmap = np.zeros((H_out, W_out))
+    filled = np.zeros((H_out, W_out), dtype=bool)
+    for index, step in enumerate(slide(image, kernel, stride, padding), 1):
+        fmap[step.row, step.col] = step.total
+        filled[step.row, step.col] = True
+        text = render_step(step, index, H_out * W_out, padded, kernel, fmap, filled, stride)
+        if animate:
+            out.write(CLEAR + text + "\n")
+            out.flush()
+            time.sleep(delay)
+        else:
+            print(text + "\n", file=out)
+    return fmap
+
+
+def check_against_conv2d(image, kernel, stride, padding, fmap):
+    """Recompute the map with Conv2D (float64, no bias); return the max absolute difference."""
+    from .layers import Conv2D
+
+    KH, KW = kernel.shape
+    conv = Conv2D(1, 1, (KH, KW), stride=stride, padding=padding, bias=False,
+                  rng=np.random.default_rng(0), dtype=np.float64)
+    conv.params["W"][...] = kernel
+    expected = conv.forward(image[None, None].astype(np.float64))[0, 0]
+    return float(np.max(np.abs(expected - fmap)))
+
+
+def weight_sharing_note(kernel, image_shape):
+    KH, KW = kernel.shape
+    H, W = image_shape
+    return "\n".join([
+        "weight sharing:",
+        f"  this {KH}x{KW} filter has {KH * KW} weights (plus 1 bias), and the same {KH * KW} numbers were used at every",
+        f"  position above; on a {H}x{W} image or a 1000x1000 one it would still be {KH * KW}.",
+        "  a dense layer from a 28x28 image (784 pixels) to 784 outputs needs one weight per pair:",
+        "  784 * 784 = 614,656 weights.",
+    ])
+
+
+def main(argv=None):
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
+def _main(argv):
+    p = argparse.ArgumentParser(prog="python -m minicnn explain", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="kernel names: " + ", ".join(KERNEL_NAMES))
+    p.add_argument("--example", choices=sorted(EXAMPLES), default="small",
+                   help="built-in image (and kernel): small = 5x5, step = 7x7 dark-to-bright (default: small)")
+    p.add_argument("--image", default=None, help="your own image as numbers, rows split by ';' (default: the example's)")
+    p.add_argument("--kernel", default=None, help="a kernel name or numbers like '1,0,-1;1,0,-1;1,0,-1' "
+                                                  "(default: the example's)")
+    p.add_argument("--stride", type=int, default=1, help="step between windows (default: 1)")
+    p.add_argument("--padding", type=int, default=0, help="rings of zeros around the image (default: 0)")
+    p.add_argument("--animate", action="store_true", help="redraw in place with a delay (terminal only)")
+    p.add_argument("--delay", type=float, default=0.6, help="seconds per step with --animate (default: 0.6)")
+    args = p.parse_args(argv)
+    example = EXAMPLES[args.example]
+    try:
+        image = parse_matrix(args.image, "image") if args.image else np.array(example["image"], dtype=np.float64)
+        name, kernel = resolve_kernel(args.kernel or example["kernel"])
+        name = name if args.kernel else example["kernel_name"]
+        if args.stride < 1 or args.padding < 0 or args.delay < 0:
+            raise ValueError(f"expected --stride >= 1, --padding >= 0 and --delay >= 0, "
+                             f"got {args.stride}, {args.padding} and {args.delay}")
+    except ValueError as err:
+        print(f"minicnn explain: {err}", file=sys.stderr)
+        return 2
+    animate = args.animate and sys.stdout.isatty()
+    if args.animate and not animate:
+        print("minicnn explain: --animate needs a terminal; printing every step instead", file=sys.stderr)
+    about = "your image" if args.image else example["about"]
+    print(f"cross-correlation of {about}\nkernel: {name}, stride {args.stride}, padding {args.padding}\n")
+    try:
+        fmap = walk_through(image, kernel, args.stride, args.padding, animate=animate, delay=args.delay)
+    except ValueError as err:
+        print(f"minicnn explain: {err}", file=sys.stderr)
+        return 2
+    fmt = _fmt(fmap)
+    width = max(len(fmt(v)) for v in fmap.ravel())
+    print("feature map:")
+    print("\n".join(_grid(fmap, fmt, width)))
+    diff = check_against_conv2d(image, kernel, args.stride, args.padding, fmap)
+    agree = diff <= 1e-9 * max(1.0, float(np.abs(fmap).max()))
+    print(f"\nminicnn.layers.Conv2D computes the same map: {'yes, they agree' if agree else 'NO, they differ'} "
+          f"(largest difference {diff:.3g})\n")
+    print(weight_sharing_note(kernel, image.shape))
+    return 0 if agree else 1
