@@ -64,16 +64,30 @@ def _use_bar(progress):
 
 
 def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy", scheduler=None,
-                augment=None, progress=None, epoch=1, desc=None):
-    """One pass over (x, y) in shuffled minibatches.  Returns {"loss", "accuracy" (None for mse), "seconds"}."""
+                augment=None, progress=None, epoch=1, desc=None, order=None, start_step=0, on_step=None):
+    """One pass over (x, y) in shuffled minibatches.
+
+    Returns {"loss", "accuracy" (None for mse), "seconds", "examples", "steps"} over the batches run here.
+
+    For resumable runs: ``order`` (a permutation of range(len(x))) replaces the
+    shuffle drawn from ``rng``; ``start_step`` skips that many batches of it
+    (already trained); ``on_step(step)`` is called after every optimizer step
+    (step counted from 1 within the epoch) and may return False to end the
+    epoch there, between two whole steps.
+    """
     loss_fn = _loss_fn(loss)
     classify = loss_fn is softmax_cross_entropy
     start = time.perf_counter()
-    batches = list(iterate_minibatches(len(x), batch_size, rng))
-    bar = tqdm(batches, desc=desc or f"epoch {epoch}", leave=False, disable=not _use_bar(progress),
-               unit="batch", file=sys.stdout)
-    total_loss, correct, seen = 0.0, 0, 0
-    for step, idx in enumerate(bar, 1):
+    if order is None:
+        batches = list(iterate_minibatches(len(x), batch_size, rng))
+    else:
+        if np.shape(order) != (len(x),):
+            raise ValueError(f"order must be a permutation of range({len(x)}), got shape {np.shape(order)}")
+        batches = [order[i:i + batch_size] for i in range(0, len(x), batch_size)]
+    bar = tqdm(batches[start_step:], desc=desc or f"epoch {epoch}", leave=False, disable=not _use_bar(progress),
+               unit="batch", file=sys.stdout, initial=start_step, total=len(batches))
+    total_loss, correct, seen, steps = 0.0, 0, 0, 0
+    for step, idx in enumerate(bar, start_step + 1):
         xb, yb = x[idx], y[idx]
         if augment is not None:
             xb = augment(xb, rng)
@@ -87,6 +101,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
             scheduler.step()
         total_loss += value * len(idx)
         seen += len(idx)
+        steps += 1
         if classify:
             correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
         if bar.disable is False and (step % 10 == 0 or step == len(batches)):
@@ -94,9 +109,11 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
             if classify:
                 postfix["acc"] = f"{correct / seen:.4f}"
             bar.set_postfix(postfix, refresh=False)
+        if on_step is not None and on_step(step) is False:
+            break
     bar.close()
-    return {"loss": total_loss / seen, "accuracy": correct / seen if classify else None,
-            "seconds": time.perf_counter() - start}
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1) if classify else None,
+            "seconds": time.perf_counter() - start, "examples": seen, "steps": steps}
 
 
 def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy", x_val=None, y_val=None,

@@ -1,0 +1,173 @@
+"""Networks described as plain data: a JSON list of layers <-> a ``Sequential``.
+
+A spec is a list of dicts, one per layer, each with a ``"type"`` and the
+constructor arguments of that layer, for example::
+
+    [{"type": "Conv2D", "in_channels": 1, "out_channels": 8, "kernel_size": [3, 3],
+      "stride": [1, 1], "padding": [1, 1], "bias": true},
+     {"type": "ReLU"},
+     {"type": "MaxPool2D", "kernel_size": [2, 2], "stride": [2, 2]},
+     {"type": "Flatten"},
+     {"type": "Dense", "in_features": 1568, "out_features": 10}]
+
+Checkpoints store this JSON next to the weights, so a checkpoint says which
+network it belongs to and can be refused by a different one.  ``to_json``
+writes a canonical form (sorted keys, pairs as lists), so two specs describe
+the same network exactly when their JSON strings are equal.
+"""
+import json
+
+import numpy as np
+
+from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.model import Sequential
+
+# Arguments each layer type takes in a spec (besides "type"), with their defaults.
+LAYER_ARGS = {
+    "Conv2D": {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0,
+               "bias": True},
+    "ReLU": {},
+    "MaxPool2D": {"kernel_size": None, "stride": None},
+    "Flatten": {},
+    "Dense": {"in_features": None, "out_features": None},
+}
+_CLASSES = {"Conv2D": Conv2D, "ReLU": ReLU, "MaxPool2D": MaxPool2D, "Flatten": Flatten, "Dense": Dense}
+
+
+def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3):
+    """The default MNIST network as a spec.
+
+    ``conv(k x k, C1, same) ReLU pool2  conv(3x3, C2, same) ReLU pool2  dense(hidden) ReLU  dense(10)``.
+    The first layer sees the raw image through small kernels, which is where
+    edge detectors (compare them with Sobel) appear.
+
+    Shape:
+        x: (N, 1, 28, 28) -> (N, C1, 14, 14) -> (N, C2, 7, 7) -> logits (N, 10)
+    """
+    c1, c2 = channels
+    return [
+        {"type": "Conv2D", "in_channels": 1, "out_channels": c1, "kernel_size": kernel_size,
+         "padding": "same"},
+        {"type": "ReLU"},
+        {"type": "MaxPool2D", "kernel_size": 2},
+        {"type": "Conv2D", "in_channels": c1, "out_channels": c2, "kernel_size": 3, "padding": "same"},
+        {"type": "ReLU"},
+        {"type": "MaxPool2D", "kernel_size": 2},
+        {"type": "Flatten"},
+        {"type": "Dense", "in_features": c2 * 7 * 7, "out_features": hidden},
+        {"type": "ReLU"},
+        {"type": "Dense", "in_features": hidden, "out_features": 10},
+    ]
+
+
+def _check_spec(spec):
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise ValueError(f"an architecture must be a non-empty list of layer dicts, got {type(spec).__name__}")
+    for i, layer in enumerate(spec):
+        if not isinstance(layer, dict) or layer.get("type") not in LAYER_ARGS:
+            raise ValueError(f"layer {i} of the architecture must be a dict with 'type' one of "
+                             f"{sorted(LAYER_ARGS)}, got {layer!r}")
+        allowed = LAYER_ARGS[layer["type"]]
+        unknown = sorted(set(layer) - set(allowed) - {"type"})
+        if unknown:
+            raise ValueError(f"layer {i} ({layer['type']}) has unknown arguments {unknown}; "
+                             f"expected some of {sorted(allowed)}")
+        missing = sorted(k for k, default in allowed.items() if default is None and k not in layer
+                         and not (layer["type"] == "MaxPool2D" and k == "stride"))
+        if missing:
+            raise ValueError(f"layer {i} ({layer['type']}) lacks required arguments {missing}")
+
+
+def build_model(spec, *, rng=None, dtype=np.float32):
+    """A fresh ``Sequential`` for ``spec`` (a list of layer dicts or its JSON string).
+
+    Parameters
+    ----------
+    spec : list of dict or str
+    rng : numpy.random.Generator, source of the initial weights
+    dtype : float32 by default
+    """
+    if isinstance(spec, str):
+        spec = from_json(spec)
+    _check_spec(spec)
+    layers = []
+    for layer in spec:
+        kind = layer["type"]
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in layer.items() if k != "type"}
+        if kind in ("Conv2D", "Dense"):
+            kwargs.update(rng=rng, dtype=dtype)
+        layers.append(_CLASSES[kind](**kwargs))
+    return Sequential(layers)
+
+
+def _padding_of(conv):
+    """A Conv2D's resolved (top, bottom, left, right) padding -> an argument that rebuilds it."""
+    top, bottom, left, right = conv.padding
+    if top == bottom and left == right:
+        return [top, left]
+    KH, KW = conv.kernel_size
+    if conv.padding == ((KH - 1) // 2, KH // 2, (KW - 1) // 2, KW // 2) and tuple(conv.stride) == (1, 1):
+        return "same"
+    raise ValueError(f"Conv2D padding {conv.padding} cannot be written as an architecture argument")
+
+
+def model_spec(model):
+    """The canonical spec of a ``Sequential`` built from minicnn layers (inverse of ``build_model``)."""
+    spec = []
+    for i, layer in enumerate(model.layers):
+        kind = type(layer).__name__
+        if _CLASSES.get(kind) is not type(layer):
+            raise ValueError(f"layer {i} is a {kind}; architectures can only describe {sorted(_CLASSES)}")
+        if kind == "Conv2D":
+            entry = {"in_channels": layer.in_channels, "out_channels": layer.out_channels,
+                     "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
+                     "padding": _padding_of(layer), "bias": "b" in layer.params}
+        elif kind == "MaxPool2D":
+            entry = {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride)}
+        elif kind == "Dense":
+            entry = {"in_features": layer.in_features, "out_features": layer.out_features}
+        else:
+            entry = {}
+        spec.append({"type": kind, **entry})
+    return spec
+
+
+def canonical(spec):
+    """The spec as ``model_spec`` would write it: every argument present, pairs as lists."""
+    if isinstance(spec, str):
+        spec = from_json(spec)
+    return model_spec(build_model(spec, rng=np.random.default_rng(0)))
+
+
+def to_json(spec):
+    """Canonical JSON text of a spec (or of a ``Sequential``): equal networks give equal strings."""
+    if hasattr(spec, "layers"):
+        spec = model_spec(spec)
+    return json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text):
+    """Parse and check an architecture JSON string; returns the list of layer dicts."""
+    try:
+        spec = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"architecture is not valid JSON: {e}") from None
+    _check_spec(spec)
+    return spec
+
+
+def describe(spec):
+    """One short line per network, e.g. ``Conv2D(1->8, 3x3) ReLU MaxPool2D(2x2) ... Dense(128->10)``."""
+    parts = []
+    for layer in canonical(spec):
+        kind = layer["type"]
+        if kind == "Conv2D":
+            parts.append(f"Conv2D({layer['in_channels']}->{layer['out_channels']}, "
+                         f"{layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
+        elif kind == "MaxPool2D":
+            parts.append(f"MaxPool2D({layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
+        elif kind == "Dense":
+            parts.append(f"Dense({layer['in_features']}->{layer['out_features']})")
+        else:
+            parts.append(kind)
+    return " ".join(parts)

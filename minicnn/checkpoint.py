@@ -1,0 +1,227 @@
+"""Checkpoints: everything a training run needs to continue, as plain arrays in one ``.npz``.
+
+Layout of the archive (every entry a plain NumPy array; nothing is pickled)::
+
+    minicnn/format        "minicnn-checkpoint"        0-d unicode: what this file is
+    minicnn/version       1                           0-d int
+    minicnn/architecture  '[{"type": "Conv2D", ...}]' 0-d unicode: the network as JSON
+    minicnn/digest        hex SHA-256 of every other entry (names, dtypes, shapes, bytes)
+    model/<name>          the weights, e.g. model/0.W (F, C, KH, KW), model/0.b (F,)
+    optim/<key>           optimizer state, e.g. optim/lr, optim/velocity/0.W
+    scheduler/<key>       learning-rate schedule state (t, base_lr)
+    rng                   0-d unicode: JSON of the numpy Generator's bit_generator.state
+    epoch, step           0-d ints: completed epochs; optimizer steps so far
+    extra/<key>           anything else the caller keeps (arrays; strings as 0-d unicode)
+
+Weights come first, so tools that take "the first 4-D array whose key ends in W"
+find the first convolution.  Writes are atomic: the archive is written to a
+temporary file in the same folder and renamed over the target, so a crash
+mid-write leaves the previous checkpoint as it was.  Loading uses
+``allow_pickle=False`` and refuses, with a ``CheckpointError`` saying why, any
+file that is not a complete, unmodified minicnn checkpoint of the expected
+architecture.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from minicnn import architectures
+
+FORMAT = "minicnn-checkpoint"
+VERSION = 1
+_META = ("minicnn/format", "minicnn/version", "minicnn/architecture")
+_DIGEST = "minicnn/digest"
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a checkpoint (corrupted, foreign, other architecture)."""
+
+
+def _digest(arrays):
+    """SHA-256 over every entry's name, dtype, shape and bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _plain(key, value):
+    a = np.asarray(value)
+    if a.dtype.kind not in "biufU":
+        raise ValueError(f"checkpoint entry {key!r} must be a numeric or string array, got dtype {a.dtype}")
+    return a
+
+
+def rng_state_json(rng):
+    """The state of a ``numpy.random.Generator`` as a JSON string (its ``bit_generator.state``)."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    return json.dumps(rng.bit_generator.state, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else int(v))
+
+
+def set_rng_state(rng, state_json):
+    """Put a Generator back into the state ``rng_state_json`` recorded."""
+    state = json.loads(state_json)
+    name = type(rng.bit_generator).__name__
+    if state.get("bit_generator") != name:
+        raise CheckpointError(f"the checkpoint's random generator is {state.get('bit_generator')!r}, "
+                              f"this run uses {name!r}")
+    rng.bit_generator.state = state
+
+
+def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler=None, rng=None, epoch=0,
+                    step=0, extra=None):
+    """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
+
+    Parameters
+    ----------
+    path : str or Path, e.g. ``runs/mnist/checkpoint.npz``
+    model : Sequential
+    architecture : list of layer dicts or JSON string; default: read from ``model``
+    optimizer, scheduler : objects with ``state_dict()`` of plain arrays, optional
+    rng : numpy.random.Generator, optional; its state is stored so shuffling resumes exactly
+    epoch, step : int, completed epochs and optimizer steps
+    extra : dict of str -> array or str, optional (strings are stored as 0-d unicode)
+    """
+    arch = architectures.to_json(model if architecture is None else architecture)
+    if arch != architectures.to_json(model):
+        raise ValueError("save_checkpoint: the architecture given does not describe the model")
+    arrays = {"minicnn/format": np.array(FORMAT), "minicnn/version": np.array(VERSION),
+              "minicnn/architecture": np.array(arch)}
+    arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": _plain(k, v) for k, v in optimizer.state_dict().items()})
+    if scheduler is not None:
+        arrays.update({f"scheduler/{k}": _plain(k, v) for k, v in scheduler.state_dict().items()})
+    if rng is not None:
+        arrays["rng"] = np.array(rng_state_json(rng))
+    arrays["epoch"], arrays["step"] = np.array(int(epoch)), np.array(int(step))
+    for k, v in (extra or {}).items():
+        arrays[f"extra/{k}"] = _plain(k, v)
+    arrays[_DIGEST] = np.array(_digest(arrays))
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class Checkpoint:
+    """What ``load_checkpoint`` found, grouped: apply it with ``restore``.
+
+    Attributes: ``architecture`` (JSON string), ``model`` / ``optim`` /
+    ``scheduler`` / ``extra`` (dicts of arrays, prefixes stripped), ``rng``
+    (JSON string or None), ``epoch``, ``step`` (ints), ``path``.
+    """
+
+    def __init__(self, path, arrays):
+        self.path = path
+        self.architecture = str(arrays["minicnn/architecture"])
+        self.epoch, self.step = int(arrays["epoch"]), int(arrays["step"])
+        self.rng = str(arrays["rng"]) if "rng" in arrays else None
+        self.model, self.optim, self.scheduler, self.extra = {}, {}, {}, {}
+        groups = {"model/": self.model, "optim/": self.optim, "scheduler/": self.scheduler, "extra/": self.extra}
+        for key, value in arrays.items():
+            for prefix, group in groups.items():
+                if key.startswith(prefix):
+                    group[key[len(prefix):]] = value
+
+    def extra_str(self, key, default=None):
+        """An ``extra`` entry saved as a string."""
+        return str(self.extra[key]) if key in self.extra else default
+
+    def restore(self, model, optimizer=None, scheduler=None, rng=None):
+        """Load the saved state into a model (and optimizer, scheduler, rng when given).
+
+        The model must have the checkpoint's architecture; nothing is changed otherwise.
+        """
+        check_architecture(self, model)
+        model.load_state_dict(self.model)
+        if optimizer is not None:
+            optimizer.load_state_dict(self.optim)
+        if scheduler is not None:
+            scheduler.load_state_dict(self.scheduler)
+        if rng is not None:
+            if self.rng is None:
+                raise CheckpointError(f"{self.path} holds no random generator state")
+            set_rng_state(rng, self.rng)
+
+
+def check_architecture(checkpoint, expected):
+    """Raise ``CheckpointError`` unless ``expected`` (spec, JSON or Sequential) is the checkpoint's network."""
+    want = architectures.to_json(expected)
+    if checkpoint.architecture != want:
+        raise CheckpointError(
+            f"{checkpoint.path} was saved from a different network:\n"
+            f"  checkpoint: {architectures.describe(checkpoint.architecture)}\n"
+            f"  expected:   {architectures.describe(want)}")
+
+
+def load_checkpoint(path, architecture=None):
+    """Read and verify a checkpoint written by ``save_checkpoint``.
+
+    Parameters
+    ----------
+    path : str or Path
+    architecture : spec, JSON string or Sequential, optional
+        When given, a checkpoint of any other network is refused.
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    CheckpointError (a ValueError) for a missing, truncated, corrupted, modified,
+    foreign or wrong-architecture file; FileNotFoundError when there is no file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            if "minicnn/format" not in keys:
+                raise CheckpointError(f"{path} is not a minicnn checkpoint (an .npz without a "
+                                      f"'minicnn/format' entry; it holds {keys[:5]}{'...' if len(keys) > 5 else ''})")
+            arrays = {key: npz[key] for key in keys}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path} is not a readable minicnn checkpoint (corrupted, truncated or not an "
+                              f"npz archive): {type(e).__name__}: {e}") from None
+    if str(arrays["minicnn/format"]) != FORMAT:
+        raise CheckpointError(f"{path} is not a minicnn checkpoint: format {str(arrays['minicnn/format'])!r}")
+    missing = [k for k in (*_META, _DIGEST, "epoch", "step") if k not in arrays]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete minicnn checkpoint: missing {missing}")
+    version = int(arrays["minicnn/version"])
+    if version != VERSION:
+        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint; this minicnn reads version {VERSION}")
+    digest = str(arrays.pop(_DIGEST))
+    if _digest(arrays) != digest:
+        raise CheckpointError(f"{path} is corrupted: its contents do not match the SHA-256 recorded when it was saved")
+    try:
+        architectures.from_json(str(arrays["minicnn/architecture"]))
+    except ValueError as e:
+        raise CheckpointError(f"{path} has an unreadable architecture: {e}") from None
+    checkpoint = Checkpoint(path, arrays)
+    if architecture is not None:
+        check_architecture(checkpoint, architecture)
+    return checkpoint

@@ -1,0 +1,77 @@
+"""Architectures as JSON: spec -> Sequential -> spec round trips, and bad specs are refused."""
+import json
+
+import numpy as np
+import pytest
+
+from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, architectures
+
+
+def test_default_mnist_network_shapes_and_round_trip():
+    spec = architectures.mnist_cnn()
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    out = model.forward(np.zeros((2, 1, 28, 28), dtype=np.float32))
+    assert out.shape == (2, 10) and out.dtype == np.float32
+    assert model.layers[0].params["W"].shape == (16, 1, 3, 3)
+    text = architectures.to_json(spec)
+    assert architectures.to_json(model) == text
+    assert architectures.to_json(architectures.build_model(text, rng=np.random.default_rng(1))) == text
+
+
+def test_model_spec_reads_a_hand_built_model():
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(3, 5, (3, 2), stride=2, padding=(1, 0), bias=False, rng=rng), ReLU(),
+                        MaxPool2D(3, stride=1), Flatten(), Dense(20, 4, rng=rng)])
+    spec = architectures.model_spec(model)
+    assert spec[0] == {"type": "Conv2D", "in_channels": 3, "out_channels": 5, "kernel_size": [3, 2],
+                       "stride": [2, 2], "padding": [1, 0], "bias": False}
+    assert spec[2] == {"type": "MaxPool2D", "kernel_size": [3, 3], "stride": [1, 1]}
+    rebuilt = architectures.build_model(json.loads(json.dumps(spec)), rng=rng)
+    assert architectures.model_spec(rebuilt) == spec
+    assert "b" not in rebuilt.layers[0].params
+
+
+def test_same_padding_with_even_kernel_survives():
+    spec = [{"type": "Conv2D", "in_channels": 1, "out_channels": 2, "kernel_size": 4, "padding": "same"}]
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    assert architectures.model_spec(model)[0]["padding"] == "same"
+    assert architectures.build_model(architectures.to_json(spec)).layers[0].padding == model.layers[0].padding
+
+
+def test_equal_networks_give_equal_json_and_different_ones_do_not():
+    a = architectures.to_json(architectures.mnist_cnn(channels=(8, 16)))
+    b = architectures.to_json(architectures.mnist_cnn(channels=(8, 16)))
+    c = architectures.to_json(architectures.mnist_cnn(channels=(8, 32)))
+    assert a == b and a != c
+    assert architectures.describe(c).startswith("Conv2D(1->8, 3x3) ReLU MaxPool2D(2x2) Conv2D(8->32, 3x3)")
+
+
+def test_build_uses_dtype_and_rng():
+    spec = architectures.mnist_cnn(channels=(2, 2), hidden=4)
+    m1 = architectures.build_model(spec, rng=np.random.default_rng(5), dtype=np.float64)
+    m2 = architectures.build_model(spec, rng=np.random.default_rng(5), dtype=np.float64)
+    assert m1.layers[0].params["W"].dtype == np.float64
+    np.testing.assert_array_equal(m1.layers[7].params["W"], m2.layers[7].params["W"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([], "non-empty list"),
+    ("not json", "not valid JSON"),
+    ('{"type": "ReLU"}', "non-empty list"),
+    ([{"type": "Conv3D"}], "layer 0 of the architecture must be a dict with 'type'"),
+    ([{"type": "ReLU", "inplace": True}], r"unknown arguments \['inplace'\]"),
+    ([{"type": "Dense", "in_features": 3}], r"lacks required arguments \['out_features'\]"),
+    (["ReLU"], "must be a dict"),
+])
+def test_bad_specs_are_refused(spec, message):
+    with pytest.raises(ValueError, match=message):
+        architectures.build_model(spec)
+
+
+def test_foreign_layers_cannot_be_described():
+    class Dropout:
+        params, grads = {}, {}
+        forward = backward = staticmethod(lambda x: x)
+
+    with pytest.raises(ValueError, match="layer 1 is a Dropout"):
+        architectures.model_spec(Sequential([ReLU(), Dropout()]))

@@ -1,0 +1,47 @@
+"""Random shifts: exact translation, dtype kept, reproducible from the rng, bad input refused."""
+import numpy as np
+import pytest
+
+from minicnn.augment import random_shift
+
+
+def test_each_image_moves_by_its_drawn_offset():
+    x = np.arange(2 * 1 * 6 * 6, dtype=np.float32).reshape(2, 1, 6, 6) + 1
+    out = random_shift(x, np.random.default_rng(3), max_shift=2, fill=0.0)
+    dy, dx = np.random.default_rng(3).integers(-2, 3, size=(2, 2))
+    for n in range(2):
+        expected = np.zeros((6, 6), np.float32)
+        for i in range(6):
+            for j in range(6):
+                if 0 <= i - dy[n] < 6 and 0 <= j - dx[n] < 6:
+                    expected[i, j] = x[n, 0, i - dy[n], j - dx[n]]
+        np.testing.assert_array_equal(out[n, 0], expected)
+
+
+def test_shape_dtype_fill_and_reproducibility():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3, 8, 8)).astype(np.float32)
+    a = random_shift(x, np.random.default_rng(1), max_shift=1)
+    b = random_shift(x, np.random.default_rng(1), max_shift=1)
+    assert a.shape == x.shape and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= x.min()  # the border is filled with the batch minimum
+    x64 = x.astype(np.float64)
+    assert random_shift(x64, rng).dtype == np.float64
+
+
+def test_no_shift_is_a_copy():
+    x = np.ones((2, 1, 4, 4), np.float32)
+    out = random_shift(x, np.random.default_rng(0), max_shift=0)
+    np.testing.assert_array_equal(out, x)
+    assert out is not x
+
+
+@pytest.mark.parametrize("x, rng, shift, message", [
+    (np.zeros((4, 4), np.float32), np.random.default_rng(0), 1, r"shape \(N, C, H, W\)"),
+    (np.zeros((1, 1, 4, 4), np.float32), 0, 1, "numpy.random.Generator"),
+    (np.zeros((1, 1, 4, 4), np.float32), np.random.default_rng(0), -1, "max_shift must be an int >= 0"),
+])
+def test_bad_input(x, rng, shift, message):
+    with pytest.raises(ValueError, match=message):
+        random_shift(x, rng, shift)

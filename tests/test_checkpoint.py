@@ -1,0 +1,220 @@
+"""Checkpoints: round trip of every piece of state, atomic writes, and refusal of bad files."""
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import SGD, CosineLR, architectures, softmax_cross_entropy
+from minicnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+SPEC = architectures.mnist_cnn(channels=(4, 8), hidden=16)
+
+
+def trained_state(seed=0, steps=3):
+    """A small model, optimizer, schedule and rng after a few real steps (so velocities are non-zero)."""
+    rng = np.random.default_rng(seed)
+    model = architectures.build_model(SPEC, rng=rng)
+    opt = SGD(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    sched = CosineLR(opt, total_steps=20, warmup_steps=2)
+    x = rng.standard_normal((8, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 8)
+    for _ in range(steps):
+        _, dout = softmax_cross_entropy(model.forward(x), y)
+        model.backward(dout)
+        opt.step()
+        sched.step()
+    return model, opt, sched, rng
+
+
+def fresh(seed=123):
+    rng = np.random.default_rng(seed)
+    model = architectures.build_model(SPEC, rng=rng)
+    opt = SGD(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    return model, opt, CosineLR(opt, total_steps=20, warmup_steps=2), rng
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model, opt, sched, rng = trained_state()
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng,
+                           epoch=2, step=opt.steps, extra={"note": "hello", "order": np.arange(5)})
+    return path, model, opt, sched, rng
+
+
+def test_round_trip_restores_weights_optimizer_schedule_and_rng(saved):
+    path, model, opt, sched, rng = saved
+    ck = load_checkpoint(path, architecture=SPEC)
+    assert (ck.epoch, ck.step) == (2, 3)
+    assert ck.extra_str("note") == "hello" and ck.extra["order"].tolist() == [0, 1, 2, 3, 4]
+    model2, opt2, sched2, rng2 = fresh()
+    ck.restore(model2, opt2, sched2, rng2)
+    for (name, a, _), (_, b, _) in zip(model.parameters(), model2.parameters()):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert opt2.lr == opt.lr and opt2.steps == opt.steps and sorted(opt2.velocity) == sorted(opt.velocity)
+    for name, v in opt.velocity.items():
+        np.testing.assert_array_equal(opt2.velocity[name], v)
+    assert (sched2.t, sched2.base_lr) == (sched.t, sched.base_lr)
+    np.testing.assert_array_equal(rng2.random(5), rng.random(5))  # same stream from here on
+
+
+def test_archive_holds_plain_arrays_with_weights_first(saved):
+    path = saved[0]
+    with np.load(path, allow_pickle=False) as npz:
+        keys = list(npz.files)
+        arrays = {k: npz[k] for k in keys}
+    assert all(a.dtype.kind in "biufU" for a in arrays.values())
+    first_conv = next(k for k in keys if k.endswith("W") and arrays[k].ndim == 4)
+    assert first_conv == "model/0.W" and arrays[first_conv].shape == (4, 1, 3, 3)
+    assert str(arrays["minicnn/format"]) == "minicnn-checkpoint"
+    assert json.loads(str(arrays["minicnn/architecture"]))[0]["type"] == "Conv2D"
+    assert "optim/velocity/0.W" in keys and "scheduler/t" in keys
+    assert json.loads(str(arrays["rng"]))["bit_generator"] == "PCG64"
+
+
+def test_failed_write_leaves_previous_checkpoint_intact(saved, monkeypatch):
+    path, model, opt, sched, rng = saved
+    before = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model=model, optimizer=opt, epoch=3)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
+    monkeypatch.undo()
+    assert load_checkpoint(path).epoch == 2
+
+
+def test_interrupted_write_leaves_previous_checkpoint_intact(saved, monkeypatch):
+    path, model, *_ = saved
+    before = path.read_bytes()
+
+    def ctrl_c(file, **arrays):
+        file.write(b"PK")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model=model, epoch=3)
+    assert path.read_bytes() == before and len(list(path.parent.iterdir())) == 1
+
+
+def test_truncated_file_is_refused(saved):
+    path = saved[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted, truncated or not an npz"):
+        load_checkpoint(path)
+
+
+def test_flipped_byte_is_refused(saved):
+    path = saved[0]
+    with np.load(path) as npz:
+        offset_hint = npz["model/7.W"].tobytes()[:16]  # a run of bytes inside the big dense weight
+    data = bytearray(path.read_bytes())
+    at = data.find(offset_hint) + 8
+    assert at >= 8
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(path)
+
+
+def test_edited_weights_are_refused_by_the_digest(saved):
+    """A well-formed archive whose weights were changed after saving does not match its recorded SHA-256."""
+    path = saved[0]
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["model/0.W"] = arrays["model/0.W"] + np.float32(1e-3)
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="do not match the SHA-256"):
+        load_checkpoint(path)
+
+
+def test_foreign_npz_and_other_files_are_refused(tmp_path):
+    foreign = tmp_path / "weights.npz"
+    np.savez(foreign, W=np.ones((2, 1, 3, 3)), b=np.zeros(2))
+    with pytest.raises(CheckpointError, match="not a minicnn checkpoint"):
+        load_checkpoint(foreign)
+    text = tmp_path / "notes.npz"
+    text.write_text("just some text")
+    with pytest.raises(CheckpointError, match="not a readable minicnn checkpoint"):
+        load_checkpoint(text)
+    other = tmp_path / "other.npz"
+    np.savez(other, **{"minicnn/format": np.array("something-else")})
+    with pytest.raises(CheckpointError, match="not a minicnn checkpoint: format"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.npz")
+
+
+class _Trap:
+    """Unpickling this would create a file: proof that something was unpickled."""
+
+    def __init__(self, flag):
+        self.flag = flag
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.flag),))
+
+
+def test_pickled_content_is_refused_without_unpickling(tmp_path):
+    flag = tmp_path / "unpickled"
+    path = tmp_path / "evil.npz"
+    np.savez(path, **{"minicnn/format": np.array("minicnn-checkpoint"),
+                      "model/0.W": np.array([_Trap(str(flag))], dtype=object)})
+    with pytest.raises(CheckpointError, match="corrupted, truncated or not an npz"):
+        load_checkpoint(path)
+    assert not flag.exists()
+
+
+def test_other_architecture_is_refused(saved):
+    path = saved[0]
+    other = architectures.mnist_cnn(channels=(8, 8), hidden=16)
+    with pytest.raises(CheckpointError, match=r"different network:\n  checkpoint: Conv2D\(1->4"):
+        load_checkpoint(path, architecture=other)
+    ck = load_checkpoint(path)
+    model = architectures.build_model(other, rng=np.random.default_rng(0))
+    before = model.state_dict()
+    with pytest.raises(CheckpointError, match="different network"):
+        ck.restore(model)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])  # untouched
+
+
+def test_other_version_and_missing_entries_are_refused(saved):
+    path = saved[0]
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(path, **{**arrays, "minicnn/version": np.array(99)})
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(path)
+    del arrays["minicnn/digest"]
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match=r"incomplete .* missing \['minicnn/digest'\]"):
+        load_checkpoint(path)
+
+
+def test_save_refuses_object_arrays_and_mismatched_architecture(tmp_path):
+    model, opt, sched, rng = trained_state(steps=0)
+    with pytest.raises(ValueError, match="numeric or string array"):
+        save_checkpoint(tmp_path / "a.npz", model=model, extra={"bad": np.array([{}], dtype=object)})
+    with pytest.raises(ValueError, match="does not describe the model"):
+        save_checkpoint(tmp_path / "a.npz", model=model, architecture=architectures.mnist_cnn())
+    assert not any(tmp_path.iterdir())
+
+
+def test_checkpoint_is_a_valid_zip_of_npy_files(saved):
+    """Readable with nothing but the standard library and NumPy's .npy reader."""
+    with zipfile.ZipFile(saved[0]) as zf:
+        names = zf.namelist()
+        assert "model/0.W.npy" in names
+        W = np.lib.format.read_array(io.BytesIO(zf.read("model/0.W.npy")), allow_pickle=False)
+    np.testing.assert_array_equal(W, saved[1].layers[0].params["W"])
