@@ -1,16 +1,15 @@
 """Experiment 2: edge detectors emerge in a classifier because they are useful.
 
-A small CNN is trained from random weights to tell the orientation of a
-straight edge (0, 45, 90 or 135 degrees, either polarity, noisy image; see
-:func:`minicnn.synthetic.orientation_dataset`).  Nobody tells the first layer
+A small CNN is trained from random weights to tell which way a straight edge
+in a noisy image runs (see :func:`minicnn.synthetic.orientation_dataset`).  Nobody tells the first layer
 what to look for; afterwards each of its kernels is compared with the
 oriented Sobel family (:func:`minicnn.kernels.best_match`).
 
 The choices that make the learned kernels clearly edge detectors:
 
-- the label depends only on edge orientation, and edges appear at random
-  positions, with random polarity and random brightness, so nothing but the
-  local direction of the gradient predicts the class;
+- the label depends only on the edge's direction, and edges appear at random
+  positions with random brightness, so nothing but the local direction of the
+  gradient predicts the class;
 - a single max-pool over the whole feature map makes each filter report
   "how strongly does my pattern occur anywhere"; the dense layer can only
   combine those few numbers, so each filter has to be an orientation detector
@@ -19,7 +18,12 @@ The choices that make the learned kernels clearly edge detectors:
   bare two-pixel difference into Sobel's smoothed difference, and a little
   weight decay removes what is left of the random initial weights in
   directions the data never pushes;
-- eight filters: one per orientation and polarity (ReLU keeps only one sign).
+- eight classes, the direction in which the image gets brighter (0, 45, ...,
+  315 degrees), and eight filters: each direction needs its own detector,
+  since a ReLU keeps only one sign of a filter's response;
+- inputs centred at 0 and a short learning-rate warm-up, so fewer filters
+  die (a ReLU filter that never fires stops learning and keeps its random
+  look).
 """
 import time
 
@@ -32,7 +36,7 @@ from .optim import SGD, CosineLR
 from .synthetic import orientation_dataset
 from .train import evaluate, fit
 
-def build_model(n_filters=8, size=16, pool=None, classes=4, *, rng, dtype=np.float32):
+def build_model(n_filters=8, size=16, pool=None, classes=8, *, rng, dtype=np.float32):
     """Conv2D(1, F, 3) -> ReLU -> MaxPool2D(pool) -> Flatten -> Dense(F * P * P, classes).
 
     ``pool`` defaults to the whole feature map (``size - 2``), so each filter
@@ -68,8 +72,8 @@ def match_kernels(W, family="sobel"):
 
 
 def train_edge_classifier(*, rng, n_filters=8, size=16, pool=None, n_train=4000, n_val=1000, noise=0.2,
-                          min_contrast=0.3, classes=4, epochs=15, batch_size=32, lr=0.05, momentum=0.9,
-                          weight_decay=1e-3, progress=False, verbose=False):
+                          min_contrast=0.5, classes=8, epochs=10, batch_size=32, lr=0.1, momentum=0.9,
+                          weight_decay=1e-3, warmup_steps=200, progress=False, verbose=False):
     """Train the classifier and match its first-layer kernels against Sobel.
 
     Returns
@@ -82,10 +86,12 @@ def train_edge_classifier(*, rng, n_filters=8, size=16, pool=None, n_train=4000,
     data = dict(noise=noise, min_contrast=min_contrast, classes=classes)
     x, y = orientation_dataset(n_train, size, rng=rng, **data)
     x_val, y_val = orientation_dataset(n_val, size, rng=rng, **data)
+    x, x_val = x - np.float32(0.5), x_val - np.float32(0.5)  # centre the 0..1 intensities
     model = build_model(n_filters, size, pool, classes, rng=rng)
     optimizer = SGD(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = epochs * -(-n_train // batch_size)
-    scheduler = CosineLR(optimizer, total_steps=steps)
+    # short runs (tests) get at most half of their steps as warm-up
+    scheduler = CosineLR(optimizer, total_steps=steps, warmup_steps=min(warmup_steps, steps // 2))
     start = time.perf_counter()
     history = fit(model, optimizer, x, y, epochs=epochs, batch_size=batch_size, rng=rng,
                   x_val=x_val, y_val=y_val, scheduler=scheduler, progress=progress, verbose=verbose)

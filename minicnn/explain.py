@@ -136,8 +136,9 @@ def render_step(step, index, total_steps, padded, kernel, fmap, filled, stride):
                       "feature map so far:"] + fmap_lines)
 
 
-def walk_through(image, kernel, stride=1, padding=0, out=sys.stdout, animate=False, delay=0.6):
-    """Print the whole walk-through and return the feature map (H_out, W_out)."""
+def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, delay=0.6):
+    """Print the whole walk-through to ``out`` (default stdout) and return the feature map (H_out, W_out)."""
+    out = sys.stdout if out is None else out
     KH, KW = kernel.shape
     H, W = image.shape
     H_out, W_out = output_size(H, KH, stride, padding), output_size(W, KW, stride, padding)
@@ -207,6 +208,7 @@ def _main(argv):
                    help="built-in image (and kernel): small = 5x5, step = 7x7 dark-to-bright (default: small)")
     p.add_argument("--image", default=None, help="your own image as numbers, rows split by ';' (default: the example's)")
     p.add_argument("--kernel", default=None, help="a kernel name or numbers like '1,0,-1;1,0,-1;1,0,-1' "
+                                                  "(write --kernel=-1,1 when it starts with a minus) "
                                                   "(default: the example's)")
     p.add_argument("--stride", type=int, default=1, help="step between windows (default: 1)")
     p.add_argument("--padding", type=int, default=0, help="rings of zeros around the image (default: 0)")

@@ -1,0 +1,91 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from minicnn import inspect, viz
+from minicnn.kernels import get_kernel
+
+
+def conv_weights():
+    """Three filters: +sobel_x, -sobel_y and +sobel_45, scaled and offset like learned ones."""
+    W = np.stack([0.3 * get_kernel("sobel_x") + 0.05, -0.2 * get_kernel("sobel_y") - 0.1,
+                  0.4 * get_kernel("sobel_45")])[:, None]
+    return W.astype(np.float32)
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(viz, "_hint_given", False)
+
+
+def test_inspect_mnist_style_checkpoint(tmp_path, capsys, no_matplotlib):
+    path = tmp_path / "ckpt.npz"
+    np.savez(path, **{"model/3.W": np.ones((2, 3, 3, 3)),  # a later conv layer comes first in the file
+                      "optimizer/velocity/0.W": np.zeros((3, 1, 3, 3)),
+                      "model/0.W": conv_weights(), "model/0.b": np.zeros(3), "model/5.W": np.ones((10, 4)),
+                      "epoch": np.array(3)})
+    assert inspect.main([str(path)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "'model/0.W', shape (3, 1, 3, 3)" in out
+    assert "filter 0: best match sobel_x (0 degrees, polarity +1)" in out
+    assert "filter 1: best match -sobel_y (90 degrees, polarity -1)" in out
+    assert "filter 2: best match sobel_45 (45 degrees, polarity +1)" in out
+    assert out.count("cosine similarity (mean removed): +1.0000") == 2
+    assert "median |similarity| to the nearest sobel edge detector: 1.000 over 3 kernels" in out
+    assert 'pip install "minicnn[plot]"' in captured.err
+    assert not (tmp_path / "ckpt_kernels.png").exists()
+
+
+def test_layer_order_is_numeric(tmp_path):
+    key, W = inspect.first_conv_weights({"10.W": np.zeros((1, 1, 3, 3)), "2.W": np.ones((4, 1, 3, 3))})
+    assert key == "2.W" and W.shape == (4, 1, 3, 3)
+
+
+def test_inspect_writes_figure_with_matplotlib(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"0.W": conv_weights(), "0.b": np.zeros(3)})
+    assert inspect.main([str(path), "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
+    assert "figure:" in capsys.readouterr().out
+
+
+def test_non_3x3_kernels_are_printed_without_matching(tmp_path, capsys, no_matplotlib):
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"0.W": np.ones((2, 1, 5, 5))})
+    assert inspect.main([str(path)]) == 0
+    assert "matching needs 3x3 kernels" in capsys.readouterr().out
+
+
+def test_inspect_on_experiment_weights(tmp_path, capsys, no_matplotlib):
+    from minicnn.model import Sequential
+    from minicnn.layers import Conv2D
+    model = Sequential([Conv2D(1, 2, 3, rng=np.random.default_rng(0))])
+    model.layers[0].params["W"][:] = np.stack([get_kernel("sobel_x"), get_kernel("sobel_y")])[:, None] * 0.5
+    np.savez(tmp_path / "weights.npz", **model.state_dict())
+    assert inspect.main([str(tmp_path / "weights.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "best match sobel_x" in out and "best match sobel_y" in out
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: None, "no such file"),
+    (lambda p: np.save(p, np.zeros((1, 1, 3, 3))), "single .npy array"),
+    (lambda p: p.write_text("hello"), "not a zip file"),
+    (lambda p: p.write_bytes(pickle.dumps({"0.W": 1})), "not a zip file"),
+    (lambda p: np.savez(p, a=np.ones(3), b=np.ones((3, 3))), "no convolution weights"),
+    (lambda p: np.savez(p, **{"0.W": np.array([None, 1], dtype=object)}), "could not read|not plain numbers"),
+])
+def test_bad_files_give_clear_errors(tmp_path, capsys, make, message):
+    path = tmp_path / "ckpt.npz"
+    make(path)
+    if path.with_suffix(".npz.npy").exists():  # np.save appends .npy
+        path.with_suffix(".npz.npy").rename(path)
+    assert inspect.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minicnn inspect: ")
+    import re
+    assert re.search(message, err), err
