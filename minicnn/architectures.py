@@ -37,9 +37,13 @@ _CLASSES = {"Conv2D": Conv2D, "ReLU": ReLU, "MaxPool2D": MaxPool2D, "Flatten": F
 def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3):
     """The default MNIST network as a spec.
 
-    ``conv(k x k, C1, same) ReLU pool2  conv(3x3, C2, same) ReLU pool2  dense(hidden) ReLU  dense(10)``.
+    ``conv(k x k, C1, same) pool2 ReLU  conv(3x3, C2, same) pool2 ReLU  dense(hidden) ReLU  dense(10)``.
     The first layer sees the raw image through small kernels, which is where
     edge detectors (compare them with Sobel) appear.
+
+    Max-pooling comes before the ReLU: since ReLU never changes which value
+    of a window is largest, ``ReLU(pool(x)) == pool(ReLU(x))``, with the same
+    gradients, but the ReLU then runs on a quarter of the values.
 
     Shape:
         x: (N, 1, 28, 28) -> (N, C1, 14, 14) -> (N, C2, 7, 7) -> logits (N, 10)
@@ -48,11 +52,11 @@ def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3):
     return [
         {"type": "Conv2D", "in_channels": 1, "out_channels": c1, "kernel_size": kernel_size,
          "padding": "same"},
-        {"type": "ReLU"},
         {"type": "MaxPool2D", "kernel_size": 2},
+        {"type": "ReLU"},
         {"type": "Conv2D", "in_channels": c1, "out_channels": c2, "kernel_size": 3, "padding": "same"},
-        {"type": "ReLU"},
         {"type": "MaxPool2D", "kernel_size": 2},
+        {"type": "ReLU"},
         {"type": "Flatten"},
         {"type": "Dense", "in_features": c2 * 7 * 7, "out_features": hidden},
         {"type": "ReLU"},
@@ -157,7 +161,7 @@ def from_json(text):
 
 
 def describe(spec):
-    """One short line per network, e.g. ``Conv2D(1->8, 3x3) ReLU MaxPool2D(2x2) ... Dense(128->10)``."""
+    """One short line per network, e.g. ``Conv2D(1->8, 3x3) MaxPool2D(2x2) ReLU ... Dense(128->10)``."""
     parts = []
     for layer in canonical(spec):
         kind = layer["type"]

@@ -43,7 +43,7 @@ def test_equal_networks_give_equal_json_and_different_ones_do_not():
     b = architectures.to_json(architectures.mnist_cnn(channels=(8, 16)))
     c = architectures.to_json(architectures.mnist_cnn(channels=(8, 32)))
     assert a == b and a != c
-    assert architectures.describe(c).startswith("Conv2D(1->8, 3x3) ReLU MaxPool2D(2x2) Conv2D(8->32, 3x3)")
+    assert architectures.describe(c).startswith("Conv2D(1->8, 3x3) MaxPool2D(2x2) ReLU Conv2D(8->32, 3x3)")
 
 
 def test_build_uses_dtype_and_rng():
@@ -75,3 +75,21 @@ def test_foreign_layers_cannot_be_described():
 
     with pytest.raises(ValueError, match="layer 1 is a Dropout"):
         architectures.model_spec(Sequential([ReLU(), Dropout()]))
+
+
+def test_pooling_before_relu_gives_the_same_outputs_and_gradients():
+    """The default network pools before its ReLUs; swapping them back changes nothing, to the bit."""
+    spec = architectures.mnist_cnn(channels=(4, 6), hidden=8)
+    swapped = [dict(layer) for layer in spec]
+    for i in (1, 4):
+        assert (swapped[i]["type"], swapped[i + 1]["type"]) == ("MaxPool2D", "ReLU")
+        swapped[i], swapped[i + 1] = swapped[i + 1], swapped[i]
+    a = architectures.build_model(spec, rng=np.random.default_rng(0))
+    b = architectures.build_model(swapped, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    out_a, out_b = a.forward(x), b.forward(x)
+    np.testing.assert_array_equal(out_a, out_b)
+    dout = np.random.default_rng(2).standard_normal(out_a.shape).astype(np.float32)
+    np.testing.assert_array_equal(a.backward(dout), b.backward(dout))
+    for (name, _, ga), (_, _, gb) in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(ga, gb, err_msg=name)

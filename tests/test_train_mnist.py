@@ -1,0 +1,146 @@
+"""experiments/train_mnist.py end to end on small MNIST subsets: accuracy, outputs, Ctrl-C, resume, faults."""
+import importlib.util
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import architectures, evaluate, viz
+from minicnn.checkpoint import load_checkpoint, save_checkpoint
+from minicnn.datasets import load_mnist, normalize
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "train_mnist.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("train_mnist", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_mnist = _load_script()
+SMALL = ["--limit-train", "600", "--limit-test", "200", "--epochs", "3", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def short_run(mnist_root, tmp_path_factory):
+    """The issue's short training: 2,000 training images, 1 epoch (125 steps), 1,000 test images."""
+    out = tmp_path_factory.mktemp("short")
+    code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "2000", "--limit-test", "1000",
+                             "--epochs", "1", "--batch-size", "16", "--max-shift", "0", "--warmup", "0.1",
+                             "--out", str(out), "--no-progress"])
+    return code, out
+
+
+def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mnist_root):
+    code, out = short_run
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.85, metrics["history"]
+    assert metrics["epochs"] == 1 and len(metrics["history"]) == 1 and metrics["train_seconds"] > 0
+    assert metrics["test_images"] == 1000 and metrics["train_images"] == 2000
+    kernels = metrics["kernels"]
+    assert len(kernels) == 16 and all(-1 <= k["similarity"] <= 1 and k["match"].startswith("sobel") for k in kernels)
+    assert (out / "kernels.png").exists() == viz.have_matplotlib()
+    # the checkpoint holds the final weights: evaluating them gives the reported accuracy
+    ck = load_checkpoint(out / "checkpoint.npz", architecture=architectures.mnist_cnn())
+    assert ck.epoch == 1
+    model = architectures.build_model(ck.architecture)
+    ck.restore(model)
+    _, _, x_test, y_test = load_mnist(mnist_root, download=False)
+    _, accuracy = evaluate(model, normalize(x_test[:1000]), y_test[:1000].astype(np.int64))
+    assert accuracy == metrics["test_accuracy"]
+    np.testing.assert_array_equal(np.array(kernels[0]["kernel"]), ck.model["0.W"][0, 0].astype(np.float64).round(6))
+
+
+def test_inspect_command_reads_the_checkpoint(short_run, capsys):
+    from minicnn import inspect as inspect_cmd
+
+    assert inspect_cmd.main([str(short_run[1] / "checkpoint.npz")]) == 0
+    assert "model/0.W" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert train_mnist.main(SMALL + ["--data", str(mnist_root), "--out", str(full)]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--data", str(mnist_root), "--out", str(cut)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("epoch  1/3"):
+            proc.send_signal(signal.SIGINT)  # during epoch 2
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    assert f"resume with: python experiments/train_mnist.py --resume {cut / 'checkpoint.npz'}" in output
+    stopped = load_checkpoint(cut / "checkpoint.npz")
+    assert stopped.epoch in (1, 2)
+    assert train_mnist.main(["--resume", str(cut / "checkpoint.npz"), "--data", str(mnist_root), "--no-progress"]) == 0
+    a, b = load_checkpoint(full / "checkpoint.npz"), load_checkpoint(cut / "checkpoint.npz")
+    assert a.epoch == b.epoch == 3 and a.step == b.step
+    for name, value in a.model.items():
+        np.testing.assert_array_equal(b.model[name], value, err_msg=name)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (full, cut))
+    assert ma["test_accuracy"] == mb["test_accuracy"]
+    assert [r["test_accuracy"] for r in ma["history"]] == [r["test_accuracy"] for r in mb["history"]]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_loss_stops_with_a_clear_message(mnist_root, tmp_path, capsys):
+    code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "320", "--limit-test", "100", "--epochs", "1",
+                             "--lr", "1e9", "--warmup", "0", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert re.search(r"training stopped: loss became (nan|inf) at epoch 1, step \d+ \(learning rate [0-9.e+]+\)", err), err
+    assert f"last good checkpoint (0 epochs done) is kept in {tmp_path / 'checkpoint.npz'}" in err
+    ck = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ck.epoch == 0 and all(np.isfinite(v).all() for v in ck.model.values())
+
+
+def test_resume_refuses_bad_checkpoints_and_changed_options(short_run, mnist_root, tmp_path, capsys):
+    good = short_run[1] / "checkpoint.npz"
+
+    def resume(path, *more):
+        code = train_mnist.main(["--resume", str(path), "--data", str(mnist_root), "--out", str(tmp_path / "o"),
+                                 "--no-progress", *more])
+        return code, capsys.readouterr().err
+
+    code, err = resume(good, "--lr", "0.3")
+    assert code == 2 and "drop --lr 0.3 (the run used 0.05)" in err
+
+    corrupted = tmp_path / "corrupted.npz"
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupted.write_bytes(bytes(data))
+    code, err = resume(corrupted)
+    assert code == 2 and "corrupted" in err
+
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, W=np.zeros((16, 1, 3, 3), np.float32))
+    code, err = resume(foreign)
+    assert code == 2 and "not a minicnn checkpoint" in err
+
+    # a genuine minicnn checkpoint of another network, carrying this run's configuration
+    ck = load_checkpoint(good)
+    other = architectures.build_model(architectures.mnist_cnn(channels=(8, 16)), rng=np.random.default_rng(0))
+    wrong = save_checkpoint(tmp_path / "wrong.npz", model=other, rng=np.random.default_rng(0), epoch=0,
+                            extra={"config": ck.extra_str("config"), "history": "[]"})
+    code, err = resume(wrong)
+    assert code == 2 and "different network" in err and "Conv2D(1->8, 3x3)" in err
+
+    bare = save_checkpoint(tmp_path / "bare.npz", model=other)
+    code, err = resume(bare)
+    assert code == 2 and "holds no training configuration" in err
+    assert not (tmp_path / "o").exists()
