@@ -11,8 +11,15 @@ pixels): offset (i, j) of every window is one strided slice of the input.
 
 Padding is always given as four numbers ``(top, bottom, left, right)``; layers
 resolve ints, pairs, ``"same"`` and ``"valid"`` before calling in here.
+
+``im2col`` and ``col2im`` below are the textbook (N, C, H, W) versions, the
+easiest to read.  ``Conv2D`` runs on the faster channels-last helpers further
+down (see "Fast paths"); the tests check both against ``minicnn.reference``.
 """
+import sys
+
 import numpy as np
+from scipy.linalg import blas as _blas
 
 
 def output_size(size, kernel, stride, pad_before, pad_after):
@@ -98,3 +105,178 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     if top == bottom == left == right == 0:
         return dxp
     return dxp[:, :, top:top + H, left:left + W]
+
+
+# -- Fast paths ---------------------------------------------------------------------------------
+#
+# What makes a NumPy convolution slow is memory traffic, not arithmetic: copying
+# windows, scattering them back, and fresh multi-megabyte temporaries.  So the
+# layers keep activations channels-last in memory, (N, H, W, C), and hand them on
+# as transposed views with the public (N, C, H, W) shape; every window slice then
+# copies whole runs of C numbers.  Matrix products go straight to BLAS (``gemm``),
+# which writes into a given buffer and can accumulate, so nothing big is
+# allocated and no result needs a transpose.  All of this is invisible from
+# outside except in ``.strides``.
+
+
+_GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
+
+
+def _blas_operand(m):
+    """(array, trans) with op(array) == m for Fortran BLAS, copying only if m is neither C- nor F-contiguous."""
+    if m.flags.f_contiguous:
+        return m, 0
+    if m.flags.c_contiguous:
+        return m.T, 1
+    return np.asfortranarray(m), 0
+
+
+def gemm(a, b, out, accumulate=False):
+    """``out[...] = a @ b`` (or ``out += a @ b``) in place, for 2-D arrays.
+
+    float32 and float64 go to BLAS directly (no temporary, transposed operands
+    for free); other dtypes fall back to ``np.matmul``.  ``out`` must be C-contiguous.
+
+    Shape: a (m, k), b (k, n), out (m, n)
+    """
+    fn = _GEMM.get(out.dtype)
+    if fn is None or a.dtype != out.dtype or b.dtype != out.dtype or out.size == 0 or a.shape[1] == 0:
+        if accumulate:
+            out += a @ b
+        else:
+            np.matmul(a, b, out=out)
+        return out
+    assert out.flags.c_contiguous and a.shape[1] == b.shape[0] and out.shape == (a.shape[0], b.shape[1])
+    # In Fortran order out is out.T (n, m) = b.T @ a.T.
+    bt, trans_b = _blas_operand(b.T)
+    at, trans_a = _blas_operand(a.T)
+    fn(1.0, bt, at, beta=1.0 if accumulate else 0.0, c=out.T, overwrite_c=1, trans_a=trans_b, trans_b=trans_a)
+    return out
+
+
+def column_sums(m, store):
+    """``m.sum(axis=0)`` as a matrix-vector product (ones @ m): much faster than NumPy's reduction for narrow rows.
+
+    Shape: m (rows, n) -> (n,)
+    """
+    if m.dtype not in _GEMM or not m.flags.c_contiguous:
+        return m.sum(axis=0)
+    ones = store.get("ones")
+    if ones is None or ones.shape[1] < m.shape[0] or ones.dtype != m.dtype:
+        ones = store["ones"] = np.ones((1, m.shape[0]), m.dtype)
+    return gemm(ones[:, :m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype))[0]
+
+
+def scratch(store, name, shape, dtype, zeros=False):
+    """A reusable internal buffer ``store[name]``, reallocated only when shape or dtype change.
+
+    With ``zeros=True`` a new buffer starts zeroed (callers then keep the parts
+    they never write at zero, e.g. a padding border).  Never hand one out to a caller.
+    """
+    buf = store.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = store[name] = (np.zeros if zeros else np.empty)(shape, dtype)
+    return buf
+
+
+def scratch_like(store, name, like, dtype):
+    """A reusable internal buffer shaped like ``like`` and in its memory order (``np.empty_like``)."""
+    key = (like.shape, like.strides, like.dtype, np.dtype(dtype))
+    entry = store.get(name)
+    if entry is None or entry[0] != key:
+        entry = store[name] = (key, np.empty_like(like, dtype=dtype))
+    return entry[1]
+
+
+def _references_when_unused():
+    """What sys.getrefcount reports, in ``_reuse_if_unused``, for a buffer nobody outside the store holds."""
+    store = {"probe": (None, np.empty(0))}
+    entry = store.get("probe")
+    return sys.getrefcount(entry[1])
+
+
+_UNUSED = _references_when_unused() if sys.implementation.name == "cpython" else None
+
+
+def output_like(store, name, like, dtype=None):
+    """A buffer for a layer's *output*, shaped like ``like`` and in its memory order.
+
+    Writing a fresh multi-megabyte array costs a page fault per 4 KiB (about a
+    millisecond per 3 MB here), so the array handed out last time is reused --
+    but only when nobody holds it any more: CPython's reference count says the
+    store is its last owner (a view of it counts too, through ``.base``).  An
+    array you still hold is never overwritten; you get a new one instead.
+    """
+    dtype = like.dtype if dtype is None else np.dtype(dtype)
+    return _reuse_if_unused(store, name, (like.shape, like.strides, like.dtype, dtype),
+                            lambda: np.empty_like(like, dtype=dtype))
+
+
+def output(store, name, shape, dtype):
+    """``output_like`` for a new C-ordered array of the given shape."""
+    return _reuse_if_unused(store, name, (tuple(shape), np.dtype(dtype)), lambda: np.empty(shape, dtype))
+
+
+def _reuse_if_unused(store, name, key, make):
+    entry = store.get(name)
+    if entry is not None and entry[0] == key and _UNUSED is not None and sys.getrefcount(entry[1]) == _UNUSED:
+        return entry[1]
+    buf = make()
+    store[name] = (key, buf)
+    return buf
+
+
+def pad_channels_last(x_hwc, padding, store, name="xp"):
+    """Copy (N, H, W, C) into the middle of a zero-bordered scratch buffer (N, H+top+bottom, W+left+right, C)."""
+    top, bottom, left, right = padding
+    N, H, W, C = x_hwc.shape
+    xp = scratch(store, name, (N, H + top + bottom, W + left + right, C), x_hwc.dtype, zeros=True)
+    xp[:, top:top + H, left:left + W, :] = x_hwc
+    return xp
+
+
+def im2col_channels_last(xp, kernel_size, stride, out):
+    """Windows of a padded channels-last batch as rows: ``rows[(n, y, x), (i, j, c)] = xp[n, y*SH + i, x*SW + j, c]``.
+
+    Shape:
+        xp:  (N, Hp, Wp, C)  (already padded)
+        out: (N, H_out, W_out, KH, KW, C) buffer, returned as (N*H_out*W_out, KH*KW*C)
+    """
+    N, H_out, W_out, KH, KW, C = out.shape
+    SH, SW = stride
+    for i in range(KH):
+        for j in range(KW):
+            out[:, :, :, i, j, :] = xp[:, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW, :]
+    return out.reshape(N * H_out * W_out, KH * KW * C)
+
+
+def col2im_channels_last(rows, kernel_size, stride, dxp):
+    """Adjoint of ``im2col_channels_last``: zero ``dxp`` and add each row back onto its window.
+
+    Shape: rows (N*H_out*W_out, KH*KW*C) -> dxp (N, Hp, Wp, C)
+    """
+    N, Hp, Wp, C = dxp.shape
+    (KH, KW), (SH, SW) = kernel_size, stride
+    H_out, W_out = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    rows = rows.reshape(N, H_out, W_out, KH, KW, C)
+    dxp.fill(0)
+    for i in range(KH):
+        for j in range(KW):
+            dxp[:, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW, :] += rows[:, :, :, i, j, :]
+    return dxp
+
+
+def shifted_rows(padded_shape, kernel_size):
+    """For a stride-1 convolution on a flattened padded batch: (M, shifts).
+
+    Flatten xp (N, Hp, Wp, C) to rows r = (n*Hp + y)*Wp + x.  Output (n, y, x)
+    then reads input row r + i*Wp + j for kernel offset (i, j), so the whole
+    convolution is ``out[:M] = sum_k xp_rows[s_k : s_k + M] @ W_k``: KH*KW
+    matrix products on contiguous slices and no im2col copy at all.  Rows whose
+    x or y lie past the output (the "junk" in the padding) are computed and ignored.
+    M is one past the last valid output row.
+    """
+    N, Hp, Wp, C = padded_shape
+    KH, KW = kernel_size
+    M = N * Hp * Wp - (KH - 1) * Wp - (KW - 1)
+    return M, [i * Wp + j for i in range(KH) for j in range(KW)]

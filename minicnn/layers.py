@@ -16,7 +16,12 @@ the ``rng`` you pass; biases start at zero.
 """
 import numpy as np
 
-from minicnn.im2col import col2im, im2col, output_size
+from minicnn.im2col import (col2im_channels_last, column_sums, gemm, im2col_channels_last, output, output_like,
+                            output_size, pad_channels_last, scratch, scratch_like, shifted_rows)
+
+# Stride-1 convolutions with at least this many input channels skip im2col (see im2col.shifted_rows);
+# with fewer, the KH*KW thin products cost more than one im2col copy.
+SHIFTED_MIN_CHANNELS = 4
 
 
 # -- validation helpers -------------------------------------------------------------------------
@@ -50,6 +55,15 @@ def _check_float_input(layer, x, ndim, layout):
 def _as_dtype(array, dtype):
     """The parameter in the input's dtype (no copy when it already is)."""
     return array if array.dtype == dtype else array.astype(dtype)
+
+
+def _set_grad(layer, name, value):
+    """Write a gradient into ``layer.grads[name]`` in place (in the parameter's dtype), or replace it if it no longer fits."""
+    param, grad = layer.params[name], layer.grads.get(name)
+    if grad is not None and grad.shape == param.shape and grad.dtype == param.dtype:
+        np.copyto(grad, value, casting="unsafe")
+    else:
+        layer.grads[name] = np.array(value, dtype=param.dtype)
 
 
 def _he_normal(rng, shape, fan_in, dtype):
@@ -101,7 +115,8 @@ class Conv2D:
         if bias:
             self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-        self._cols = None
+        self._scratch = {}   # internal buffers reused between calls (padded input, cols, ...)
+        self._xp = None
         self._x_shape = None
 
     def _resolve_padding(self, padding):
@@ -139,32 +154,76 @@ class Conv2D:
 
     def forward(self, x):
         self._check_input(x)
-        N = x.shape[0]
-        F = self.out_channels
+        N, C, H, W = x.shape
+        F, (KH, KW) = self.out_channels, self.kernel_size
         _, H_out, W_out = self.output_shape(x.shape[1:])
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N, C*KH*KW, H_out*W_out)
-        W_mat = _as_dtype(self.params["W"], x.dtype).reshape(F, -1)   # (F, C*KH*KW)
-        out = np.matmul(W_mat, cols)                                   # (N, F, H_out*W_out)
+        dtype = x.dtype
+        # Channels-last inside (see minicnn.im2col, "Fast paths"); a free view when x came from another layer.
+        xp = pad_channels_last(x.transpose(0, 2, 3, 1), self.padding, self._scratch)  # (N, Hp, Wp, C)
+        W_k = _as_dtype(self.params["W"], dtype).transpose(2, 3, 1, 0)               # (KH, KW, C, F)
+        self._shifted = self.stride == (1, 1) and C >= SHIFTED_MIN_CHANNELS
+        if self._shifted:
+            # Stride 1: KH*KW products on shifted row ranges of the padded input, no im2col copy.
+            M, shifts = shifted_rows(xp.shape, self.kernel_size)
+            rows = xp.reshape(-1, C)                                                    # (N*Hp*Wp, C)
+            out = output(self._scratch, "out", (rows.shape[0], F), dtype)               # (N*Hp*Wp, F), junk rows unread
+            self._fill_bias(out[:M], dtype)
+            for k, s in enumerate(shifts):
+                gemm(rows[s:s + M], W_k[k // KW, k % KW], out[:M], accumulate="b" in self.params or k > 0)
+            out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
+        else:
+            cols = im2col_channels_last(xp, self.kernel_size, self.stride,
+                                        scratch(self._scratch, "cols", (N, H_out, W_out, KH, KW, C), dtype))
+            out = output(self._scratch, "out", (cols.shape[0], F), dtype)               # (N*H_out*W_out, F)
+            self._fill_bias(out, dtype)
+            gemm(cols, W_k.reshape(-1, F), out, accumulate="b" in self.params)
+            out = out.reshape(N, H_out, W_out, F)
+        self._xp, self._x_shape = xp, x.shape
+        return out.transpose(0, 3, 1, 2)                                                # (N, F, H_out, W_out) view
+
+    def _fill_bias(self, out, dtype):
         if "b" in self.params:
-            out += _as_dtype(self.params["b"], x.dtype)[:, None]
-        self._cols, self._x_shape = cols, x.shape
-        return out.reshape(N, F, H_out, W_out)
+            out[...] = _as_dtype(self.params["b"], dtype)
 
     def backward(self, dout):
-        if self._cols is None:
+        if self._xp is None:
             raise RuntimeError("Conv2D.backward called before forward")
-        N, F = self._x_shape[0], self.out_channels
-        cols = self._cols
-        if dout.shape[:2] != (N, F) or dout.shape[2] * dout.shape[3] != cols.shape[2]:
-            raise ValueError(f"Conv2D.backward expected dout of the forward output's shape, got {dout.shape}")
-        dout3 = dout.reshape(N, F, -1).astype(cols.dtype, copy=False)  # (N, F, H_out*W_out)
-        W = self.params["W"]
-        dW = np.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0)      # (F, C*KH*KW)
-        self.grads["W"] = dW.reshape(W.shape).astype(W.dtype, copy=False)
+        N, C, H, W = self._x_shape
+        F, (KH, KW) = self.out_channels, self.kernel_size
+        _, H_out, W_out = self.output_shape(self._x_shape[1:])
+        if dout.shape != (N, F, H_out, W_out):
+            raise ValueError(f"Conv2D.backward expected dout of the forward output's shape {(N, F, H_out, W_out)}, "
+                             f"got {dout.shape}")
+        xp = self._xp
+        dtype = xp.dtype
+        dout_hwc = dout.transpose(0, 2, 3, 1)                                           # (N, H_out, W_out, F) view
+        W_k = _as_dtype(self.params["W"], dtype).transpose(2, 3, 1, 0)                 # (KH, KW, C, F)
+        dW_k = scratch(self._scratch, "dW", (KH, KW, C, F), dtype)
+        if self._shifted:
+            M, shifts = shifted_rows(xp.shape, self.kernel_size)
+            rows = xp.reshape(-1, C)
+            # dout on the padded grid, zero on the junk rows (the scratch border is never written).
+            dpad = scratch(self._scratch, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
+            dpad[:, :H_out, :W_out, :] = dout_hwc
+            d = dpad.reshape(-1, F)[:M]                                                 # (M, F)
+            dxp = output(self._scratch, "dx", xp.shape, dtype)
+            dxp.fill(0)
+            dx_rows = dxp.reshape(-1, C)
+            for k, s in enumerate(shifts):
+                i, j = divmod(k, KW)
+                gemm(rows[s:s + M].T, d, dW_k[i, j])                                    # (C, F)
+                gemm(d, W_k[i, j].T, dx_rows[s:s + M], accumulate=True)                 # (M, C)
+        else:
+            d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
+            cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
+            gemm(cols.T, d, dW_k.reshape(-1, F))
+            dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))
+            dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, output(self._scratch, "dx", xp.shape, dtype))
+        _set_grad(self, "W", dW_k.transpose(3, 2, 0, 1))
         if "b" in self.params:
-            self.grads["b"] = dout3.sum(axis=(0, 2)).astype(W.dtype, copy=False)
-        dcols = np.matmul(_as_dtype(W, cols.dtype).reshape(F, -1).T, dout3)  # (N, C*KH*KW, H_out*W_out)
-        return col2im(dcols, self._x_shape, self.kernel_size, self.stride, self.padding)
+            _set_grad(self, "b", column_sums(d, self._scratch))
+        top, _, left, _ = self.padding
+        return dxp[:, top:top + H, left:left + W, :].transpose(0, 3, 1, 2)            # (N, C, H, W) view
 
 
 # -- ReLU ---------------------------------------------------------------------------------------
@@ -172,12 +231,13 @@ class Conv2D:
 class ReLU:
     """Elementwise max(x, 0).
 
-    Shape: x (any) -> out (same shape and dtype as x)
+    Shape: x (any) -> out (same shape, dtype and memory layout as x)
     """
 
     def __init__(self):
         self.params, self.grads = {}, {}
         self._mask = None
+        self._scratch = {}
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -185,13 +245,13 @@ class ReLU:
     def forward(self, x):
         if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
             raise ValueError(f"ReLU expected a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
-        self._mask = x > 0
-        return x * self._mask
+        self._mask = np.greater(x, 0, out=scratch_like(self._scratch, "mask", x, bool))
+        return np.maximum(x, x.dtype.type(0), out=output_like(self._scratch, "out", x))
 
     def backward(self, dout):
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
-        return dout * self._mask
+        return np.multiply(dout, self._mask, out=output_like(self._scratch, "dx", dout))
 
 
 # -- MaxPool2D ----------------------------------------------------------------------------------
@@ -202,7 +262,14 @@ class MaxPool2D:
     Backward sends each output gradient to the input that won its window; on a
     tie the first position in row-major order wins, as in PyTorch.  Like the
     convolution, both passes loop over the KH*KW offsets of the window only:
-    offset (i, j) of every window is one strided slice of the input.
+    offset k = (i, j) of every window is one strided slice of the input.
+
+    Forward keeps a running ``np.maximum`` over those slices and remembers the
+    winning offset of each window: offset k wins where it is *strictly* greater
+    than the maximum so far (so the first maximum keeps ties), and because k
+    only grows, ``winner = max_k(k * better_k)`` needs no masked assignment.
+    Backward writes ``dout * (winner == k)`` into slice k of dx; when windows
+    overlap (stride < kernel) the slices are added instead.
 
     Parameters
     ----------
@@ -218,8 +285,10 @@ class MaxPool2D:
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", 1)
         self.params, self.grads = {}, {}
-        self._argmax = None
+        self._winner = None
         self._x_shape = None
+        self._channels_last = False
+        self._scratch = {}
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
@@ -240,29 +309,49 @@ class MaxPool2D:
         if H < KH or W < KW:
             raise ValueError(f"MaxPool2D kernel {KH}x{KW} is larger than the input {H}x{W} (input shape {x.shape})")
         _, H_out, W_out = self.output_shape(x.shape[1:])
-        out = None
-        argmax = np.zeros((N, C, H_out, W_out), dtype=np.uint8 if KH * KW < 256 else np.int32)
-        for k, sh, sw in self._windows(H_out, W_out):
-            candidate = x[:, :, sh, sw]
-            if out is None:
-                out = candidate.copy()
-                continue
-            better = candidate > out          # strict: the first maximum keeps its place on ties
-            np.copyto(out, candidate, where=better)
-            argmax[better] = k
-        self._argmax, self._x_shape = argmax, x.shape
+        views = [x[:, :, sh, sw] for _, sh, sw in self._windows(H_out, W_out)]   # each (N, C, H_out, W_out)
+        index = np.dtype(np.uint8 if KH * KW <= 256 else np.int32)
+        out = output_like(self._scratch, "out", views[0])
+        winner = scratch_like(self._scratch, "winner", views[0], index)
+        if len(views) == 1:
+            np.copyto(out, views[0])
+            winner.fill(0)
+        else:
+            np.greater(views[1], views[0], out=winner)                # strict: on a tie offset 0 keeps it
+            np.maximum(views[0], views[1], out=out)
+            better = scratch_like(self._scratch, "better", views[0], bool)
+            offset = scratch_like(self._scratch, "offset", views[0], index)
+            for k in range(2, len(views)):
+                np.greater(views[k], out, out=better)
+                np.maximum(out, views[k], out=out)
+                np.maximum(winner, np.multiply(better, index.type(k), out=offset), out=winner)
+        self._winner, self._x_shape = winner, x.shape
+        self._channels_last = x.strides[1] < min(x.strides[2], x.strides[3])   # keep dx in x's memory layout
         return out
 
     def backward(self, dout):
-        if self._argmax is None:
+        if self._winner is None:
             raise RuntimeError("MaxPool2D.backward called before forward")
-        if dout.shape != self._argmax.shape:
-            raise ValueError(f"MaxPool2D.backward expected dout of shape {self._argmax.shape}, got {dout.shape}")
-        N, C, H_out, W_out = dout.shape
-        dx = np.zeros(self._x_shape, dtype=dout.dtype)
-        zero = np.zeros((), dtype=dout.dtype)
+        if dout.shape != self._winner.shape:
+            raise ValueError(f"MaxPool2D.backward expected dout of shape {self._winner.shape}, got {dout.shape}")
+        N, C, H, W = self._x_shape
+        (KH, KW), (SH, SW) = self.kernel_size, self.stride
+        H_out, W_out = dout.shape[2:]
+        overlap = SH < KH or SW < KW
+        tiled = (SH, SW) == (KH, KW) and H_out * KH == H and W_out * KW == W   # every input in exactly one window
+        if self._channels_last:
+            dx = output(self._scratch, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
+        else:
+            dx = output(self._scratch, "dx", (N, C, H, W), dout.dtype)
+        if overlap or not tiled:
+            dx.fill(0)
+        won = scratch_like(self._scratch, "won", self._winner, bool)
         for k, sh, sw in self._windows(H_out, W_out):
-            dx[:, :, sh, sw] += np.where(self._argmax == k, dout, zero)
+            np.equal(self._winner, k, out=won)
+            if overlap:
+                dx[:, :, sh, sw] += np.multiply(dout, won)
+            else:
+                np.multiply(dout, won, out=dx[:, :, sh, sw])
         return dx
 
 
@@ -327,15 +416,20 @@ class Dense:
         if x.shape[1] != self.in_features:
             raise ValueError(f"Dense expected input of shape (N, {self.in_features}), got {x.shape}")
         self._x = x
-        W, b = self.params["W"], self.params["b"]
-        return x @ _as_dtype(W, x.dtype) + _as_dtype(b, x.dtype)
+        out = np.empty((x.shape[0], self.out_features), x.dtype)
+        out[...] = _as_dtype(self.params["b"], x.dtype)
+        return gemm(x, _as_dtype(self.params["W"], x.dtype), out, accumulate=True)
 
     def backward(self, dout):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
-        if dout.shape != (self._x.shape[0], self.out_features):
-            raise ValueError(f"Dense.backward expected dout of shape {(self._x.shape[0], self.out_features)}, got {dout.shape}")
-        W = self.params["W"]
-        self.grads["W"] = (self._x.T @ dout).astype(W.dtype, copy=False)
-        self.grads["b"] = dout.sum(axis=0).astype(W.dtype, copy=False)
-        return dout @ _as_dtype(W, dout.dtype).T
+        x = self._x
+        if dout.shape != (x.shape[0], self.out_features):
+            raise ValueError(f"Dense.backward expected dout of shape {(x.shape[0], self.out_features)}, got {dout.shape}")
+        W, dW = self.params["W"], self.grads.get("W")
+        if dW is not None and dW.shape == W.shape and dW.dtype == W.dtype == x.dtype == dout.dtype:
+            gemm(x.T, dout, dW)                                  # straight into the gradient buffer
+        else:
+            _set_grad(self, "W", x.T @ dout)
+        _set_grad(self, "b", column_sums(dout, {}))
+        return gemm(dout, _as_dtype(W, dout.dtype).T, np.empty(x.shape, dout.dtype))
