@@ -1,0 +1,156 @@
+"""Benchmark minicnn on REF-CNN: naive loops vs Conv2D, layer by layer, training throughput, memory, and PyTorch.
+
+    python experiments/benchmark.py --threads 2 --torch          # the full run (PyTorch optional)
+    python experiments/benchmark.py --quick                      # a smoke test in a few seconds
+
+Every figure is a median over --repeats after a warm-up.  With --torch (and
+PyTorch importable) the same network runs in PyTorch with minicnn's weights, the
+logits and gradients are compared, and training steps are timed alternately
+(minicnn, torch, minicnn, ...) in this process: the ratio is minicnn / torch.
+Peak memory is measured in a fresh process per framework.  Results are printed
+and written as JSON (--json, default <out>/benchmark.json).
+"""
+import os
+import sys
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _threads_from_argv(argv):
+    """--threads N (or --threads=N) from the raw command line, default: all cores."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return str(os.cpu_count() or 1)
+
+
+if __name__ == "__main__":   # BLAS reads these once, when NumPy is imported: set them first
+    for _var in THREAD_VARS:
+        os.environ[_var] = _threads_from_argv(sys.argv[1:])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from minicnn import benchmark as bench  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="BLAS and PyTorch threads (default: all cores)")
+    p.add_argument("--torch", action="store_true", help="compare with PyTorch if it is importable (default: off)")
+    p.add_argument("--quick", action="store_true", help="tiny repeats and batches: a smoke test (default: off)")
+    p.add_argument("--repeats", type=int, default=30, help="timed calls per figure (default: 30; --quick: 3)")
+    p.add_argument("--batches", type=str, default="64,256", help="batch sizes for layers and training (default: 64,256)")
+    p.add_argument("--memory-steps", type=int, default=200, help="training steps in each peak-memory run (default: 200)")
+    p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--out", type=str, default="runs/benchmark", help="output folder (default: runs/benchmark)")
+    p.add_argument("--json", type=str, default=None, help="JSON path (default: <out>/benchmark.json)")
+    return p.parse_args(argv)
+
+
+def _rerun_with_threads(argv, threads):
+    """NumPy was imported before the thread count could be pinned: run this script again in a fresh process."""
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.call([sys.executable, str(Path(__file__).resolve())] + list(argv), env=env)
+
+
+def _peak_memory(framework, batch, steps, threads, images):
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, "-m", "minicnn.benchmark", framework, str(batch), str(steps), str(threads),
+                          str(images)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(rows, columns):
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row) for _, fmt in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2]):
+        return _rerun_with_threads(argv, args.threads)
+    quick = args.quick
+    repeats = 3 if quick else args.repeats
+    batches = [8, 16] if quick else [int(b) for b in args.batches.split(",")]
+    rng = np.random.default_rng(args.seed)
+    result = {"command": "python experiments/benchmark.py " + " ".join(argv), "quick": quick, "threads": args.threads,
+              "machine": bench.machine_info(), "versions": bench.versions(), "repeats": repeats}
+    print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load average "
+          f"{result['machine']['load_average_1_5_15']}; threads {args.threads}; {result['versions']}")
+
+    result["sgemm_gflops"] = bench.sgemm_gflops(3 if quick else 10, size=512 if quick else 2048)
+    print(f"\nsgemm {'512' if quick else '2048'}x{'512' if quick else '2048'} float32: {result['sgemm_gflops']:.1f} GFLOP/s")
+
+    result["naive_vs_conv"] = bench.naive_vs_conv([1, 64], repeats, naive_images=2 if quick else 16, rng=rng)
+    print("\n1. naive loops vs Conv2D.forward (ms per image)\n" + _table(result["naive_vs_conv"], [
+        ("layer", lambda r: r["layer"]), ("batch", lambda r: str(r["batch"])),
+        ("naive", lambda r: f"{r['naive_ms_per_image']:.2f}"), ("Conv2D", lambda r: f"{r['conv2d_ms_per_image']:.4f}"),
+        ("speedup", lambda r: f"{r['speedup']:.0f}x")]))
+
+    result["layers"] = [row for b in batches for row in bench.per_layer(b, repeats, result["sgemm_gflops"], rng)]
+    print("\n2. REF-CNN per layer (ms; conv GFLOP/s of forward+backward and share of sgemm)\n" + _table(result["layers"], [
+        ("batch", lambda r: str(r["batch"])), ("layer", lambda r: f"{r['index']} {r['layer']}"),
+        ("forward", lambda r: f"{r['forward_ms']:.3f}"), ("backward", lambda r: f"{r['backward_ms']:.3f}"),
+        ("GFLOP/s", lambda r: f"{r['gflops_total']:.1f}" if "gflops_total" in r else ""),
+        ("of sgemm", lambda r: f"{100 * r['share_of_sgemm']:.0f}%" if "share_of_sgemm" in r else "")]))
+
+    result["training"] = [bench.training_throughput(b, repeats, rng) for b in batches]
+    if args.epoch and not quick:
+        result["epoch"] = bench.real_epoch(64, 60000, rng)
+    print("\n3. REF-CNN training (forward, backward, SGD step)\n" + _table(result["training"], [
+        ("batch", lambda r: str(r["batch"])), ("ms/step", lambda r: f"{r['step_ms']:.2f}"),
+        ("images/s", lambda r: f"{r['images_per_s']:.0f}"), ("s per 60k epoch (from steps)", lambda r: f"{r['epoch_s_estimated']:.1f}")]))
+    if "epoch" in result:
+        print(f"one real epoch (train_epoch, batch 64, 60,000 images): {result['epoch']['seconds']:.1f} s")
+
+    have_torch = bench.torch_available()
+    use_torch = args.torch and have_torch
+    steps = 5 if quick else args.memory_steps
+    images = 1000 if quick else 60000
+    result["peak_rss_mb"] = {fw: _peak_memory(fw, batches[0], steps, args.threads, images)
+                             for fw in (["minicnn", "torch"] if use_torch else ["minicnn"])}
+    print(f"\n4. peak RSS training on {images:,} in-memory images, batch {batches[0]}, {steps} steps: " + ", ".join(
+        f"{fw} {r['peak_rss_mb']:.0f} MB (with data, before training: {r['rss_with_data_mb']:.0f} MB)"
+        for fw, r in result["peak_rss_mb"].items()))
+
+    result["torch"] = {"available": have_torch, "requested": args.torch}
+    if use_torch:
+        result["torch"]["runs"] = [bench.compare_with_torch(b, 5 if quick else max(repeats, 40), args.threads, rng)
+                                   for b in batches]
+        print(f"\n5. against PyTorch {result['versions']['torch']}, {args.threads} threads, steps alternated\n" + _table(
+            result["torch"]["runs"], [
+                ("batch", lambda r: str(r["batch"])), ("logits max diff", lambda r: f"{r['logits_max_abs_diff']:.1e}"),
+                ("grads rel diff", lambda r: f"{r['grads_max_rel_diff']:.1e}"),
+                ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"), ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"),
+                ("minicnn/torch", lambda r: f"{r['ratio_median_of_pairs']:.2f}x")]))
+        if not all(r["logits_match"] and r["grads_match"] for r in result["torch"]["runs"]):
+            print("WARNING: minicnn and PyTorch disagree (logits >= 1e-4 or gradients >= 1e-3 relative)")
+    elif args.torch:
+        print("\n5. PyTorch is not installed: skipped.  Get it with `pip install torch==2.13.0` (CPU build).")
+    result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+    path = Path(args.json) if args.json else Path(args.out) / "benchmark.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Speed measurements behind ``experiments/benchmark.py``: REF-CNN layer by layer, in training, and against PyTorch.
+
+REF-CNN (issue 5): input 1x28x28, Conv2D(1->16, 3x3, pad 1), ReLU, MaxPool 2x2,
+Conv2D(16->32, 3x3, pad 1), ReLU, MaxPool 2x2, Flatten (1568), Dense(1568->128),
+ReLU, Dense(128->10), softmax cross-entropy; SGD lr 0.05, momentum 0.9; float32.
+
+Every time is a median over ``repeats`` calls after ``warmup`` calls.  PyTorch is
+optional: ``torch_available()`` says whether it can be imported, and nothing
+here imports it otherwise.
+"""
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.losses import softmax_cross_entropy
+from minicnn.model import Sequential
+from minicnn.optim import SGD
+from minicnn.reference import conv2d_naive
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+CONV_SHAPES = {"conv1": (1, 16, 28), "conv2": (16, 32, 14)}   # C, F, H (=W) of REF-CNN's convolutions
+LR, MOMENTUM = 0.05, 0.9
+
+
+def ref_cnn(rng, dtype=np.float32):
+    return Sequential([
+        Conv2D(1, 16, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(16, 32, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(1568, 128, rng=rng, dtype=dtype), ReLU(), Dense(128, 10, rng=rng, dtype=dtype),
+    ])
+
+
+def mnist_like(n, rng):
+    """Random float32 images (n, 1, 28, 28) and labels 0..9 of MNIST's shape."""
+    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n)
+
+
+def median_ms(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def train_step(model, optimizer, x, y):
+    """One minicnn training step: forward, loss, backward, SGD update."""
+    loss, dout = softmax_cross_entropy(model.forward(x), y)
+    model.backward(dout)
+    optimizer.step()
+    return loss
+
+
+# -- machine ----------------------------------------------------------------------------------
+
+def machine_info():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def versions():
+    import scipy
+    out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
+    if torch_available():
+        import torch
+        out["torch"] = torch.__version__
+    return out
+
+
+def sgemm_gflops(repeats, size=2048):
+    """The machine's large-matrix float32 rate: a size x size matmul, in GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    ms = median_ms(lambda: np.matmul(a, b, out=out), repeats, warmup=1)
+    return 2 * size ** 3 / (ms * 1e-3) / 1e9
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far (VmHWM, else ru_maxrss), in MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- 1. naive loops against Conv2D --------------------------------------------------------------
+
+def naive_vs_conv(batches, repeats, naive_images, rng):
+    """ms per image of conv2d_naive and Conv2D.forward on REF-CNN's conv shapes.
+
+    The naive loop's cost per image does not depend on the batch, so it is timed
+    on ``min(batch, naive_images)`` images (once, it is slow) and reported per image.
+    """
+    rows = []
+    for name, (C, F, H) in CONV_SHAPES.items():
+        layer = Conv2D(C, F, 3, padding=1, rng=rng)
+        W, b = layer.params["W"], layer.params["b"]
+        for batch in batches:
+            x = rng.standard_normal((batch, C, H, H)).astype(np.float32)
+            n_naive = min(batch, naive_images)
+            naive = median_ms(lambda: conv2d_naive(x[:n_naive], W, b, 1, 1), repeats=1, warmup=0) / n_naive
+            fast = median_ms(lambda: layer.forward(x), repeats) / batch
+            rows.append({"layer": name, "batch": batch, "naive_ms_per_image": naive, "conv2d_ms_per_image": fast,
+                         "speedup": naive / fast, "naive_images_timed": n_naive})
+    return rows
+
+
+# -- 2. layer by layer --------------------------------------------------------------------------
+
+def conv_flops(layer, x_shape):
+    """Multiply-adds x 2 of one forward pass (backward does twice as many: dW and dx)."""
+    F, C, KH, KW = layer.params["W"].shape
+    _, H_out, W_out = layer.output_shape(x_shape[1:])
+    return 2 * x_shape[0] * F * H_out * W_out * C * KH * KW
+
+
+def per_layer(batch, repeats, sgemm_rate, rng):
+    """Forward and backward ms of each REF-CNN layer at one batch size; conv GFLOP/s and share of sgemm."""
+    model = ref_cnn(rng)
+    x, y = mnist_like(batch, rng)
+    inputs, h = [], x
+    for layer in model.layers:
+        inputs.append(h)
+        h = layer.forward(h)
+    dout = softmax_cross_entropy(h, y)[1]
+    douts = [None] * len(model.layers)
+    for i in reversed(range(len(model.layers))):
+        douts[i] = dout
+        dout = model.layers[i].backward(dout)
+    rows = []
+    for i, layer in enumerate(model.layers):
+        fwd = median_ms(lambda: layer.forward(inputs[i]), repeats)
+        bwd = median_ms(lambda: layer.backward(douts[i]), repeats)   # after a forward on the same input
+        row = {"batch": batch, "index": i, "layer": type(layer).__name__, "forward_ms": fwd, "backward_ms": bwd}
+        if isinstance(layer, Conv2D):
+            flops = conv_flops(layer, inputs[i].shape)
+            row["gflops_forward"] = flops / (fwd * 1e-3) / 1e9
+            row["gflops_backward"] = 2 * flops / (bwd * 1e-3) / 1e9
+            row["gflops_total"] = 3 * flops / ((fwd + bwd) * 1e-3) / 1e9
+            row["share_of_sgemm"] = row["gflops_total"] / sgemm_rate
+        rows.append(row)
+    return rows
+
+
+# -- 3. training throughput ---------------------------------------------------------------------
+
+def training_throughput(batch, repeats, rng):
+    model = ref_cnn(rng)
+    optimizer = SGD(model, LR, momentum=MOMENTUM)
+    x, y = mnist_like(batch, rng)
+    ms = median_ms(lambda: train_step(model, optimizer, x, y), repeats, warmup=3)
+    return {"batch": batch, "step_ms": ms, "images_per_s": batch / (ms * 1e-3), "epoch_s_estimated": 60000 * ms * 1e-3 / batch}
+
+
+def real_epoch(batch, n, rng):
+    """Seconds for one pass of minicnn.train.train_epoch over n random MNIST-shaped images (shuffling included)."""
+    from minicnn.train import train_epoch
+    model = ref_cnn(rng)
+    optimizer = SGD(model, LR, momentum=MOMENTUM)
+    x, y = mnist_like(n, rng)
+    record = train_epoch(model, optimizer, x, y, batch_size=batch, rng=rng, progress=False)
+    return {"batch": batch, "images": n, "seconds": record["seconds"], "seconds_per_60000": record["seconds"] * 60000 / n}
+
+
+# -- 4. peak memory (run in a fresh process per framework) -------------------------------------
+
+def peak_memory_run(framework, batch, steps, threads, images=60000):
+    """Train REF-CNN on ``images`` random MNIST-shaped images held in memory for ``steps`` minibatches.
+
+    Returns the peak RSS before training (data loaded) and after, in MB.
+    """
+    rng = np.random.default_rng(0)
+    x, y = mnist_like(images, rng)
+    order = rng.permutation(len(x))
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        net, _ = torch_ref_cnn(ref_cnn(rng))
+        opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        before = peak_rss_mb()
+        for s in range(steps):
+            idx = torch.from_numpy(np.resize(order, (s + 1) * batch)[s * batch:])
+            opt.zero_grad()
+            loss_fn(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+    else:
+        model = ref_cnn(rng)
+        optimizer = SGD(model, LR, momentum=MOMENTUM)
+        before = peak_rss_mb()
+        for s in range(steps):
+            idx = np.resize(order, (s + 1) * batch)[s * batch:]
+            train_step(model, optimizer, x[idx], y[idx])
+    return {"framework": framework, "batch": batch, "steps": steps, "images": images, "rss_with_data_mb": before,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+# -- 5. PyTorch ---------------------------------------------------------------------------------
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_ref_cnn(model):
+    """The same REF-CNN in PyTorch with minicnn's weights copied in; returns (net, [(minicnn name, torch param)])."""
+    import torch
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(), nn.Linear(128, 10))
+    pairs = []
+    with torch.no_grad():
+        for i, layer in enumerate(model.layers):
+            if not layer.params:
+                continue
+            W = layer.params["W"] if isinstance(layer, Conv2D) else layer.params["W"].T   # Linear keeps (out, in)
+            net[i].weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))
+            net[i].bias.copy_(torch.from_numpy(layer.params["b"]))
+            pairs += [(f"{i}.W", net[i].weight), (f"{i}.b", net[i].bias)]
+    return net, pairs
+
+
+def compare_with_torch(batch, repeats, threads, rng):
+    """Same logits and gradients, then alternating timed steps; ratio = minicnn step time / torch step time."""
+    import torch
+    torch.set_num_threads(threads)
+    model = ref_cnn(rng)
+    net, pairs = torch_ref_cnn(model)
+    x, y = mnist_like(batch, rng)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    logits = model.forward(x)
+    model.backward(softmax_cross_entropy(logits, y)[1])
+    out = net(xt)
+    loss_fn(out, yt).backward()
+    logits_diff = float(np.max(np.abs(logits - out.detach().numpy())))
+    grads = {name: g for name, _, g in model.parameters()}
+    grad_err = 0.0
+    for name, p in pairs:
+        theirs = p.grad.numpy().T if name.endswith("W") and p.grad.ndim == 2 else p.grad.numpy()
+        grad_err = max(grad_err, float(np.max(np.abs(grads[name] - theirs)) / max(1e-12, np.max(np.abs(theirs)))))
+    optimizer = SGD(model, LR, momentum=MOMENTUM)
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def torch_step():
+        opt.zero_grad()
+        loss_fn(net(xt), yt).backward()
+        opt.step()
+
+    for _ in range(3):
+        train_step(model, optimizer, x, y)
+        torch_step()
+    ours, theirs = [], []
+    for _ in range(repeats):
+        for fn, times in ((lambda: train_step(model, optimizer, x, y), ours), (torch_step, theirs)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ours, theirs = np.array(ours), np.array(theirs)
+    return {"batch": batch, "logits_max_abs_diff": logits_diff, "logits_match": logits_diff < 1e-4,
+            "grads_max_rel_diff": grad_err, "grads_match": grad_err < 1e-3,
+            "minicnn_step_ms": 1e3 * float(np.median(ours)), "torch_step_ms": 1e3 * float(np.median(theirs)),
+            "ratio_median_of_pairs": float(np.median(ours / theirs)),
+            "ratio_of_medians": float(np.median(ours) / np.median(theirs))}
+
+
+def worker_main(argv=None):
+    """``python -m minicnn.benchmark FRAMEWORK BATCH STEPS THREADS IMAGES``: one peak-memory run, printed as JSON."""
+    import json
+    framework, batch, steps, threads, images = (argv if argv is not None else sys.argv[1:])
+    print(json.dumps(peak_memory_run(framework, int(batch), int(steps), int(threads), int(images))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())
