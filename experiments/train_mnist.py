@@ -7,7 +7,20 @@ Writes under --out: checkpoint.npz (every epoch; Ctrl-C saves one too),
 metrics.json (test accuracy, history, kernels, timings) and kernels.png when
 matplotlib is installed.  Prints one line per epoch and, at the end, every
 first-layer kernel beside its best-matching oriented Sobel kernel.
+
+BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
+MKL_NUM_THREADS is set (why: see the comment below).
 """
+import os
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+if __name__ == "__main__" and not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
+    # One BLAS thread unless you set one of these variables. This network's matrix products are
+    # small: a second OpenBLAS thread gains little on an idle 2-core machine and, when another
+    # program shares the cores, its threads wait on each other and an epoch can take 10-20x longer.
+    # (Must happen before NumPy is imported; importing this module from elsewhere changes nothing.)
+    os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
+
 import argparse
 import json
 import sys
