@@ -280,3 +280,21 @@ def shifted_rows(padded_shape, kernel_size):
     KH, KW = kernel_size
     M = N * Hp * Wp - (KH - 1) * Wp - (KW - 1)
     return M, [i * Wp + j for i in range(KH) for j in range(KW)]
+
+
+def width_windows(xp, KW, out):
+    """The KW neighbours along the width of every position, side by side: an im2col of the width axis only.
+
+    ``out[r] = [rows[r], rows[r + 1], ..., rows[r + KW - 1]]`` for the rows of xp
+    flattened to (N*Hp*Wp, C).  Each kernel row i of a stride-1 convolution is then
+    one product ``out[i*Wp : i*Wp + M] @ W[:, :, i].reshape(KW*C, F)``: KH
+    products of depth KW*C instead of KH*KW thin ones, for a copy of KW times the input.
+
+    Shape: xp (N, Hp, Wp, C), out (N*Hp*Wp - KW + 1, KW*C) -> out
+    """
+    C = xp.shape[3]
+    rows = xp.reshape(-1, C)
+    n = out.shape[0]
+    for j in range(KW):
+        out[:, j * C:(j + 1) * C] = rows[j:j + n]
+    return out

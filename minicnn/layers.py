@@ -17,7 +17,7 @@ the ``rng`` you pass; biases start at zero.
 import numpy as np
 
 from minicnn.im2col import (col2im_channels_last, column_sums, gemm, im2col_channels_last, output, output_like,
-                            output_size, pad_channels_last, scratch, scratch_like, shifted_rows)
+                            output_size, pad_channels_last, scratch, scratch_like, shifted_rows, width_windows)
 
 # Stride-1 convolutions with at least this many input channels skip im2col (see im2col.shifted_rows);
 # with fewer, the KH*KW thin products cost more than one im2col copy.
@@ -165,11 +165,12 @@ class Conv2D:
         if self._shifted:
             # Stride 1: KH*KW products on shifted row ranges of the padded input, no im2col copy.
             M, shifts = shifted_rows(xp.shape, self.kernel_size)
-            rows = xp.reshape(-1, C)                                                    # (N*Hp*Wp, C)
-            out = output(self._scratch, "out", (rows.shape[0], F), dtype)               # (N*Hp*Wp, F), junk rows unread
+            Wp = xp.shape[2]
+            wide = width_windows(xp, KW, scratch(self._scratch, "wide", (xp.size // C - KW + 1, KW * C), dtype))
+            out = output(self._scratch, "out", (xp.size // C, F), dtype)               # (N*Hp*Wp, F), junk rows unread
             self._fill_bias(out[:M], dtype)
-            for k, s in enumerate(shifts):
-                gemm(rows[s:s + M], W_k[k // KW, k % KW], out[:M], accumulate="b" in self.params or k > 0)
+            for i in range(KH):
+                gemm(wide[i * Wp:i * Wp + M], W_k[i].reshape(KW * C, F), out[:M], accumulate="b" in self.params or i > 0)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
             cols = im2col_channels_last(xp, self.kernel_size, self.stride,
@@ -209,10 +210,14 @@ class Conv2D:
             dxp = output(self._scratch, "dx", xp.shape, dtype)
             dxp.fill(0)
             dx_rows = dxp.reshape(-1, C)
-            for k, s in enumerate(shifts):
-                i, j = divmod(k, KW)
-                gemm(rows[s:s + M].T, d, dW_k[i, j])                                    # (C, F)
-                gemm(d, W_k[i, j].T, dx_rows[s:s + M], accumulate=True)                 # (M, C)
+            wide, Wp = self._scratch["wide"], xp.shape[2]
+            dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
+            dwide.fill(0)
+            for i in range(KH):
+                gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))         # (KW*C, F)
+                gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=True)
+            for j in range(KW):                                                          # adjoint of width_windows
+                dx_rows[j:j + dwide.shape[0]] += dwide[:, j * C:(j + 1) * C]
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
             cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
