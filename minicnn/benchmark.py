@@ -37,7 +37,7 @@ def ref_cnn(rng, dtype=np.float32):
 
 def mnist_like(n, rng):
     """Random float32 images (n, 1, 28, 28) and labels 0..9 of MNIST's shape."""
-    return rng.standard_normal((n, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, n)
+    return rng.standard_normal((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
 
 
 def median_ms(fn, repeats, warmup=2):

@@ -293,6 +293,7 @@ class MaxPool2D:
         self._winner = None
         self._x_shape = None
         self._channels_last = False
+        self._pairwise = False   # the 2x2, stride-2 fast path keeps masks instead of a winner index
         self._scratch = {}
 
     def output_shape(self, input_shape):
@@ -316,6 +317,11 @@ class MaxPool2D:
         _, H_out, W_out = self.output_shape(x.shape[1:])
         views = [x[:, :, sh, sw] for _, sh, sw in self._windows(H_out, W_out)]   # each (N, C, H_out, W_out)
         index = np.dtype(np.uint8 if KH * KW <= 256 else np.int32)
+        self._x_shape = x.shape
+        self._channels_last = x.strides[1] < min(x.strides[2], x.strides[3])   # keep dx in x's memory layout
+        self._pairwise = (KH, KW) == (2, 2) and self.stride == (2, 2)
+        if self._pairwise:
+            return self._forward_2x2(*views)
         out = output_like(self._scratch, "out", views[0])
         winner = scratch_like(self._scratch, "winner", views[0], index)
         if len(views) == 1:
@@ -330,9 +336,33 @@ class MaxPool2D:
                 np.greater(views[k], out, out=better)
                 np.maximum(out, views[k], out=out)
                 np.maximum(winner, np.multiply(better, index.type(k), out=offset), out=winner)
-        self._winner, self._x_shape = winner, x.shape
-        self._channels_last = x.strides[1] < min(x.strides[2], x.strides[3])   # keep dx in x's memory layout
+        self._winner = winner
         return out
+
+    def _forward_2x2(self, v00, v01, v10, v11):
+        """The common 2x2, stride-2 case as a tree of pairwise maxima: 6 array operations instead of 10.
+
+        Each row is reduced first, then the rows, so that ties still go to the
+        first maximum in row-major order; three boolean masks record the winners.
+        """
+        s = self._scratch
+        self._right = [np.greater(v01, v00, out=scratch_like(s, "right0", v00, bool)),   # (0, 1) beat (0, 0)
+                       np.greater(v11, v10, out=scratch_like(s, "right1", v00, bool))]   # (1, 1) beat (1, 0)
+        top = np.maximum(v00, v01, out=scratch_like(s, "top", v00, v00.dtype))
+        bottom = np.maximum(v10, v11, out=scratch_like(s, "bottom", v00, v00.dtype))
+        self._down = np.greater(bottom, top, out=scratch_like(s, "down", v00, bool))     # bottom row strictly greater
+        self._winner = self._down                                                         # marks forward as done
+        return np.maximum(top, bottom, out=output_like(s, "out", v00))
+
+    def _backward_2x2(self, dout, dx):
+        s = self._scratch
+        no = scratch_like(s, "no", self._down, bool)
+        rows = (np.multiply(dout, np.logical_not(self._down, out=no), out=scratch_like(s, "up", dout, dout.dtype)),
+                np.multiply(dout, self._down, out=scratch_like(s, "dn", dout, dout.dtype)))
+        for i, (d_row, right) in enumerate(zip(rows, self._right)):
+            np.multiply(d_row, np.logical_not(right, out=no), out=dx[:, :, i::2, 0::2][:, :, :dout.shape[2], :dout.shape[3]])
+            np.multiply(d_row, right, out=dx[:, :, i::2, 1::2][:, :, :dout.shape[2], :dout.shape[3]])
+        return dx
 
     def backward(self, dout):
         if self._winner is None:
@@ -350,6 +380,8 @@ class MaxPool2D:
             dx = output(self._scratch, "dx", (N, C, H, W), dout.dtype)
         if overlap or not tiled:
             dx.fill(0)
+        if self._pairwise:
+            return self._backward_2x2(dout, dx)
         won = scratch_like(self._scratch, "won", self._winner, bool)
         for k, sh, sw in self._windows(H_out, W_out):
             np.equal(self._winner, k, out=won)
@@ -371,6 +403,8 @@ class Flatten:
     def __init__(self):
         self.params, self.grads = {}, {}
         self._x_shape = None
+        self._channels_last = False   # dx goes back in x's memory layout
+        self._scratch = {}
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -380,12 +414,20 @@ class Flatten:
             raise ValueError(f"Flatten expected an array of shape (N, ...) with at least 2 dimensions, "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         self._x_shape = x.shape
+        self._channels_last = x.ndim == 4 and x.strides[1] < min(x.strides[2], x.strides[3])
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
         if self._x_shape is None:
             raise RuntimeError("Flatten.backward called before forward")
-        return dout.reshape(self._x_shape)
+        dx = dout.reshape(self._x_shape)
+        if not self._channels_last:
+            return dx
+        # x came channels-last from a conv or pool: hand dx back the same way, so their backward stays fast.
+        N, C, H, W = self._x_shape
+        out = output(self._scratch, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
+        np.copyto(out, dx)
+        return out
 
 
 # -- Dense --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 import minicnn.layers as layers
 from minicnn.gradcheck import LAYER_TOL, check_layer, distinct_values
 from minicnn.im2col import column_sums, gemm
-from minicnn.layers import Conv2D, MaxPool2D, ReLU
+from minicnn.layers import Conv2D, Flatten, MaxPool2D, ReLU
 from minicnn.reference import conv2d_naive, maxpool2d_backward_naive, maxpool2d_naive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,6 +158,18 @@ def test_maxpool_gradient_check(kernel, stride):
     assert errors["dx"] < LAYER_TOL
 
 
+def test_flatten_hands_dx_back_in_the_layout_of_x():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 4, 5))
+    for inp in (x, channels_last(x)):
+        layer = Flatten()
+        out = layer.forward(inp)
+        np.testing.assert_array_equal(out, x.reshape(2, -1))      # C order, whatever the memory layout
+        dx = layer.backward(out * 2)
+        np.testing.assert_array_equal(dx, 2 * x)
+        assert dx.strides == inp.strides
+
+
 def test_relu_on_both_layouts_and_dtypes():
     rng = np.random.default_rng(6)
     for dtype in (np.float32, np.float64):
@@ -178,8 +190,10 @@ def _layer_cases(rng):
     yield Conv2D(1, 3, 3, padding=1, rng=rng, dtype=np.float64), (2, 1, 6, 6)     # im2col engine
     yield Conv2D(2, 3, 3, stride=2, rng=rng, dtype=np.float64), (2, 2, 7, 7)      # im2col, strided
     yield ReLU(), (2, 3, 4, 4)
-    yield MaxPool2D(2), (2, 3, 6, 6)
-    yield MaxPool2D(3, 2), (2, 3, 7, 7)
+    yield MaxPool2D(2), (2, 3, 6, 6)                                               # 2x2 pairwise path
+    yield MaxPool2D(2), (2, 3, 7, 5)                                               # 2x2, edge dropped
+    yield MaxPool2D(3, 2), (2, 3, 7, 7)                                            # overlapping windows
+    yield Flatten(), (2, 3, 4, 4)
 
 
 def test_held_outputs_are_never_overwritten_by_later_calls():
@@ -197,7 +211,7 @@ def test_held_outputs_are_never_overwritten_by_later_calls():
         np.testing.assert_array_equal(out1, saved_out1, err_msg=type(layer).__name__)
         np.testing.assert_array_equal(dx1, saved_dx1, err_msg=type(layer).__name__)
         assert not np.shares_memory(out1, out2) and not np.shares_memory(dx1, dx2)
-        view = out2.transpose(0, 1, 3, 2)        # a view keeps its buffer alive too
+        view = out2[::-1]                        # a view keeps its buffer alive too
         del out2
         out3 = layer.forward(x1)
         assert not np.shares_memory(view, out3)
