@@ -1,0 +1,22 @@
+"""The README's example runs as printed and learns."""
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_readme_example_runs_and_learns(capsys):
+    text = README.read_text()
+    section = text[text.index("## A CNN in a dozen lines"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README example", "exec"), namespace)
+    loss, accuracy = namespace["evaluate"](namespace["model"], namespace["x"][2500:], namespace["y"][2500:])
+    assert accuracy > 0.9, (loss, accuracy)
+    assert "Total params: 2,132" in capsys.readouterr().out
+
+
+def test_readme_quick_start_has_the_ci_test_command():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if "pytest" in line)
+    assert command.strip() in README.read_text()
