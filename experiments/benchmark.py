@@ -64,13 +64,24 @@ def _rerun_with_threads(argv, threads):
     return subprocess.call([sys.executable, str(Path(__file__).resolve())] + list(argv), env=env)
 
 
-def _peak_memory(framework, batch, steps, threads, images):
+def _worker(*args, threads):
+    """One measurement in a fresh process (python -m minicnn.benchmark ...), its JSON result."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-m", "minicnn.benchmark", framework, str(batch), str(steps), str(threads),
-                          str(images)],
+    out = subprocess.run([sys.executable, "-m", "minicnn.benchmark", *map(str, args)],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _alone(batch, steps, rounds, threads):
+    """Each framework alone in its own process, processes alternated: medians of the per-process medians."""
+    runs = {"minicnn": [], "torch": []}
+    for _ in range(rounds):
+        for fw in runs:
+            runs[fw].append(_worker("alone", fw, batch, steps, threads, threads=threads)["step_ms"])
+    ours, theirs = float(np.median(runs["minicnn"])), float(np.median(runs["torch"]))
+    return {"batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
+            "torch_step_ms": theirs, "ratio": ours / theirs, "minicnn_runs_ms": runs["minicnn"], "torch_runs_ms": runs["torch"]}
 
 
 def _table(rows, columns):
@@ -123,7 +134,7 @@ def main(argv=None):
     use_torch = args.torch and have_torch
     steps = 5 if quick else args.memory_steps
     images = 1000 if quick else 60000
-    result["peak_rss_mb"] = {fw: _peak_memory(fw, batches[0], steps, args.threads, images)
+    result["peak_rss_mb"] = {fw: _worker("memory", fw, batches[0], steps, args.threads, images, threads=args.threads)
                              for fw in (["minicnn", "torch"] if use_torch else ["minicnn"])}
     print(f"\n4. peak RSS training on {images:,} in-memory images, batch {batches[0]}, {steps} steps: " + ", ".join(
         f"{fw} {r['peak_rss_mb']:.0f} MB (with data, before training: {r['rss_with_data_mb']:.0f} MB)"
@@ -140,6 +151,12 @@ def main(argv=None):
                 ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"), ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"),
                 ("minicnn/torch (median of pairs)", lambda r: f"{r['ratio_median_of_pairs']:.2f}x"),
                 ("fastest/fastest", lambda r: f"{r['ratio_of_fastest']:.2f}x")]))
+        result["torch"]["alone"] = [_alone(b, 5 if quick else max(repeats, 40), 1 if quick else 3, args.threads)
+                                    for b in batches]
+        print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
+              "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [
+                  ("batch", lambda r: str(r["batch"])), ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"),
+                  ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"), ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x")]))
         if not all(r["logits_match"] and r["grads_match"] for r in result["torch"]["runs"]):
             print("WARNING: minicnn and PyTorch disagree (logits >= 1e-4 or gradients >= 1e-3 relative)")
     elif args.torch:

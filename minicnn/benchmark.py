@@ -289,11 +289,40 @@ def compare_with_torch(batch, repeats, threads, rng):
             "ratio_of_fastest": float(ours.min() / theirs.min()), "pairs": len(ours)}
 
 
+def alone_step_ms(framework, batch, steps, threads):
+    """Median ms of a training step with only this framework in the process (no second thread pool around)."""
+    rng = np.random.default_rng(0)
+    model = ref_cnn(rng)
+    x, y = mnist_like(batch, rng)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        net, _ = torch_ref_cnn(model)
+        opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            loss_fn(net(xt), yt).backward()
+            opt.step()
+    else:
+        optimizer = SGD(model, LR, momentum=MOMENTUM)
+
+        def step():
+            train_step(model, optimizer, x, y)
+    return {"framework": framework, "batch": batch, "steps": steps, "step_ms": median_ms(step, steps, warmup=5)}
+
+
 def worker_main(argv=None):
-    """``python -m minicnn.benchmark FRAMEWORK BATCH STEPS THREADS IMAGES``: one peak-memory run, printed as JSON."""
+    """``python -m minicnn.benchmark memory|alone FRAMEWORK BATCH STEPS THREADS [IMAGES]``: one run, printed as JSON."""
     import json
-    framework, batch, steps, threads, images = (argv if argv is not None else sys.argv[1:])
-    print(json.dumps(peak_memory_run(framework, int(batch), int(steps), int(threads), int(images))))
+    mode, framework, batch, steps, threads, *images = (argv if argv is not None else sys.argv[1:])
+    if mode == "memory":
+        result = peak_memory_run(framework, int(batch), int(steps), int(threads), int(images[0]))
+    else:
+        result = alone_step_ms(framework, int(batch), int(steps), int(threads))
+    print(json.dumps(result))
     return 0
 
 
