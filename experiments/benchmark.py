@@ -161,6 +161,8 @@ def main(argv=None):
             print("WARNING: minicnn and PyTorch disagree (logits >= 1e-4 or gradients >= 1e-3 relative)")
     elif args.torch:
         print("\n5. PyTorch is not installed: skipped.  Get it with `pip install torch==2.13.0` (CPU build).")
+    else:
+        print("\n5. PyTorch comparison skipped: add --torch (PyTorch itself: `pip install torch==2.13.0`, CPU build).")
     result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
     path = Path(args.json) if args.json else Path(args.out) / "benchmark.json"
