@@ -43,6 +43,9 @@ def numerical_gradient(f, x, h=1e-5):
     """
     if x.dtype != np.float64:
         raise ValueError(f"numerical gradients need float64 arrays, got {x.dtype}")
+    if not x.flags.c_contiguous:
+        raise ValueError("numerical gradients perturb x in place through a flat view, so x must be C-contiguous; "
+                         "pass np.ascontiguousarray(x)")
     grad = np.zeros_like(x)
     flat_x, flat_g = x.reshape(-1), grad.reshape(-1)  # views: writing flat_x writes x
     for i in range(flat_x.size):
@@ -74,7 +77,7 @@ def check_layer(layer, x, *, rng=None, h=1e-5):
     errors : dict, ``{"dx": err, "W": err, ...}``
     """
     rng = np.random.default_rng(0) if rng is None else rng
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")
     _require_float64(layer.params.items(), type(layer).__name__)
     R = rng.standard_normal(layer.forward(x).shape)
     dx = layer.backward(R.copy())
@@ -92,7 +95,7 @@ def check_model(model, x, y, *, loss="cross_entropy", h=1e-5):
     Returns ``{"dx": err, "0.W": err, "0.b": err, ...}``.
     """
     loss_fn = {"cross_entropy": softmax_cross_entropy, "mse": mse}[loss] if isinstance(loss, str) else loss
-    x = np.array(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64, order="C")
     _require_float64(((n, p) for n, p, _ in model.parameters()), "model")
     _, dout = loss_fn(model.forward(x), y)
     dx = model.backward(dout)

@@ -39,3 +39,11 @@ def test_module_entry_point_exits_zero():
     done = subprocess.run([sys.executable, "-m", "minicnn.gradcheck"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 failed" in done.stdout
+
+
+def test_non_contiguous_inputs_are_checked_not_silently_ignored():
+    rng = np.random.default_rng(0)
+    x_t = rng.standard_normal((4, 3)).T  # a transposed view, as layers return channels-last activations
+    assert check_layer(Dense(4, 2, rng=rng, dtype=np.float64), x_t, rng=rng)["dx"] < 1e-7
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        numerical_gradient(lambda: 0.0, x_t)
