@@ -1,0 +1,28 @@
+"""Checks shared by the layers: each raises ValueError saying what was expected and what came."""
+import numpy as np
+
+
+def pair(value, name, minimum):
+    """An int or a pair of ints -> a pair of ints, each >= minimum."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def positive_int(value, name):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_float_input(layer, x, ndim, layout):
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{layer} expected a NumPy array of shape {layout}, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{layer} expected input of shape {layout} ({ndim} dimensions), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{layer} expected a floating-point input, got dtype {x.dtype}; "
+                         f"convert with x.astype(np.float32)")
