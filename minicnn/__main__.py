@@ -11,6 +11,7 @@ this file only dispatches, so ``python -m minicnn COMMAND --help`` shows the
 command's own options.
 """
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -37,7 +38,12 @@ def main(argv=None):
         print(f"minicnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return module.main(rest)
+    try:
+        return module.main(rest)
+    except BrokenPipeError:
+        # The reader went away (e.g. `python -m minicnn explain | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
