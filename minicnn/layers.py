@@ -4,7 +4,9 @@ Every layer has the same small API:
 
 - ``forward(x)`` returns the output and keeps what backward will need;
 - ``backward(dout)`` returns ``dx`` and overwrites ``self.grads[name]`` for every
-  parameter (so nobody has to zero gradients);
+  parameter (so nobody has to zero gradients); ``backward(dout, need_dx=False)``
+  fills the same gradients but skips ``dx`` and returns None (a model's first
+  layer in training: nobody needs the gradient of the data);
 - ``params`` and ``grads`` are dicts with the same keys (empty for stateless layers);
 - ``output_shape(input_shape)`` maps a per-example shape (no batch axis) to the
   output's, which is what ``Sequential.summary`` uses.
@@ -160,7 +162,8 @@ class Conv2D:
         if "b" in self.params:
             out[...] = _as_dtype(self.params["b"], dtype)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
+        """Fill ``grads["W"]`` (and ``grads["b"]``) and return dx; with ``need_dx=False`` skip dx and return None."""
         if self._xp is None:
             raise RuntimeError("Conv2D.backward called before forward")
         N, C, H, W = self._x_shape
@@ -180,26 +183,32 @@ class Conv2D:
             dpad = scratch(self._scratch, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
             dpad[:, :H_out, :W_out, :] = dout_hwc
             d = dpad.reshape(-1, F)[:M]                                                 # (M, F)
-            dxp = output(self._scratch, "dx", xp.shape, dtype)
-            dxp.fill(0)
-            dx_rows = dxp.reshape(-1, C)
             wide, Wp = self._scratch["wide"], xp.shape[2]
-            dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
-            dwide.fill(0)
             for i in range(KH):
                 gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))         # (KW*C, F)
-                gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=True)
-            for j in range(KW):                                                          # adjoint of width_windows
-                dx_rows[j:j + dwide.shape[0]] += dwide[:, j * C:(j + 1) * C]
+            if need_dx:
+                dxp = output(self._scratch, "dx", xp.shape, dtype)
+                dxp.fill(0)
+                dx_rows = dxp.reshape(-1, C)
+                dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
+                dwide.fill(0)
+                for i in range(KH):
+                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=True)
+                for j in range(KW):                                                      # adjoint of width_windows
+                    dx_rows[j:j + dwide.shape[0]] += dwide[:, j * C:(j + 1) * C]
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
             cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
             gemm(cols.T, d, dW_k.reshape(-1, F))
-            dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))
-            dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, output(self._scratch, "dx", xp.shape, dtype))
+            if need_dx:
+                dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))
+                dxp = col2im_channels_last(dcols, self.kernel_size, self.stride,
+                                           output(self._scratch, "dx", xp.shape, dtype))
         _set_grad(self, "W", dW_k.transpose(3, 2, 0, 1))
         if "b" in self.params:
             _set_grad(self, "b", column_sums(d, self._scratch))
+        if not need_dx:
+            return None
         top, _, left, _ = self.padding
         return dxp[:, top:top + H, left:left + W, :].transpose(0, 3, 1, 2)            # (N, C, H, W) view
 
@@ -226,9 +235,11 @@ class ReLU:
         self._mask = np.greater(x, 0, out=scratch_like(self._scratch, "mask", x, bool))
         return np.maximum(x, x.dtype.type(0), out=output_like(self._scratch, "out", x))
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
+        if not need_dx:
+            return None
         return np.multiply(dout, self._mask, out=output_like(self._scratch, "dx", dout))
 
 
@@ -257,9 +268,11 @@ class Flatten:
         self._channels_last = x.ndim == 4 and x.strides[1] < min(x.strides[2], x.strides[3])
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._x_shape is None:
             raise RuntimeError("Flatten.backward called before forward")
+        if not need_dx:
+            return None
         dx = dout.reshape(self._x_shape)
         if not self._channels_last:
             return dx
@@ -307,7 +320,7 @@ class Dense:
         out[...] = _as_dtype(self.params["b"], x.dtype)
         return gemm(x, _as_dtype(self.params["W"], x.dtype), out, accumulate=True)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         x = self._x
@@ -319,4 +332,6 @@ class Dense:
         else:
             _set_grad(self, "W", x.T @ dout)
         _set_grad(self, "b", column_sums(dout, {}))
+        if not need_dx:
+            return None
         return gemm(dout, _as_dtype(W, dout.dtype).T, np.empty(x.shape, dout.dtype))

@@ -113,11 +113,13 @@ class MaxPool2D:
             np.multiply(d_row, right, out=dx[:, :, i::2, 1::2][:, :, :dout.shape[2], :dout.shape[3]])
         return dx
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._winner is None:
             raise RuntimeError("MaxPool2D.backward called before forward")
         if dout.shape != self._winner.shape:
             raise ValueError(f"MaxPool2D.backward expected dout of shape {self._winner.shape}, got {dout.shape}")
+        if not need_dx:
+            return None
         N, C, H, W = self._x_shape
         (KH, KW), (SH, SW) = self.kernel_size, self.stride
         H_out, W_out = dout.shape[2:]
