@@ -187,15 +187,18 @@ class Conv2D:
             for i in range(KH):
                 gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))         # (KW*C, F)
             if need_dx:
-                dxp = output(self._scratch, "dx", xp.shape, dtype)
-                dxp.fill(0)
-                dx_rows = dxp.reshape(-1, C)
+                # Kernel row 0 and width offset 0 write their whole range, so only the rows after it need zeros.
                 dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
-                dwide.fill(0)
+                R = dwide.shape[0]
+                dwide[M:] = 0
                 for i in range(KH):
-                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=True)
-                for j in range(KW):                                                      # adjoint of width_windows
-                    dx_rows[j:j + dwide.shape[0]] += dwide[:, j * C:(j + 1) * C]
+                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=i > 0)
+                dxp = output(self._scratch, "dx", xp.shape, dtype)
+                dx_rows = dxp.reshape(-1, C)
+                dx_rows[:R] = dwide[:, :C]
+                dx_rows[R:] = 0
+                for j in range(1, KW):                                                   # adjoint of width_windows
+                    dx_rows[j:j + R] += dwide[:, j * C:(j + 1) * C]
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
             cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
