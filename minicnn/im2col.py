@@ -167,6 +167,26 @@ def column_sums(m, store):
     return gemm(ones[:, :m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype))[0]
 
 
+def fill_rows(out, row):
+    """``out[...] = row`` for every row of a C-contiguous (m, n) array, in long runs.
+
+    Broadcasting a short row directly makes NumPy loop over m runs of n numbers;
+    copying a block of the row repeated ~4096 numbers long is several times faster.
+
+    Shape: out (m, n), row (n,) -> out
+    """
+    m, n = out.shape
+    reps = min(m, 4096 // max(n, 1))
+    if reps > 1 and n > 0 and out.flags.c_contiguous:
+        whole = m - m % reps
+        block = np.tile(row.astype(out.dtype, copy=False), reps)                   # (reps*n,)
+        out[:whole].reshape(-1, reps * n)[...] = block
+        out[whole:] = row
+    else:
+        out[...] = row
+    return out
+
+
 def scratch(store, name, shape, dtype, zeros=False):
     """A reusable internal buffer ``store[name]``, reallocated only when shape or dtype change.
 

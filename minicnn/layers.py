@@ -18,7 +18,7 @@ the ``rng`` you pass; biases start at zero.
 """
 import numpy as np
 
-from minicnn.im2col import (col2im_channels_last, column_sums, gemm, im2col_channels_last, output, output_like,
+from minicnn.im2col import (col2im_channels_last, column_sums, fill_rows, gemm, im2col_channels_last, output, output_like,
                             output_size, pad_channels_last, scratch, scratch_like, shifted_rows, width_windows)
 from minicnn.pooling import MaxPool2D  # noqa: F401  (one of the five layers; it lives in its own module)
 from minicnn.validation import check_float_input, pair, positive_int
@@ -160,7 +160,7 @@ class Conv2D:
 
     def _fill_bias(self, out, dtype):
         if "b" in self.params:
-            out[...] = _as_dtype(self.params["b"], dtype)
+            fill_rows(out, _as_dtype(self.params["b"], dtype))
 
     def backward(self, dout, need_dx=True):
         """Fill ``grads["W"]`` (and ``grads["b"]``) and return dx; with ``need_dx=False`` skip dx and return None."""

@@ -29,3 +29,15 @@ def test_col2im_is_the_adjoint_of_im2col(kernel, stride, padding):
     cols = im2col(x, kernel, stride, padding)
     c = rng.standard_normal(cols.shape)
     assert np.sum(cols * c) == pytest.approx(np.sum(x * col2im(c, x.shape, kernel, stride, padding)), rel=1e-12)
+
+
+@pytest.mark.parametrize("m, n", [(0, 3), (3, 0), (1, 5), (7, 16), (5000, 16), (257, 16), (300, 32), (3, 5000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
+    from minicnn.im2col import fill_rows
+    row = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    assert fill_rows(out, row) is out
+    np.testing.assert_array_equal(out, np.broadcast_to(row, (m, n)))
+    strided = np.full((m, 2 * n), np.nan, dtype)[:, ::2]                 # not contiguous: the plain broadcast
+    np.testing.assert_array_equal(fill_rows(strided, row), np.broadcast_to(row, (m, n)))
