@@ -18,7 +18,7 @@ the ``rng`` you pass; biases start at zero.
 """
 import numpy as np
 
-from minicnn.im2col import (col2im_channels_last, column_sums, fill_rows, gemm, im2col_channels_last, output, output_like,
+from minicnn.im2col import (col2im_channels_last, column_sums, fill_rows, gemm, im2col_channels_last, im2col_offsets_first, output, output_like,
                             output_size, pad_channels_last, scratch, scratch_like, shifted_rows, width_windows)
 from minicnn.pooling import MaxPool2D  # noqa: F401  (one of the five layers; it lives in its own module)
 from minicnn.validation import check_float_input, pair, positive_int
@@ -149,8 +149,12 @@ class Conv2D:
                 gemm(wide[i * Wp:i * Wp + M], W_k[i].reshape(KW * C, F), out[:M], accumulate="b" in self.params or i > 0)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
-            cols = im2col_channels_last(xp, self.kernel_size, self.stride,
-                                        scratch(self._scratch, "cols", (N, H_out, W_out, KH, KW, C), dtype))
+            if C == 1:   # one channel: long runs per kernel offset; BLAS takes the transpose for free
+                cols = im2col_offsets_first(xp, self.kernel_size, self.stride,
+                                            scratch(self._scratch, "cols", (KH, KW, C, N, H_out, W_out), dtype)).T
+            else:
+                cols = im2col_channels_last(xp, self.kernel_size, self.stride,
+                                            scratch(self._scratch, "cols", (N, H_out, W_out, KH, KW, C), dtype))
             out = output(self._scratch, "out", (cols.shape[0], F), dtype)               # (N*H_out*W_out, F)
             self._fill_bias(out, dtype)
             gemm(cols, W_k.reshape(-1, F), out, accumulate="b" in self.params)
@@ -201,7 +205,8 @@ class Conv2D:
                     dx_rows[j:j + R] += dwide[:, j * C:(j + 1) * C]
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
-            cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
+            cols = self._scratch["cols"]
+            cols = cols.reshape(KH * KW * C, d.shape[0]).T if C == 1 else cols.reshape(d.shape[0], KH * KW * C)  # (rows, patch)
             gemm(cols.T, d, dW_k.reshape(-1, F))
             if need_dx:
                 dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))

@@ -41,3 +41,14 @@ def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
     np.testing.assert_array_equal(out, np.broadcast_to(row, (m, n)))
     strided = np.full((m, 2 * n), np.nan, dtype)[:, ::2]                 # not contiguous: the plain broadcast
     np.testing.assert_array_equal(fill_rows(strided, row), np.broadcast_to(row, (m, n)))
+
+
+@pytest.mark.parametrize("C, kernel, stride", [(1, (3, 3), (1, 1)), (1, (2, 3), (2, 1)), (3, (3, 2), (1, 2)), (2, (1, 1), (3, 3))])
+def test_im2col_offsets_first_is_the_transpose_of_channels_last(C, kernel, stride):
+    from minicnn.im2col import im2col_channels_last, im2col_offsets_first
+    xp = np.random.default_rng(0).standard_normal((2, 7, 8, C)).astype(np.float32)
+    (KH, KW), (SH, SW) = kernel, stride
+    H_out, W_out = (7 - KH) // SH + 1, (8 - KW) // SW + 1
+    rows = im2col_channels_last(xp, kernel, stride, np.empty((2, H_out, W_out, KH, KW, C), np.float32))
+    cols_t = im2col_offsets_first(xp, kernel, stride, np.empty((KH, KW, C, 2, H_out, W_out), np.float32))
+    np.testing.assert_array_equal(cols_t, rows.T)
