@@ -332,8 +332,8 @@ def width_windows(xp, KW, out):
     Shape: xp (N, Hp, Wp, C), out (N*Hp*Wp - KW + 1, KW*C) -> out
     """
     C = xp.shape[3]
-    rows = xp.reshape(-1, C)
-    n = out.shape[0]
-    for j in range(KW):
-        out[:, j * C:(j + 1) * C] = rows[j:j + n]
+    # Row r of out is the run flat[r*C : r*C + KW*C] of the flattened batch: one copy from a read-only
+    # window view (each row one run of KW*C numbers) rather than KW copies of C-number pieces.
+    flat = np.ascontiguousarray(xp).reshape(-1)
+    np.copyto(out, np.lib.stride_tricks.sliding_window_view(flat, KW * C)[::C])
     return out
