@@ -54,7 +54,7 @@ def median_ms(fn, repeats, warmup=2):
 def train_step(model, optimizer, x, y):
     """One minicnn training step: forward, loss, backward, SGD update."""
     loss, dout = softmax_cross_entropy(model.forward(x), y)
-    model.backward(dout)
+    model.backward(dout, need_input_grad=False)   # like torch, whose input has requires_grad False
     optimizer.step()
     return loss
 

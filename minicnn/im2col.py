@@ -167,6 +167,26 @@ def column_sums(m, store):
     return gemm(ones[:, :m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype))[0]
 
 
+def fill_rows(out, row):
+    """``out[...] = row`` for every row of a C-contiguous (m, n) array, in long runs.
+
+    Broadcasting a short row directly makes NumPy loop over m runs of n numbers;
+    copying a block of the row repeated ~4096 numbers long is several times faster.
+
+    Shape: out (m, n), row (n,) -> out
+    """
+    m, n = out.shape
+    reps = min(m, 4096 // max(n, 1))
+    if reps > 1 and n > 0 and out.flags.c_contiguous:
+        whole = m - m % reps
+        block = np.tile(row.astype(out.dtype, copy=False), reps)                   # (reps*n,)
+        out[:whole].reshape(-1, reps * n)[...] = block
+        out[whole:] = row
+    else:
+        out[...] = row
+    return out
+
+
 def scratch(store, name, shape, dtype, zeros=False):
     """A reusable internal buffer ``store[name]``, reallocated only when shape or dtype change.
 
@@ -250,6 +270,25 @@ def im2col_channels_last(xp, kernel_size, stride, out):
     return out.reshape(N * H_out * W_out, KH * KW * C)
 
 
+def im2col_offsets_first(xp, kernel_size, stride, out):
+    """The transpose of ``im2col_channels_last``: ``cols_t[(i, j, c), (n, y, x)] = xp[n, y*SH + i, x*SW + j, c]``.
+
+    With one input channel each kernel offset is one long run of copies (no
+    interleaving every KH*KW numbers), several times faster; ``cols_t.T`` is the
+    same matrix as ``im2col_channels_last`` gives, and BLAS takes it transposed for free.
+
+    Shape:
+        xp:  (N, Hp, Wp, C)  (already padded)
+        out: (KH, KW, C, N, H_out, W_out) buffer, returned as (KH*KW*C, N*H_out*W_out)
+    """
+    KH, KW, C, N, H_out, W_out = out.shape
+    SH, SW = stride
+    for i in range(KH):
+        for j in range(KW):
+            out[i, j] = xp[:, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW, :].transpose(3, 0, 1, 2)
+    return out.reshape(KH * KW * C, N * H_out * W_out)
+
+
 def col2im_channels_last(rows, kernel_size, stride, dxp):
     """Adjoint of ``im2col_channels_last``: zero ``dxp`` and add each row back onto its window.
 
@@ -293,8 +332,8 @@ def width_windows(xp, KW, out):
     Shape: xp (N, Hp, Wp, C), out (N*Hp*Wp - KW + 1, KW*C) -> out
     """
     C = xp.shape[3]
-    rows = xp.reshape(-1, C)
-    n = out.shape[0]
-    for j in range(KW):
-        out[:, j * C:(j + 1) * C] = rows[j:j + n]
+    # Row r of out is the run flat[r*C : r*C + KW*C] of the flattened batch: one copy from a read-only
+    # window view (each row one run of KW*C numbers) rather than KW copies of C-number pieces.
+    flat = np.ascontiguousarray(xp).reshape(-1)
+    np.copyto(out, np.lib.stride_tricks.sliding_window_view(flat, KW * C)[::C])
     return out

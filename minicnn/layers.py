@@ -4,7 +4,9 @@ Every layer has the same small API:
 
 - ``forward(x)`` returns the output and keeps what backward will need;
 - ``backward(dout)`` returns ``dx`` and overwrites ``self.grads[name]`` for every
-  parameter (so nobody has to zero gradients);
+  parameter (so nobody has to zero gradients); ``backward(dout, need_dx=False)``
+  fills the same gradients but skips ``dx`` and returns None (a model's first
+  layer in training: nobody needs the gradient of the data);
 - ``params`` and ``grads`` are dicts with the same keys (empty for stateless layers);
 - ``output_shape(input_shape)`` maps a per-example shape (no batch axis) to the
   output's, which is what ``Sequential.summary`` uses.
@@ -16,7 +18,7 @@ the ``rng`` you pass; biases start at zero.
 """
 import numpy as np
 
-from minicnn.im2col import (col2im_channels_last, column_sums, gemm, im2col_channels_last, output, output_like,
+from minicnn.im2col import (col2im_channels_last, column_sums, fill_rows, gemm, im2col_channels_last, im2col_offsets_first, output, output_like,
                             output_size, pad_channels_last, scratch, scratch_like, shifted_rows, width_windows)
 from minicnn.pooling import MaxPool2D  # noqa: F401  (one of the five layers; it lives in its own module)
 from minicnn.validation import check_float_input, pair, positive_int
@@ -147,8 +149,12 @@ class Conv2D:
                 gemm(wide[i * Wp:i * Wp + M], W_k[i].reshape(KW * C, F), out[:M], accumulate="b" in self.params or i > 0)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
-            cols = im2col_channels_last(xp, self.kernel_size, self.stride,
-                                        scratch(self._scratch, "cols", (N, H_out, W_out, KH, KW, C), dtype))
+            if C == 1:   # one channel: long runs per kernel offset; BLAS takes the transpose for free
+                cols = im2col_offsets_first(xp, self.kernel_size, self.stride,
+                                            scratch(self._scratch, "cols", (KH, KW, C, N, H_out, W_out), dtype)).T
+            else:
+                cols = im2col_channels_last(xp, self.kernel_size, self.stride,
+                                            scratch(self._scratch, "cols", (N, H_out, W_out, KH, KW, C), dtype))
             out = output(self._scratch, "out", (cols.shape[0], F), dtype)               # (N*H_out*W_out, F)
             self._fill_bias(out, dtype)
             gemm(cols, W_k.reshape(-1, F), out, accumulate="b" in self.params)
@@ -158,9 +164,10 @@ class Conv2D:
 
     def _fill_bias(self, out, dtype):
         if "b" in self.params:
-            out[...] = _as_dtype(self.params["b"], dtype)
+            fill_rows(out, _as_dtype(self.params["b"], dtype))
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
+        """Fill ``grads["W"]`` (and ``grads["b"]``) and return dx; with ``need_dx=False`` skip dx and return None."""
         if self._xp is None:
             raise RuntimeError("Conv2D.backward called before forward")
         N, C, H, W = self._x_shape
@@ -180,26 +187,36 @@ class Conv2D:
             dpad = scratch(self._scratch, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
             dpad[:, :H_out, :W_out, :] = dout_hwc
             d = dpad.reshape(-1, F)[:M]                                                 # (M, F)
-            dxp = output(self._scratch, "dx", xp.shape, dtype)
-            dxp.fill(0)
-            dx_rows = dxp.reshape(-1, C)
             wide, Wp = self._scratch["wide"], xp.shape[2]
-            dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
-            dwide.fill(0)
             for i in range(KH):
                 gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))         # (KW*C, F)
-                gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=True)
-            for j in range(KW):                                                          # adjoint of width_windows
-                dx_rows[j:j + dwide.shape[0]] += dwide[:, j * C:(j + 1) * C]
+            if need_dx:
+                # Kernel row 0 and width offset 0 write their whole range, so only the rows after it need zeros.
+                dwide = scratch(self._scratch, "dwide", wide.shape, dtype)
+                R = dwide.shape[0]
+                dwide[M:] = 0
+                for i in range(KH):
+                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=i > 0)
+                dxp = output(self._scratch, "dx", xp.shape, dtype)
+                dx_rows = dxp.reshape(-1, C)
+                dx_rows[:R] = dwide[:, :C]
+                dx_rows[R:] = 0
+                for j in range(1, KW):                                                   # adjoint of width_windows
+                    dx_rows[j:j + R] += dwide[:, j * C:(j + 1) * C]
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)              # (N*H_out*W_out, F)
-            cols = self._scratch["cols"].reshape(d.shape[0], -1)                        # (rows, KH*KW*C)
+            cols = self._scratch["cols"]
+            cols = cols.reshape(KH * KW * C, d.shape[0]).T if C == 1 else cols.reshape(d.shape[0], KH * KW * C)  # (rows, patch)
             gemm(cols.T, d, dW_k.reshape(-1, F))
-            dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))
-            dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, output(self._scratch, "dx", xp.shape, dtype))
+            if need_dx:
+                dcols = gemm(d, W_k.reshape(-1, F).T, scratch(self._scratch, "dcols", cols.shape, dtype))
+                dxp = col2im_channels_last(dcols, self.kernel_size, self.stride,
+                                           output(self._scratch, "dx", xp.shape, dtype))
         _set_grad(self, "W", dW_k.transpose(3, 2, 0, 1))
         if "b" in self.params:
             _set_grad(self, "b", column_sums(d, self._scratch))
+        if not need_dx:
+            return None
         top, _, left, _ = self.padding
         return dxp[:, top:top + H, left:left + W, :].transpose(0, 3, 1, 2)            # (N, C, H, W) view
 
@@ -226,9 +243,11 @@ class ReLU:
         self._mask = np.greater(x, 0, out=scratch_like(self._scratch, "mask", x, bool))
         return np.maximum(x, x.dtype.type(0), out=output_like(self._scratch, "out", x))
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._mask is None:
             raise RuntimeError("ReLU.backward called before forward")
+        if not need_dx:
+            return None
         return np.multiply(dout, self._mask, out=output_like(self._scratch, "dx", dout))
 
 
@@ -257,9 +276,11 @@ class Flatten:
         self._channels_last = x.ndim == 4 and x.strides[1] < min(x.strides[2], x.strides[3])
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._x_shape is None:
             raise RuntimeError("Flatten.backward called before forward")
+        if not need_dx:
+            return None
         dx = dout.reshape(self._x_shape)
         if not self._channels_last:
             return dx
@@ -307,7 +328,7 @@ class Dense:
         out[...] = _as_dtype(self.params["b"], x.dtype)
         return gemm(x, _as_dtype(self.params["W"], x.dtype), out, accumulate=True)
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         x = self._x
@@ -319,4 +340,6 @@ class Dense:
         else:
             _set_grad(self, "W", x.T @ dout)
         _set_grad(self, "b", column_sums(dout, {}))
+        if not need_dx:
+            return None
         return gemm(dout, _as_dtype(W, dout.dtype).T, np.empty(x.shape, dout.dtype))

@@ -1,5 +1,16 @@
 """Sequential: a stack of layers, run forward in order and backward in reverse."""
+import inspect
+
 import numpy as np
+
+
+def _takes_need_dx(layer):
+    """Whether ``layer.backward`` accepts the ``need_dx`` keyword (every minicnn layer does; your own may not)."""
+    try:
+        params = inspect.signature(layer.backward).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "need_dx" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 class Sequential:
@@ -29,8 +40,22 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout):
-        for layer in reversed(self.layers):
+    def backward(self, dout, need_input_grad=True):
+        """Walk the layers in reverse; return the gradient of the loss with respect to the model's input.
+
+        With ``need_input_grad=False`` (what training does: nobody needs the
+        gradient of the data) the first layer fills its parameter gradients
+        but skips its dx, and None is returned.  Every gradient in ``grads``
+        is the same either way.
+        """
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not need_input_grad:
+                if _takes_need_dx(layer):
+                    layer.backward(dout, need_dx=False)
+                else:
+                    layer.backward(dout)
+                return None
             dout = layer.backward(dout)
         return dout
 

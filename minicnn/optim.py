@@ -43,23 +43,33 @@ class SGD:
         self.weight_decay = float(weight_decay)
         self.velocity = {}
         self.steps = 0
+        self._buffers = {}
 
     def step(self):
         """Update every parameter in place from its current gradient."""
         lr, m, wd = self.lr, self.momentum, self.weight_decay
         for name, param, grad in self.model.parameters():
+            # The formulas of the module docstring, written into two reused buffers (no fresh temporaries).
+            tmp, acc = self._buffers_for(name, param)
             g = grad.astype(param.dtype, copy=False)
             if wd:
-                g = g + np.asarray(wd, dtype=param.dtype) * param
+                g = np.add(g, np.multiply(np.asarray(wd, dtype=param.dtype), param, out=tmp), out=acc)
             if m:
                 v = self.velocity.get(name)
                 if v is None:
                     v = self.velocity[name] = np.zeros_like(param)
                 v *= np.asarray(m, dtype=param.dtype)
                 v += g
-                g = g + np.asarray(m, dtype=param.dtype) * v if self.nesterov else v
-            param -= np.asarray(lr, dtype=param.dtype) * g
+                g = np.add(g, np.multiply(np.asarray(m, dtype=param.dtype), v, out=tmp), out=acc) if self.nesterov else v
+            param -= np.multiply(np.asarray(lr, dtype=param.dtype), g, out=tmp)
         self.steps += 1
+
+    def _buffers_for(self, name, param):
+        """Two scratch arrays shaped like ``param`` (internal; not part of the optimizer's state)."""
+        bufs = self._buffers.get(name)
+        if bufs is None or bufs[0].shape != param.shape or bufs[0].dtype != param.dtype:
+            bufs = self._buffers[name] = (np.empty_like(param), np.empty_like(param))
+        return bufs
 
     def state_dict(self):
         """Plain arrays: ``lr``, ``steps`` and ``velocity/<name>`` for every velocity buffer."""

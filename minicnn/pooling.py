@@ -104,20 +104,24 @@ class MaxPool2D:
         return np.maximum(top, bottom, out=output_like(s, "out", v00))
 
     def _backward_2x2(self, dout, dx):
+        # Each gradient goes to one of two places: the masked share, and the rest as a difference
+        # (d - d*mask is d or exactly 0), which saves the boolean negations and mixed-type products.
         s = self._scratch
-        no = scratch_like(s, "no", self._down, bool)
-        rows = (np.multiply(dout, np.logical_not(self._down, out=no), out=scratch_like(s, "up", dout, dout.dtype)),
-                np.multiply(dout, self._down, out=scratch_like(s, "dn", dout, dout.dtype)))
+        dn = np.multiply(dout, self._down, out=scratch_like(s, "dn", dout, dout.dtype))
+        rows = (np.subtract(dout, dn, out=scratch_like(s, "up", dout, dout.dtype)), dn)
+        H_out, W_out = dout.shape[2:]
         for i, (d_row, right) in enumerate(zip(rows, self._right)):
-            np.multiply(d_row, np.logical_not(right, out=no), out=dx[:, :, i::2, 0::2][:, :, :dout.shape[2], :dout.shape[3]])
-            np.multiply(d_row, right, out=dx[:, :, i::2, 1::2][:, :, :dout.shape[2], :dout.shape[3]])
+            to_right = np.multiply(d_row, right, out=dx[:, :, i::2, 1::2][:, :, :H_out, :W_out])
+            np.subtract(d_row, to_right, out=dx[:, :, i::2, 0::2][:, :, :H_out, :W_out])
         return dx
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         if self._winner is None:
             raise RuntimeError("MaxPool2D.backward called before forward")
         if dout.shape != self._winner.shape:
             raise ValueError(f"MaxPool2D.backward expected dout of shape {self._winner.shape}, got {dout.shape}")
+        if not need_dx:
+            return None
         N, C, H, W = self._x_shape
         (KH, KW), (SH, SW) = self.kernel_size, self.stride
         H_out, W_out = dout.shape[2:]

@@ -95,7 +95,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
         value, dout = loss_fn(out, yb)
         if not math.isfinite(value):
             raise NonFiniteLossError(epoch, step, optimizer.lr, value)
-        model.backward(dout)
+        model.backward(dout, need_input_grad=False)   # the data's own gradient is never used
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

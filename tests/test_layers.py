@@ -264,3 +264,34 @@ def test_other_layers_reject_bad_input():
         Dense(4, 3, rng=42)
     with pytest.raises(ValueError, match=r"Flatten expected an array of shape \(N, ...\)"):
         Flatten().forward(np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda rng: Conv2D(1, 3, 3, padding=1, rng=rng), (2, 1, 6, 7)),            # im2col path (C < 4)
+    (lambda rng: Conv2D(5, 3, 3, padding=1, rng=rng), (2, 5, 6, 7)),            # shifted-rows path (stride 1, C >= 4)
+    (lambda rng: Conv2D(5, 3, (2, 3), stride=2, bias=False, rng=rng), (2, 5, 7, 8)),
+    (lambda rng: Dense(6, 4, rng=rng), (3, 6)),
+    (lambda rng: ReLU(), (2, 3, 4, 5)),
+    (lambda rng: MaxPool2D(2), (2, 3, 4, 6)),
+    (lambda rng: MaxPool2D(3, stride=2), (2, 3, 7, 7)),
+    (lambda rng: Flatten(), (2, 3, 4, 5)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_without_dx_fills_the_same_grads_and_returns_none(make, shape, dtype):
+    rng = np.random.default_rng(3)
+    layer = make(rng)
+    for name in layer.params:
+        layer.params[name] = (layer.params[name] + rng.standard_normal(layer.params[name].shape)).astype(dtype)
+        layer.grads[name] = np.zeros_like(layer.params[name])
+    x = rng.standard_normal(shape).astype(dtype)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout).copy()
+    full = {name: g.copy() for name, g in layer.grads.items()}
+    for g in layer.grads.values():
+        g.fill(np.nan)
+    assert layer.backward(dout, need_dx=False) is None
+    for name, g in layer.grads.items():
+        np.testing.assert_array_equal(g, full[name])
+    assert dx.shape == x.shape and dx.dtype == dtype
+    np.testing.assert_array_equal(layer.backward(dout, need_dx=True), dx)   # dx again after a backward without it

@@ -67,3 +67,48 @@ def test_state_dict_returns_copies():
 def test_sequential_rejects_non_layers():
     with pytest.raises(ValueError, match=r"layer 1 \(int\) lacks forward, backward, params, grads"):
         Sequential([ReLU(), 3])
+
+
+def test_backward_without_input_grad_gives_the_same_grads_and_returns_none():
+    rng = np.random.default_rng(1)
+    model = small_cnn(rng, channels=1, classes=4)
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    out = model.forward(x)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = model.backward(dout)                    # the default still returns the input's gradient
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    dx = dx.copy()
+    full = {name: g.copy() for name, _, g in model.parameters()}
+    for _, _, g in model.parameters():
+        g.fill(np.nan)
+    assert model.backward(dout, need_input_grad=False) is None
+    for name, _, g in model.parameters():
+        np.testing.assert_array_equal(g, full[name], err_msg=name)
+    np.testing.assert_array_equal(model.backward(dout), dx)
+
+
+def test_backward_without_input_grad_accepts_layers_without_the_keyword():
+    class Scale:
+        """A user layer whose backward takes only dout."""
+
+        def __init__(self):
+            self.params, self.grads = {"s": np.array([2.0])}, {"s": np.zeros(1)}
+
+        def forward(self, x):
+            self._x = x
+            return x * self.params["s"]
+
+        def backward(self, dout):
+            self.grads["s"][...] = np.sum(dout * self._x)
+            return dout * self.params["s"]
+
+    rng = np.random.default_rng(2)
+    model = Sequential([Scale(), Dense(3, 2, rng=rng)])
+    x = rng.standard_normal((4, 3))
+    model.forward(x)
+    dout = rng.standard_normal((4, 2))
+    dx = model.backward(dout)
+    s_grad = model.layers[0].grads["s"].copy()
+    assert dx.shape == x.shape
+    assert model.backward(dout, need_input_grad=False) is None
+    np.testing.assert_array_equal(model.layers[0].grads["s"], s_grad)

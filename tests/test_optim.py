@@ -114,3 +114,33 @@ def test_matches_torch_sgd_step_for_step():
             tp.grad = torch.tensor(g)
             topt.step()
         np.testing.assert_allclose(ours, tp.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9}, {"momentum": 0.9, "weight_decay": 1e-3},
+                                    {"momentum": 0.8, "nesterov": True, "weight_decay": 5e-4}, {"weight_decay": 1e-2}])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_matches_the_docstring_formulas_bit_for_bit(kwargs, dtype):
+    rng = np.random.default_rng(4)
+    model = Sequential([Dense(5, 3, rng=rng, dtype=dtype)])
+    params = {name: p.copy() for name, p, _ in model.parameters()}
+    velocity = {name: np.zeros_like(p) for name, p in params.items()}
+    lr, m, wd = 0.05, kwargs.get("momentum", 0.0), kwargs.get("weight_decay", 0.0)
+    opt = SGD(model, lr, **kwargs)
+    t = lambda v: np.asarray(v, dtype=dtype)
+    for _ in range(4):
+        for name, p, g in model.parameters():
+            g[...] = rng.standard_normal(g.shape)
+        for name, _, grad in model.parameters():
+            g, p = grad.copy(), params[name]
+            if wd:
+                g = g + t(wd) * p
+            if m:
+                velocity[name] = t(m) * velocity[name] + g
+                g = g + t(m) * velocity[name] if kwargs.get("nesterov") else velocity[name]
+            params[name] = p - t(lr) * g
+        grads_before = {name: g.copy() for name, _, g in model.parameters()}
+        opt.step()
+        for name, p, g in model.parameters():
+            np.testing.assert_array_equal(p, params[name], err_msg=name)
+            np.testing.assert_array_equal(g, grads_before[name], err_msg=name)   # gradients are left alone
+            assert p.dtype == dtype
