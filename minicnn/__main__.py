@@ -16,7 +16,7 @@ import sys
 
 COMMANDS = {
     "explain": ("minicnn.explain", "walk through a convolution one window at a time"),
-    "inspect": ("minicnn.inspect", "show a checkpoint's first-layer kernels against Sobel"),
+    "inspect": ("minicnn.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
     "fetch": ("minicnn.datasets", "download and verify a data set, e.g. 'fetch mnist'"),
 }
 

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from minicnn import inspect, viz
+from minicnn import inspect_kernels as inspect, viz
 from minicnn.kernels import get_kernel
 
 

@@ -62,7 +62,7 @@ def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mni
 
 
 def test_inspect_command_reads_the_checkpoint(short_run, capsys):
-    from minicnn import inspect as inspect_cmd
+    from minicnn import inspect_kernels as inspect_cmd
 
     assert inspect_cmd.main([str(short_run[1] / "checkpoint.npz")]) == 0
     assert "model/0.W" in capsys.readouterr().out
