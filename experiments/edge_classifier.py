@@ -19,7 +19,7 @@ import numpy as np
 
 from minicnn import viz
 from minicnn.edge_task import train_edge_classifier
-from minicnn.inspect import describe_kernels
+from minicnn.inspect_kernels import describe_kernels
 from minicnn.kernels import get_kernel
 
 
