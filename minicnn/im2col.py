@@ -306,19 +306,18 @@ def col2im_channels_last(rows, kernel_size, stride, dxp):
 
 
 def shifted_rows(padded_shape, kernel_size):
-    """For a stride-1 convolution on a flattened padded batch: (M, shifts).
+    """For a stride-1 convolution on a flattened padded batch: M, the number of rows each product covers.
 
     Flatten xp (N, Hp, Wp, C) to rows r = (n*Hp + y)*Wp + x.  Output (n, y, x)
-    then reads input row r + i*Wp + j for kernel offset (i, j), so the whole
-    convolution is ``out[:M] = sum_k xp_rows[s_k : s_k + M] @ W_k``: KH*KW
-    matrix products on contiguous slices and no im2col copy at all.  Rows whose
-    x or y lie past the output (the "junk" in the padding) are computed and ignored.
-    M is one past the last valid output row.
+    then reads input row r + i*Wp + j for kernel offset (i, j), so with the
+    width windows side by side (``width_windows``) the convolution is
+    ``out[:M] = sum_i wide[i*Wp : i*Wp + M] @ W_i``: KH matrix products on
+    contiguous slices.  Rows whose x or y lie past the output (the "junk" in
+    the padding) are computed and ignored.  M is one past the last valid output row.
     """
     N, Hp, Wp, C = padded_shape
     KH, KW = kernel_size
-    M = N * Hp * Wp - (KH - 1) * Wp - (KW - 1)
-    return M, [i * Wp + j for i in range(KH) for j in range(KW)]
+    return N * Hp * Wp - (KH - 1) * Wp - (KW - 1)
 
 
 def width_windows(xp, KW, out):

@@ -140,7 +140,7 @@ class Conv2D:
         self._shifted = self.stride == (1, 1) and C >= SHIFTED_MIN_CHANNELS
         if self._shifted:
             # Stride 1: KH*KW products on shifted row ranges of the padded input, no im2col copy.
-            M, shifts = shifted_rows(xp.shape, self.kernel_size)
+            M = shifted_rows(xp.shape, self.kernel_size)
             Wp = xp.shape[2]
             wide = width_windows(xp, KW, scratch(self._scratch, "wide", (xp.size // C - KW + 1, KW * C), dtype))
             out = output(self._scratch, "out", (xp.size // C, F), dtype)               # (N*Hp*Wp, F), junk rows unread
@@ -182,7 +182,7 @@ class Conv2D:
         W_k = _as_dtype(self.params["W"], dtype).transpose(2, 3, 1, 0)                 # (KH, KW, C, F)
         dW_k = scratch(self._scratch, "dW", (KH, KW, C, F), dtype)
         if self._shifted:
-            M, shifts = shifted_rows(xp.shape, self.kernel_size)
+            M = shifted_rows(xp.shape, self.kernel_size)
             # dout on the padded grid, zero on the junk rows (the scratch border is never written).
             dpad = scratch(self._scratch, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
             dpad[:, :H_out, :W_out, :] = dout_hwc
