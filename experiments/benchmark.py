@@ -37,9 +37,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from minicnn import benchmark as bench  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the timing helpers beside this script
+import benchmarking as bench  # noqa: E402
 
 
 def parse_args(argv):
@@ -65,10 +65,10 @@ def _rerun_with_threads(argv, threads):
 
 
 def _worker(*args, threads):
-    """One measurement in a fresh process (python -m minicnn.benchmark ...), its JSON result."""
+    """One measurement in a fresh process (python experiments/benchmarking.py ...), its JSON result."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-m", "minicnn.benchmark", *map(str, args)],
+    out = subprocess.run([sys.executable, str(Path(bench.__file__).resolve()), *map(str, args)],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -16,13 +16,12 @@ import time
 
 import numpy as np
 
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from minicnn.losses import softmax_cross_entropy
-from minicnn.model import Sequential
-from minicnn.optim import SGD
-from minicnn.reference import conv2d_naive
+from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn.losses import softmax_cross_entropy
+from minicnn.nn.model import Sequential
+from minicnn.nn.optim import SGD
+from minicnn.nn.reference import conv2d_naive
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CONV_SHAPES = {"conv1": (1, 16, 28), "conv2": (16, 32, 14)}   # C, F, H (=W) of REF-CNN's convolutions
 LR, MOMENTUM = 0.05, 0.9
 
@@ -172,8 +171,8 @@ def training_throughput(batch, repeats, rng):
 
 
 def real_epoch(batch, n, rng):
-    """Seconds for one pass of minicnn.train.train_epoch over n random MNIST-shaped images (shuffling included)."""
-    from minicnn.train import train_epoch
+    """Seconds for one pass of minicnn.training.loop.train_epoch over n random MNIST-shaped images (shuffling included)."""
+    from minicnn.training.loop import train_epoch
     model = ref_cnn(rng)
     optimizer = SGD(model, LR, momentum=MOMENTUM)
     x, y = mnist_like(n, rng)
@@ -315,7 +314,7 @@ def alone_step_ms(framework, batch, steps, threads):
 
 
 def worker_main(argv=None):
-    """``python -m minicnn.benchmark memory|alone FRAMEWORK BATCH STEPS THREADS [IMAGES]``: one run, printed as JSON."""
+    """``python experiments/benchmarking.py memory|alone FRAMEWORK BATCH STEPS THREADS [IMAGES]``: one run, printed as JSON."""
     import json
     mode, framework, batch, steps, threads, *images = (argv if argv is not None else sys.argv[1:])
     if mode == "memory":

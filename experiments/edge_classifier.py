@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import viz
-from minicnn.edge_task import train_edge_classifier
-from minicnn.inspect_kernels import describe_kernels
-from minicnn.kernels import get_kernel
+from minicnn.edges import viz
+from minicnn.edges.edge_task import train_edge_classifier
+from minicnn.edges.inspect_kernels import describe_kernels
+from minicnn.edges.filters import get_kernel
 
 
 def build_parser():

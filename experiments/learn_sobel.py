@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import viz
-from minicnn.kernels import get_kernel
-from minicnn.sobel_task import TARGETS, train_sobel
+from minicnn.edges import viz
+from minicnn.edges.filters import get_kernel
+from minicnn.edges.sobel_task import TARGETS, train_sobel
 
 
 def build_parser():

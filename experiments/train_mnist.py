@@ -29,13 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import SGD, CosineLR, architectures, viz
-from minicnn.augment import random_shift
-from minicnn.checkpoint import CheckpointError, check_architecture, load_checkpoint
-from minicnn.datasets import load_mnist, normalize
-from minicnn.kernels import best_match, get_kernel
-from minicnn.runner import TrainingInterrupted, train_resumable
-from minicnn.train import NonFiniteLossError, evaluate
+from minicnn import SGD, CosineLR
+
+from minicnn.training import architectures
+
+from minicnn.edges import viz
+from minicnn.data.augment import random_shift
+from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
+from minicnn.data.mnist import load_mnist, normalize
+from minicnn.edges.filters import best_match, get_kernel
+from minicnn.training.runner import TrainingInterrupted, train_resumable
+from minicnn.training.loop import NonFiniteLossError, evaluate
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",

@@ -1,9 +1,17 @@
-"""minicnn: a convolutional neural network from scratch in NumPy, every backward pass by hand."""
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from minicnn.losses import mse, softmax, softmax_cross_entropy
-from minicnn.model import Sequential
-from minicnn.optim import SGD, CosineLR, StepLR
-from minicnn.train import NonFiniteLossError, evaluate, fit, predict
+"""minicnn: a convolutional neural network from scratch in NumPy, every backward pass by hand.
+
+Where things live (each subpackage's docstring says what it may import):
+
+- ``minicnn.nn``: the math in textbook form: layers, losses, Sequential, optimizers, reference loops, gradcheck;
+- ``minicnn.engine``: the speed (channels-last memory, BLAS, reused buffers) that the layers run on by default;
+- ``minicnn.data``: MNIST and the IDX format, synthetic edge images, augmentation;
+- ``minicnn.training``: the training loop, resumable runs, checkpoints, architectures as JSON;
+- ``minicnn.edges``: classic image filters (Sobel, ...), the edge experiments, ``explain``, ``inspect``, pictures;
+- ``minicnn.utils``: argument checks and file helpers shared by all of them.
+"""
+from minicnn.nn import (SGD, Conv2D, CosineLR, Dense, Flatten, MaxPool2D, ReLU, Sequential, StepLR, current_engine,
+                        mse, softmax, softmax_cross_entropy, use_engine)
+from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
@@ -12,4 +20,5 @@ __all__ = [
     "softmax", "softmax_cross_entropy", "mse",
     "Sequential", "SGD", "StepLR", "CosineLR",
     "fit", "evaluate", "predict", "NonFiniteLossError",
+    "use_engine", "current_engine",
 ]

@@ -15,9 +15,9 @@ import os
 import sys
 
 COMMANDS = {
-    "explain": ("minicnn.explain", "walk through a convolution one window at a time"),
-    "inspect": ("minicnn.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
-    "fetch": ("minicnn.datasets", "download and verify a data set, e.g. 'fetch mnist'"),
+    "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
+    "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
+    "fetch": ("minicnn.data.mnist", "download and verify a data set, e.g. 'fetch mnist'"),
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from minicnn.datasets import MNIST_FILES, fetch_mnist, load_mnist
+from minicnn.data.mnist import MNIST_FILES, fetch_mnist, load_mnist
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "datasets" / "mnist"
 

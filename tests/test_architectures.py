@@ -4,7 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, architectures
+from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+
+from minicnn.training import architectures
 
 
 def test_default_mnist_network_shapes_and_round_trip():

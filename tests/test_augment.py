@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minicnn.augment import random_shift
+from minicnn.data.augment import random_shift
 
 
 def test_each_image_moves_by_its_drawn_offset():

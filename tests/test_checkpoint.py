@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import SGD, CosineLR, architectures, softmax_cross_entropy
-from minicnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minicnn import SGD, CosineLR, softmax_cross_entropy
+
+from minicnn.training import architectures
+from minicnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 SPEC = architectures.mnist_cnn(channels=(4, 8), hidden=16)
 

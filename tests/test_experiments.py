@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn.edge_task import build_model, match_kernels, train_edge_classifier
-from minicnn.kernels import get_kernel
-from minicnn.reference import conv2d_naive
-from minicnn.sobel_task import filter_valid, make_data, optimal_kernels, train_sobel
+from minicnn.edges.edge_task import build_model, match_kernels, train_edge_classifier
+from minicnn.edges.filters import get_kernel
+from minicnn.nn.reference import conv2d_naive
+from minicnn.edges.sobel_task import filter_valid, make_data, optimal_kernels, train_sobel
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

@@ -3,8 +3,8 @@ import io
 import numpy as np
 import pytest
 
-from minicnn import explain
-from minicnn.reference import conv2d_naive
+from minicnn.edges import explain
+from minicnn.nn.reference import conv2d_naive
 
 IMAGE = [[1, 2, 3, 0, 1],
          [0, 1, 2, 3, 1],
@@ -56,7 +56,7 @@ def test_step_example_with_sobel_x(capsys):
 def test_stride_and_padding_match_the_reference_loops(capsys, stride, padding):
     assert explain.main(["--kernel", "sobel_y", "--stride", str(stride), "--padding", str(padding)]) == 0
     out = capsys.readouterr().out
-    from minicnn.kernels import get_kernel
+    from minicnn.edges.filters import get_kernel
     x = np.array(IMAGE, dtype=np.float64)[None, None]
     expected = conv2d_naive(x, get_kernel("sobel_y", np.float64)[None, None], np.zeros(1), stride, padding)[0, 0]
     np.testing.assert_array_equal(final_map(out), expected)

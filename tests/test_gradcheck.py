@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from minicnn import Dense
-from minicnn.gradcheck import check_layer, main, numerical_gradient, rel_error, run_all
+from minicnn.nn.gradcheck import check_layer, main, numerical_gradient, rel_error, run_all
 
 
 def test_rel_error():

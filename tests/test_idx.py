@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from minicnn import idx
-from minicnn.idx import gunzip, idx_bytes, parse_idx, read_idx, write_bytes_atomic, write_idx
+from minicnn.data import idx
+from minicnn.data.idx import gunzip, idx_bytes, parse_idx, read_idx, write_bytes_atomic, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

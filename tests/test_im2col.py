@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from minicnn.im2col import col2im, im2col
+from minicnn.nn.im2col import col2im, im2col
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((3, 3), (1, 1), (1, 1, 1, 1)), ((2, 3), (2, 1), (0, 1, 2, 0)),
@@ -34,7 +34,7 @@ def test_col2im_is_the_adjoint_of_im2col(kernel, stride, padding):
 @pytest.mark.parametrize("m, n", [(0, 3), (3, 0), (1, 5), (7, 16), (5000, 16), (257, 16), (300, 32), (3, 5000)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
-    from minicnn.im2col import fill_rows
+    from minicnn.engine.blas import fill_rows
     row = np.random.default_rng(0).standard_normal(n).astype(dtype)
     out = np.full((m, n), np.nan, dtype)
     assert fill_rows(out, row) is out
@@ -45,7 +45,7 @@ def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
 
 @pytest.mark.parametrize("C, kernel, stride", [(1, (3, 3), (1, 1)), (1, (2, 3), (2, 1)), (3, (3, 2), (1, 2)), (2, (1, 1), (3, 3))])
 def test_im2col_offsets_first_is_the_transpose_of_channels_last(C, kernel, stride):
-    from minicnn.im2col import im2col_channels_last, im2col_offsets_first
+    from minicnn.engine.windows import im2col_channels_last, im2col_offsets_first
     xp = np.random.default_rng(0).standard_normal((2, 7, 8, C)).astype(np.float32)
     (KH, KW), (SH, SW) = kernel, stride
     H_out, W_out = (7 - KH) // SH + 1, (8 - KW) // SW + 1
@@ -56,7 +56,7 @@ def test_im2col_offsets_first_is_the_transpose_of_channels_last(C, kernel, strid
 
 @pytest.mark.parametrize("shape, KW", [((2, 4, 5, 3), 3), ((1, 2, 2, 1), 2), ((2, 3, 4, 4), 1), ((1, 3, 6, 2), 5)])
 def test_width_windows_puts_the_kw_neighbours_side_by_side(shape, KW):
-    from minicnn.im2col import width_windows
+    from minicnn.engine.windows import width_windows
     xp = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     C = shape[3]
     rows = xp.reshape(-1, C)

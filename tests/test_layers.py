@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from minicnn.gradcheck import LAYER_TOL, check_layer, distinct_values
-from minicnn.reference import conv2d_naive, maxpool2d_backward_naive, maxpool2d_naive
+from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
+from minicnn.nn.reference import conv2d_naive, maxpool2d_backward_naive, maxpool2d_naive
 
 KERNELS = [(1, 1), (3, 3), (5, 5), (2, 3)]
 STRIDES = [1, 2, 3]

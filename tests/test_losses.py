@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from minicnn import mse, softmax_cross_entropy
-from minicnn.gradcheck import numerical_gradient, rel_error
+from minicnn.nn.gradcheck import numerical_gradient, rel_error
 
 
 def test_cross_entropy_value_by_hand():

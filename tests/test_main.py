@@ -17,12 +17,12 @@ def test_unknown_command_says_what_exists(capsys):
 
 def test_output_cut_short_by_the_reader_is_not_an_error(monkeypatch, tmp_path):
     # `python -m minicnn explain | head -3`: writing to the closed pipe raises BrokenPipeError; exit quietly with 0.
-    import minicnn.explain
+    import minicnn.edges.explain
 
     def closed_pipe(argv):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(minicnn.explain, "main", closed_pipe)
+    monkeypatch.setattr(minicnn.edges.explain, "main", closed_pipe)
     with open(tmp_path / "stdout", "w") as stdout:
         monkeypatch.setattr(sys, "stdout", stdout)
         assert main(["explain"]) == 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from minicnn.gradcheck import MODEL_TOL, check_model, small_cnn
+from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 
 
 def test_whole_cnn_gradient_check_through_cross_entropy():

@@ -6,11 +6,15 @@ import signal
 import numpy as np
 import pytest
 
-from minicnn import SGD, CosineLR, architectures, train
-from minicnn.augment import random_shift
-from minicnn.checkpoint import load_checkpoint
-from minicnn.runner import TrainingInterrupted, train_resumable
-from minicnn.train import NonFiniteLossError
+from minicnn import SGD, CosineLR
+
+from minicnn.training import architectures
+
+from minicnn.training import loop as train
+from minicnn.data.augment import random_shift
+from minicnn.training.checkpoint import load_checkpoint
+from minicnn.training.runner import TrainingInterrupted, train_resumable
+from minicnn.training.loop import NonFiniteLossError
 
 SPEC = architectures.mnist_cnn(channels=(2, 4), hidden=8)
 EPOCHS, BATCH = 3, 16

@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import architectures, evaluate, viz
-from minicnn.checkpoint import load_checkpoint, save_checkpoint
-from minicnn.datasets import load_mnist, normalize
+from minicnn import evaluate
+
+from minicnn.training import architectures
+
+from minicnn.edges import viz
+from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
+from minicnn.data.mnist import load_mnist, normalize
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
@@ -62,7 +66,7 @@ def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mni
 
 
 def test_inspect_command_reads_the_checkpoint(short_run, capsys):
-    from minicnn import inspect_kernels as inspect_cmd
+    from minicnn.edges import inspect_kernels as inspect_cmd
 
     assert inspect_cmd.main([str(short_run[1] / "checkpoint.npz")]) == 0
     assert "model/0.W" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from minicnn import viz
-from minicnn.kernels import get_kernel
+from minicnn.edges import viz
+from minicnn.edges.filters import get_kernel
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.idx import GZIP_MAGIC, gunzip, parse_idx, read_idx, write_bytes_atomic, write_idx
+from minicnn.data.idx import GZIP_MAGIC, gunzip, parse_idx, read_idx, write_bytes_atomic, write_idx
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

@@ -1,9 +1,9 @@
 """Experiment 2: edge detectors emerge in a classifier because they are useful.
 
 A small CNN is trained from random weights to tell which way a straight edge
-in a noisy image runs (see :func:`minicnn.synthetic.orientation_dataset`).  Nobody tells the first layer
+in a noisy image runs (see :func:`minicnn.data.synthetic.orientation_dataset`).  Nobody tells the first layer
 what to look for; afterwards each of its kernels is compared with the
-oriented Sobel family (:func:`minicnn.kernels.best_match`).
+oriented Sobel family (:func:`minicnn.edges.filters.best_match`).
 
 The choices that make the learned kernels clearly edge detectors:
 
@@ -29,12 +29,13 @@ import time
 
 import numpy as np
 
-from .kernels import best_match
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from .model import Sequential
-from .optim import SGD, CosineLR
-from .synthetic import orientation_dataset
-from .train import evaluate, fit
+from minicnn.edges.filters import best_match
+from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn.model import Sequential
+from minicnn.nn.optim import SGD
+from minicnn.nn.schedules import CosineLR
+from minicnn.data.synthetic import orientation_dataset
+from minicnn.training.loop import evaluate, fit
 
 def build_model(n_filters=8, size=16, pool=None, classes=8, *, rng, dtype=np.float32):
     """Conv2D(1, F, 3) -> ReLU -> MaxPool2D(pool) -> Flatten -> Dense(F * P * P, classes).

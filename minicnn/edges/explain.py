@@ -2,7 +2,7 @@
 
 At each position the walk-through prints the image with the window marked,
 the kernel, the element-wise products, their sum, and the feature map filling
-in.  At the end it recomputes the map with ``minicnn.layers.Conv2D`` and says
+in.  At the end it recomputes the map with ``minicnn.nn.Conv2D`` and says
 whether the two agree, then shows why convolution needs so few weights.
 
 Examples
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .kernels import KERNEL_NAMES, get_kernel
+from minicnn.edges.filters import KERNEL_NAMES, get_kernel
 
 EXAMPLES = {
     "small": {
@@ -62,7 +62,7 @@ def parse_matrix(text, what="matrix"):
 
 
 def resolve_kernel(spec):
-    """A kernel name from ``minicnn.kernels`` or a literal matrix -> (name, 2-D float64 array)."""
+    """A kernel name from ``minicnn.edges.filters`` or a literal matrix -> (name, 2-D float64 array)."""
     if any(ch.isdigit() for ch in spec):
         return "custom kernel", parse_matrix(spec, "kernel")
     if spec.lower() not in KERNEL_NAMES:
@@ -114,7 +114,7 @@ def _grid(matrix, fmt, width, mark=None, blank=None):
 
 def render_step(step, index, total_steps, padded, kernel, fmap, filled, stride):
     """The text for one step: image with window, kernel, products, sum and the map so far."""
-    from .viz import side_by_side
+    from minicnn.edges.viz import side_by_side
 
     KH, KW = kernel.shape
     fmt_in, fmt_k = _fmt(padded), _fmt(kernel)
@@ -170,7 +170,7 @@ def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, de
 
 def check_against_conv2d(image, kernel, stride, padding, fmap):
     """Recompute the map with Conv2D (float64, no bias); return the max absolute difference."""
-    from .layers import Conv2D
+    from minicnn.nn import Conv2D
 
     KH, KW = kernel.shape
     conv = Conv2D(1, 1, (KH, KW), stride=stride, padding=padding, bias=False,
@@ -242,7 +242,7 @@ def _main(argv):
     print("\n".join(_grid(fmap, fmt, width)))
     diff = check_against_conv2d(image, kernel, args.stride, args.padding, fmap)
     agree = diff <= 1e-9 * max(1.0, float(np.abs(fmap).max()))
-    print(f"\nminicnn.layers.Conv2D computes the same map: {'yes, they agree' if agree else 'NO, they differ'} "
+    print(f"\nminicnn.nn.Conv2D computes the same map: {'yes, they agree' if agree else 'NO, they differ'} "
           f"(largest difference {diff:.3g})\n")
     print(weight_sharing_note(kernel, image.shape))
     return 0 if agree else 1

@@ -9,7 +9,7 @@ optimizer buffers (keys containing ``velocity`` or starting with
 ``optim``).
 
 Each kernel is printed as a grid of numbers beside its best oriented edge
-match (``minicnn.kernels.best_match``) with the similarity; a figure is
+match (``minicnn.edges.filters.best_match``) with the similarity; a figure is
 written when matplotlib is installed.
 """
 import argparse
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels import FAMILIES, best_match, get_kernel
-from .viz import kernel_vs_reference, plot_kernel_matches, plot_kernels
+from minicnn.edges.filters import FAMILIES, best_match, get_kernel
+from minicnn.edges.viz import kernel_vs_reference, plot_kernel_matches, plot_kernels
 
 
 def _layer_index(key):
@@ -94,7 +94,7 @@ def describe_kernels(W, family="sobel"):
             label = f"filter {f}" + (f", channel {c}" if C > 1 else "")
             kernel = W[f, c]
             if (KH, KW) != (3, 3):
-                from .viz import format_kernel
+                from minicnn.edges.viz import format_kernel
                 blocks.append(label + f" ({KH}x{KW}: matching needs 3x3 kernels)\n" + "\n".join(format_kernel(kernel)))
                 matches.append(None)
                 continue

@@ -58,7 +58,7 @@ def side_by_side(blocks, titles=None, gap=4):
 def kernel_vs_reference(learned, reference, learned_title="learned", reference_title="reference",
                         similarity=None, decimals=2):
     """The learned kernel beside a reference, and their similarity on the last line."""
-    from .kernels import kernel_similarity  # local import keeps viz free of cycles
+    from minicnn.edges.filters import kernel_similarity  # local import keeps viz free of cycles
 
     s = kernel_similarity(learned, reference) if similarity is None else similarity
     text = side_by_side([format_kernel(learned, decimals), format_kernel(reference, decimals)],

@@ -12,15 +12,21 @@ zero, such as those behind a dead ReLU, look wrong when they are right.)
 A correct float64 layer scores about 1e-10; a wrong one about 1e-1.
 
 Run ``python -m minicnn.gradcheck`` for a table over every layer type and a
-whole small CNN; it exits non-zero if anything fails.
+whole small CNN, on both engines (the fast one and the textbook math, see
+``minicnn.nn.engines``); it exits non-zero if anything fails.
 """
 import sys
 
 import numpy as np
 
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from minicnn.losses import mse, softmax_cross_entropy
-from minicnn.model import Sequential
+from minicnn.nn.activations import ReLU
+from minicnn.nn.conv import Conv2D
+from minicnn.nn.dense import Dense
+from minicnn.nn.engines import ENGINES, use_engine
+from minicnn.nn.flatten import Flatten
+from minicnn.nn.losses import get_loss
+from minicnn.nn.model import Sequential
+from minicnn.nn.pooling import MaxPool2D
 
 LAYER_TOL = 1e-7
 MODEL_TOL = 1e-6
@@ -94,7 +100,7 @@ def check_model(model, x, y, *, loss="cross_entropy", h=1e-5):
 
     Returns ``{"dx": err, "0.W": err, "0.b": err, ...}``.
     """
-    loss_fn = {"cross_entropy": softmax_cross_entropy, "mse": mse}[loss] if isinstance(loss, str) else loss
+    loss_fn = get_loss(loss)
     x = np.array(x, dtype=np.float64, order="C")
     _require_float64(((n, p) for n, p, _ in model.parameters()), "model")
     _, dout = loss_fn(model.forward(x), y)
@@ -138,15 +144,23 @@ def _cases(rng):
     yield "Dense 7->5", Dense(7, 5, rng=rng, dtype=f64), rng.standard_normal((4, 7))
 
 
-def run_all(rng=None):
-    """Every check of the table: a list of (what, tensor, error, tolerance)."""
-    rng = np.random.default_rng(0) if rng is None else rng
+def run_all(rng=None, engines=ENGINES):
+    """Every check of the table, on each engine: a list of (what, tensor, error, tolerance).
+
+    Each engine sees the same layers and inputs (the generator is re-seeded from ``rng`` once per engine).
+    """
+    seed = (np.random.default_rng(0) if rng is None else rng).integers(2**32)
     rows = []
-    for desc, layer, x in _cases(rng):
-        rows += [(desc, name, err, LAYER_TOL) for name, err in check_layer(layer, x, rng=rng).items()]
-    model = small_cnn(rng)
-    x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
-    rows += [("small CNN + cross-entropy", name, err, MODEL_TOL) for name, err in check_model(model, x, y).items()]
+    for engine in engines:
+        rng = np.random.default_rng(seed)
+        with use_engine(engine):
+            for desc, layer, x in _cases(rng):
+                rows += [(f"{desc} [{engine}]", name, err, LAYER_TOL)
+                         for name, err in check_layer(layer, x, rng=rng).items()]
+            model = small_cnn(rng)
+            x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
+            rows += [(f"small CNN + cross-entropy [{engine}]", name, err, MODEL_TOL)
+                     for name, err in check_model(model, x, y).items()]
     return rows
 
 

@@ -66,3 +66,15 @@ def mse(pred, target):
     diff = pred - target.astype(pred.dtype, copy=False)
     loss = np.mean(np.square(diff, dtype=np.float64))
     return float(loss), diff * np.asarray(2.0 / diff.size, dtype=pred.dtype)
+
+
+LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
+
+
+def get_loss(loss):
+    """A loss by name (``"cross_entropy"`` or ``"mse"``), or a callable ``(pred, target) -> (loss, dpred)`` as it is."""
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable (pred, target) -> (loss, dpred), got {loss!r}")
+    return LOSSES[loss]

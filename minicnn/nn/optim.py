@@ -1,4 +1,4 @@
-"""SGD with momentum, Nesterov and weight decay, and learning-rate schedules.
+"""SGD with momentum, Nesterov and weight decay (learning-rate schedules are in ``minicnn.nn.schedules``).
 
 The update is the one of ``torch.optim.SGD`` with dampening 0, so the two can be
 compared step for step.  For each parameter p with gradient g:
@@ -11,6 +11,9 @@ compared step for step.  For each parameter p with gradient g:
 import math
 
 import numpy as np
+
+from minicnn.engine.update import sgd_update
+from minicnn.nn.engines import current_engine
 
 
 class SGD:
@@ -46,26 +49,33 @@ class SGD:
         self._buffers = {}
 
     def step(self):
-        """Update every parameter in place from its current gradient."""
+        """Update every parameter in place from its current gradient (the formulas of the module docstring).
+
+        The fast engine (``minicnn.engine.update.sgd_update``) writes the same
+        operations into two reused buffers per parameter, with the same result to the bit.
+        """
         lr, m, wd = self.lr, self.momentum, self.weight_decay
+        fast = current_engine() == "fast"
         for name, param, grad in self.model.parameters():
-            # The formulas of the module docstring, written into two reused buffers (no fresh temporaries).
-            tmp, acc = self._buffers_for(name, param)
+            v = self.velocity.get(name)
+            if m and v is None:
+                v = self.velocity[name] = np.zeros_like(param)
+            if fast:
+                sgd_update(param, grad, v, self._buffers_for(name, param), lr=lr, momentum=m,
+                           nesterov=self.nesterov, weight_decay=wd)
+                continue
             g = grad.astype(param.dtype, copy=False)
             if wd:
-                g = np.add(g, np.multiply(np.asarray(wd, dtype=param.dtype), param, out=tmp), out=acc)
+                g = g + np.asarray(wd, dtype=param.dtype) * param
             if m:
-                v = self.velocity.get(name)
-                if v is None:
-                    v = self.velocity[name] = np.zeros_like(param)
                 v *= np.asarray(m, dtype=param.dtype)
                 v += g
-                g = np.add(g, np.multiply(np.asarray(m, dtype=param.dtype), v, out=tmp), out=acc) if self.nesterov else v
-            param -= np.multiply(np.asarray(lr, dtype=param.dtype), g, out=tmp)
+                g = g + np.asarray(m, dtype=param.dtype) * v if self.nesterov else v
+            param -= np.asarray(lr, dtype=param.dtype) * g
         self.steps += 1
 
     def _buffers_for(self, name, param):
-        """Two scratch arrays shaped like ``param`` (internal; not part of the optimizer's state)."""
+        """Two scratch arrays shaped like ``param`` for the fast update (internal; not part of the optimizer's state)."""
         bufs = self._buffers.get(name)
         if bufs is None or bufs[0].shape != param.shape or bufs[0].dtype != param.dtype:
             bufs = self._buffers[name] = (np.empty_like(param), np.empty_like(param))
@@ -93,68 +103,3 @@ class SGD:
         self.lr = float(state["lr"])
         self.steps = int(state["steps"])
         self.velocity = velocity
-
-
-class _Schedule:
-    """Sets ``optimizer.lr`` from a count of calls to ``step()`` (call it once per optimizer step or per epoch)."""
-
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
-        self.t = 0
-
-    def lr_at(self, t):
-        raise NotImplementedError
-
-    def step(self):
-        self.t += 1
-        self.optimizer.lr = self.lr_at(self.t)
-        return self.optimizer.lr
-
-    def state_dict(self):
-        return {"t": np.array(self.t), "base_lr": np.array(self.base_lr)}
-
-    def load_state_dict(self, state):
-        self.t = int(state["t"])
-        self.base_lr = float(state["base_lr"])
-        self.optimizer.lr = self.lr_at(self.t)
-
-
-class StepLR(_Schedule):
-    """Multiply the learning rate by ``gamma`` every ``step_size`` steps: ``lr = base_lr * gamma**(t // step_size)``."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        super().__init__(optimizer)
-        self.step_size, self.gamma = step_size, float(gamma)
-
-    def lr_at(self, t):
-        return self.base_lr * self.gamma ** (t // self.step_size)
-
-
-class CosineLR(_Schedule):
-    """Cosine decay from base_lr to min_lr over ``total_steps``, optionally after a linear warm-up.
-
-    ``lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * t / total_steps)) / 2`` for t <= total_steps, then min_lr.
-    With ``warmup_steps`` > 0, the first steps rise linearly from base_lr / warmup_steps to base_lr.
-    """
-
-    def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
-        if not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-        if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"warmup_steps must be an int in [0, total_steps), got {warmup_steps!r}")
-        super().__init__(optimizer)
-        self.total_steps, self.min_lr, self.warmup_steps = total_steps, float(min_lr), warmup_steps
-        if warmup_steps:
-            optimizer.lr = self.lr_at(0)
-
-    def lr_at(self, t):
-        if t < self.warmup_steps:
-            return self.base_lr * (t + 1) / self.warmup_steps
-        span = self.total_steps - self.warmup_steps
-        progress = min(1.0, (t - self.warmup_steps) / span)
-        return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2

@@ -1,29 +1,22 @@
-"""Max-pooling, the layer that keeps the strongest response of each window.
-
-Both passes loop over the KH*KW window offsets only; the common 2x2, stride-2
-case has its own path (a tree of pairwise maxima).  ``minicnn.reference`` holds
-the textbook loops these are tested against.
-"""
+"""Max-pooling, the layer that keeps the strongest response of each window."""
 import numpy as np
 
-from minicnn.im2col import output, output_like, output_size, scratch_like
-from minicnn.validation import check_float_input, pair
+from minicnn.engine.pool import FastMaxPool2D
+from minicnn.nn.engines import current_engine
+from minicnn.nn.im2col import output_size
+from minicnn.utils.validation import check_float_input, pair
 
 
 class MaxPool2D:
     """Max over each KH x KW window, windows ``stride`` apart (no padding; a partial window at the edge is dropped).
 
     Backward sends each output gradient to the input that won its window; on a
-    tie the first position in row-major order wins, as in PyTorch.  Like the
-    convolution, both passes loop over the KH*KW offsets of the window only:
-    offset k = (i, j) of every window is one strided slice of the input.
+    tie the first position in row-major order wins, as in PyTorch.
 
-    Forward keeps a running ``np.maximum`` over those slices and remembers the
-    winning offset of each window: offset k wins where it is *strictly* greater
-    than the maximum so far (so the first maximum keeps ties), and because k
-    only grows, ``winner = max_k(k * better_k)`` needs no masked assignment.
-    Backward writes ``dout * (winner == k)`` into slice k of dx; when windows
-    overlap (stride < kernel) the slices are added instead.
+    Runs on the fast engine by default (``minicnn.engine.pool.FastMaxPool2D``: a
+    running maximum over the KH*KW offsets, a pairwise tree for 2x2);
+    ``use_engine("textbook")`` runs the code below.  The loop version is
+    ``minicnn.nn.reference.maxpool2d_naive`` (and ``maxpool2d_backward_naive``).
 
     Parameters
     ----------
@@ -39,107 +32,43 @@ class MaxPool2D:
         self.kernel_size = pair(kernel_size, "kernel_size", 1)
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", 1)
         self.params, self.grads = {}, {}
-        self._winner = None
-        self._x_shape = None
-        self._channels_last = False
-        self._pairwise = False   # the 2x2, stride-2 fast path keeps masks instead of a winner index
-        self._scratch = {}
+        self._fast = FastMaxPool2D(self.kernel_size, self.stride)
+        self._engine = self._argmax = self._x_shape = None
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
         return (C, output_size(H, self.kernel_size[0], self.stride[0], 0, 0),
                 output_size(W, self.kernel_size[1], self.stride[1], 0, 0))
 
-    def _windows(self, H_out, W_out):
-        """Yield (k, slice_h, slice_w): for window offset k = i*KW + j, the strided slices that pick it."""
-        (KH, KW), (SH, SW) = self.kernel_size, self.stride
-        for i in range(KH):
-            for j in range(KW):
-                yield i * KW + j, slice(i, i + SH * (H_out - 1) + 1, SH), slice(j, j + SW * (W_out - 1) + 1, SW)
-
     def forward(self, x):
         check_float_input("MaxPool2D", x, 4, "(N, C, H, W)")
         N, C, H, W = x.shape
-        KH, KW = self.kernel_size
+        (KH, KW), (SH, SW) = self.kernel_size, self.stride
         if H < KH or W < KW:
             raise ValueError(f"MaxPool2D kernel {KH}x{KW} is larger than the input {H}x{W} (input shape {x.shape})")
-        _, H_out, W_out = self.output_shape(x.shape[1:])
-        views = [x[:, :, sh, sw] for _, sh, sw in self._windows(H_out, W_out)]   # each (N, C, H_out, W_out)
-        index = np.dtype(np.uint8 if KH * KW <= 256 else np.int32)
-        self._x_shape = x.shape
-        self._channels_last = x.strides[1] < min(x.strides[2], x.strides[3])   # keep dx in x's memory layout
-        self._pairwise = (KH, KW) == (2, 2) and self.stride == (2, 2)
-        if self._pairwise:
-            return self._forward_2x2(*views)
-        out = output_like(self._scratch, "out", views[0])
-        winner = scratch_like(self._scratch, "winner", views[0], index)
-        if len(views) == 1:
-            np.copyto(out, views[0])
-            winner.fill(0)
-        else:
-            np.greater(views[1], views[0], out=winner)                # strict: on a tie offset 0 keeps it
-            np.maximum(views[0], views[1], out=out)
-            better = scratch_like(self._scratch, "better", views[0], bool)
-            offset = scratch_like(self._scratch, "offset", views[0], index)
-            for k in range(2, len(views)):
-                np.greater(views[k], out, out=better)
-                np.maximum(out, views[k], out=out)
-                np.maximum(winner, np.multiply(better, index.type(k), out=offset), out=winner)
-        self._winner = winner
-        return out
-
-    def _forward_2x2(self, v00, v01, v10, v11):
-        """The common 2x2, stride-2 case as a tree of pairwise maxima: 6 array operations instead of 10.
-
-        Each row is reduced first, then the rows, so that ties still go to the
-        first maximum in row-major order; three boolean masks record the winners.
-        """
-        s = self._scratch
-        self._right = [np.greater(v01, v00, out=scratch_like(s, "right0", v00, bool)),   # (0, 1) beat (0, 0)
-                       np.greater(v11, v10, out=scratch_like(s, "right1", v00, bool))]   # (1, 1) beat (1, 0)
-        top = np.maximum(v00, v01, out=scratch_like(s, "top", v00, v00.dtype))
-        bottom = np.maximum(v10, v11, out=scratch_like(s, "bottom", v00, v00.dtype))
-        self._down = np.greater(bottom, top, out=scratch_like(s, "down", v00, bool))     # bottom row strictly greater
-        self._winner = self._down                                                         # marks forward as done
-        return np.maximum(top, bottom, out=output_like(s, "out", v00))
-
-    def _backward_2x2(self, dout, dx):
-        # Each gradient goes to one of two places: the masked share, and the rest as a difference
-        # (d - d*mask is d or exactly 0), which saves the boolean negations and mixed-type products.
-        s = self._scratch
-        dn = np.multiply(dout, self._down, out=scratch_like(s, "dn", dout, dout.dtype))
-        rows = (np.subtract(dout, dn, out=scratch_like(s, "up", dout, dout.dtype)), dn)
-        H_out, W_out = dout.shape[2:]
-        for i, (d_row, right) in enumerate(zip(rows, self._right)):
-            to_right = np.multiply(d_row, right, out=dx[:, :, i::2, 1::2][:, :, :H_out, :W_out])
-            np.subtract(d_row, to_right, out=dx[:, :, i::2, 0::2][:, :, :H_out, :W_out])
-        return dx
+        self._engine, self._x_shape = current_engine(), x.shape
+        if self._engine == "fast":
+            return self._fast.forward(x)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (KH, KW), axis=(2, 3))[:, :, ::SH, ::SW]
+        windows = windows.reshape(windows.shape[:4] + (KH * KW,))      # (N, C, H_out, W_out, KH*KW)
+        self._argmax = windows.argmax(axis=-1)                          # the first maximum of each window
+        return np.take_along_axis(windows, self._argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, dout, need_dx=True):
-        if self._winner is None:
+        if self._engine is None:
             raise RuntimeError("MaxPool2D.backward called before forward")
-        if dout.shape != self._winner.shape:
-            raise ValueError(f"MaxPool2D.backward expected dout of shape {self._winner.shape}, got {dout.shape}")
+        expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
+        if dout.shape != expected:
+            raise ValueError(f"MaxPool2D.backward expected dout of shape {expected}, got {dout.shape}")
         if not need_dx:
             return None
-        N, C, H, W = self._x_shape
+        if self._engine == "fast":
+            return self._fast.backward(dout)
         (KH, KW), (SH, SW) = self.kernel_size, self.stride
         H_out, W_out = dout.shape[2:]
-        overlap = SH < KH or SW < KW
-        tiled = (SH, SW) == (KH, KW) and H_out * KH == H and W_out * KW == W   # every input in exactly one window
-        if self._channels_last:
-            dx = output(self._scratch, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
-        else:
-            dx = output(self._scratch, "dx", (N, C, H, W), dout.dtype)
-        if overlap or not tiled:
-            dx.fill(0)
-        if self._pairwise:
-            return self._backward_2x2(dout, dx)
-        won = scratch_like(self._scratch, "won", self._winner, bool)
-        for k, sh, sw in self._windows(H_out, W_out):
-            np.equal(self._winner, k, out=won)
-            if overlap:
-                dx[:, :, sh, sw] += np.multiply(dout, won)
-            else:
-                np.multiply(dout, won, out=dx[:, :, sh, sw])
+        dx = np.zeros(self._x_shape, dout.dtype)
+        for i in range(KH):                                             # window offset (i, j) of every window at once
+            for j in range(KW):
+                won = self._argmax == i * KW + j                        # (N, C, H_out, W_out)
+                dx[:, :, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW] += dout * won
         return dx

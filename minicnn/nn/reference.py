@@ -1,16 +1,19 @@
-"""Textbook convolution and max-pooling, written as plain nested loops.
+"""Textbook convolution and max-pooling, forward and backward, written as plain nested loops.
 
 Slow on purpose: every output value is computed the way it is drawn on the
-blackboard, one window at a time.  These functions are the oracle the fast
-layers in ``minicnn.layers`` are tested against, and the thing to read first.
+blackboard, one window at a time, and every gradient by the chain rule one
+window at a time.  These functions are the oracle both engines of the layers in
+``minicnn.nn`` are tested against, and the thing to read first.
 """
 import numpy as np
 
 
 def _pads(padding):
-    """int, (ph, pw) or ((top, bottom), (left, right)) -> (top, bottom, left, right)"""
+    """int, (ph, pw), ((top, bottom), (left, right)) or (top, bottom, left, right) -> (top, bottom, left, right)"""
     if isinstance(padding, int):
         return padding, padding, padding, padding
+    if len(padding) == 4:
+        return tuple(padding)
     ph, pw = padding
     (top, bottom) = (ph, ph) if isinstance(ph, int) else ph
     (left, right) = (pw, pw) if isinstance(pw, int) else pw
@@ -26,7 +29,7 @@ def conv2d_naive(x, W, b=None, stride=1, padding=0):
     W : (F, C, KH, KW) filters
     b : (F,) biases, optional
     stride : int or (SH, SW)
-    padding : int, (ph, pw) or ((top, bottom), (left, right))
+    padding : int, (ph, pw), ((top, bottom), (left, right)) or (top, bottom, left, right)
 
     Returns
     -------
@@ -50,6 +53,33 @@ def conv2d_naive(x, W, b=None, stride=1, padding=0):
                     if b is not None:
                         out[n, f, y, x_] += b[f]
     return out
+
+
+def conv2d_backward_naive(x, W, dout, stride=1, padding=0):
+    """Gradients of ``conv2d_naive``, one window at a time: -> (dx, dW, db).
+
+    Output ``out[n, f, y, x]`` came from one window of ``x_pad`` times ``W[f]``, so by
+    the chain rule its gradient ``dout[n, f, y, x]`` adds ``dout * window`` to ``dW[f]``
+    and ``dout * W[f]`` back onto that window of ``dx_pad``; ``db[f]`` sums ``dout[:, f]``.
+
+    Shape: x (N, C, H, W), W (F, C, KH, KW), dout (N, F, H_out, W_out)
+           -> dx (N, C, H, W), dW (F, C, KH, KW), db (F,)
+    """
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    top, bottom, left, right = _pads(padding)
+    N, C, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    xp = np.zeros((N, C, H + top + bottom, Wd + left + right), dtype=x.dtype)
+    xp[:, :, top:top + H, left:left + Wd] = x
+    dxp, dW = np.zeros_like(xp), np.zeros_like(W)
+    for n in range(N):
+        for f in range(F):
+            for y in range(dout.shape[2]):
+                for x_ in range(dout.shape[3]):
+                    window = (n, slice(None), slice(y * SH, y * SH + KH), slice(x_ * SW, x_ * SW + KW))
+                    dW[f] += dout[n, f, y, x_] * xp[window]
+                    dxp[window] += dout[n, f, y, x_] * W[f]
+    return dxp[:, :, top:top + H, left:left + Wd], dW, dout.sum(axis=(0, 2, 3))
 
 
 def maxpool2d_naive(x, kernel_size, stride=None):

@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from minicnn.model import Sequential
+from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn.model import Sequential
 
 # Arguments each layer type takes in a spec (besides "type"), with their defaults.
 LAYER_ARGS = {

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import architectures
+from minicnn.training import architectures
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1

@@ -11,7 +11,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from minicnn.losses import mse, softmax_cross_entropy
+from minicnn.nn.losses import mse, softmax_cross_entropy
 
 LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
 

@@ -3,7 +3,7 @@
 ``train_resumable`` wraps ``train.train_epoch`` with what a long run needs:
 
 - after every epoch it evaluates on the test set, prints one summary line and
-  writes the checkpoint (atomically, see ``minicnn.checkpoint``);
+  writes the checkpoint (atomically, see ``minicnn.training.checkpoint``);
 - the first Ctrl-C asks the run to stop after the current step: it saves a
   checkpoint of that exact point (weights, optimizer, schedule, random
   generator, the epoch's shuffle and how far into it the run got) and raises
@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from minicnn.checkpoint import CheckpointError, save_checkpoint
-from minicnn.train import evaluate, train_epoch
+from minicnn.training.checkpoint import CheckpointError, save_checkpoint
+from minicnn.training.loop import evaluate, train_epoch
 
 
 class TrainingInterrupted(Exception):
@@ -73,7 +73,7 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
 
     Parameters
     ----------
-    model, optimizer, scheduler : as for ``minicnn.train.fit``; build them fresh, ``resume`` fills them in
+    model, optimizer, scheduler : as for ``minicnn.training.loop.fit``; build them fresh, ``resume`` fills them in
     x, y : training images (N, C, H, W) float and labels (N,)
     x_test, y_test : evaluated after every epoch
     epochs, batch_size : int

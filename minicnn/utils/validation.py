@@ -26,3 +26,13 @@ def check_float_input(layer, x, ndim, layout):
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{layer} expected a floating-point input, got dtype {x.dtype}; "
                          f"convert with x.astype(np.float32)")
+
+
+def check_rng(rng, name="rng"):
+    """The generator to draw from: ``rng`` itself, or a fresh unseeded one for None; anything else is refused."""
+    if rng is None:
+        return np.random.default_rng()
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                         f"got {type(rng).__name__}")
+    return rng

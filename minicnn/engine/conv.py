@@ -1,0 +1,122 @@
+"""The fast convolution: replaces the textbook im2col forward and col2im backward of ``minicnn.nn.Conv2D``.
+
+Three ways to build the products, picked by shape:
+
+- stride 1 with ``WIDTH_WINDOW_MIN_CHANNELS`` or more input channels: no
+  im2col at all, KH products over the width windows of the padded batch
+  (``windows.width_windows``, ``windows.product_rows``);
+- one input channel: im2col offset by offset into long rows, handed to BLAS transposed;
+- otherwise: a channels-last im2col and one product.
+
+All work channels-last, (N, H, W, C) in memory, and return (N, F, H_out, W_out)
+views of channels-last buffers, which the next layer takes as they are.
+"""
+import numpy as np
+
+from minicnn.engine.blas import column_sums, fill_rows, gemm
+from minicnn.engine.buffers import recycled, scratch
+from minicnn.engine.windows import (col2im_channels_last, im2col_channels_last, im2col_offsets_first,
+                                    pad_channels_last, product_rows, width_windows)
+
+# With fewer input channels than this, KH thin width-window products cost more than one im2col copy.
+WIDTH_WINDOW_MIN_CHANNELS = 4
+
+
+class FastConv2D:
+    """Forward and backward of one convolution layer, with the buffers they reuse between calls.
+
+    Parameters
+    ----------
+    kernel_size, stride : (int, int)
+    padding : (top, bottom, left, right)
+    """
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
+        self._buffers = {}
+        self._xp = self._W_k = self._x_shape = None
+        self._width_windows = False
+
+    def forward(self, x, W, b):
+        """``out = conv(x, W) + b``.
+
+        Shape: x (N, C, H, W) any memory layout, W (F, C, KH, KW), b (F,) or None -> out (N, F, H_out, W_out)
+        """
+        N, C, H, W_in = x.shape
+        F, (KH, KW), (SH, SW) = W.shape[0], self.kernel_size, self.stride
+        dtype, s = x.dtype, self._buffers
+        xp = pad_channels_last(x.transpose(0, 2, 3, 1), self.padding, s)              # (N, Hp, Wp, C)
+        H_out, W_out = (xp.shape[1] - KH) // SH + 1, (xp.shape[2] - KW) // SW + 1
+        W_k = W.transpose(2, 3, 1, 0)                                                 # (KH, KW, C, F)
+        self._width_windows = self.stride == (1, 1) and C >= WIDTH_WINDOW_MIN_CHANNELS
+        if self._width_windows:
+            M, Wp = product_rows(xp.shape, self.kernel_size), xp.shape[2]
+            wide = width_windows(xp, KW, scratch(s, "wide", (xp.size // C - KW + 1, KW * C), dtype))
+            out = recycled(s, "out", (xp.size // C, F), dtype)                        # (N*Hp*Wp, F); rows past M unread
+            if b is not None:
+                fill_rows(out[:M], b)
+            for i in range(KH):
+                gemm(wide[i * Wp:i * Wp + M], W_k[i].reshape(KW * C, F), out[:M], accumulate=b is not None or i > 0)
+            out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
+        else:
+            if C == 1:
+                cols = im2col_offsets_first(xp, self.kernel_size, self.stride,
+                                            scratch(s, "cols", (KH, KW, C, N, H_out, W_out), dtype)).T
+            else:
+                cols = im2col_channels_last(xp, self.kernel_size, self.stride,
+                                            scratch(s, "cols", (N, H_out, W_out, KH, KW, C), dtype))
+            out = recycled(s, "out", (cols.shape[0], F), dtype)                       # (N*H_out*W_out, F)
+            if b is not None:
+                fill_rows(out, b)
+            gemm(cols, W_k.reshape(-1, F), out, accumulate=b is not None)
+            out = out.reshape(N, H_out, W_out, F)
+        self._xp, self._W_k, self._x_shape, self._has_bias = xp, W_k, x.shape, b is not None
+        return out.transpose(0, 3, 1, 2)                                              # (N, F, H_out, W_out) view
+
+    def backward(self, dout, need_dx=True):
+        """-> (dx or None, dW, db or None) for the last forward.
+
+        Shape: dout (N, F, H_out, W_out) -> dx (N, C, H, W), dW (F, C, KH, KW), db (F,)
+        """
+        N, C, H, W_in = self._x_shape
+        xp, W_k, s = self._xp, self._W_k, self._buffers
+        (KH, KW), F, dtype = self.kernel_size, W_k.shape[3], xp.dtype
+        H_out, W_out = dout.shape[2:]
+        dout_hwc = dout.transpose(0, 2, 3, 1)                                          # (N, H_out, W_out, F) view
+        dW_k = scratch(s, "dW", (KH, KW, C, F), dtype)
+        dxp = None
+        if self._width_windows:
+            M, Wp, wide = product_rows(xp.shape, self.kernel_size), xp.shape[2], s["wide"]
+            # dout on the padded grid, zero on the rows past the output (the scratch border is never written).
+            dpad = scratch(s, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
+            dpad[:, :H_out, :W_out, :] = dout_hwc
+            d = dpad.reshape(-1, F)[:M]                                                # (M, F)
+            for i in range(KH):
+                gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))        # (KW*C, F)
+            if need_dx:
+                # Kernel row 0 and width offset 0 write their whole range, so only the rows after it need zeros.
+                dwide = scratch(s, "dwide", wide.shape, dtype)
+                R = dwide.shape[0]
+                dwide[M:] = 0
+                for i in range(KH):
+                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=i > 0)
+                dxp = recycled(s, "dx", xp.shape, dtype)
+                dx_rows = dxp.reshape(-1, C)
+                dx_rows[:R] = dwide[:, :C]
+                dx_rows[R:] = 0
+                for j in range(1, KW):                                                  # adjoint of width_windows
+                    dx_rows[j:j + R] += dwide[:, j * C:(j + 1) * C]
+        else:
+            d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
+            cols = s["cols"]
+            cols = cols.reshape(KH * KW * C, d.shape[0]).T if C == 1 else cols.reshape(d.shape[0], KH * KW * C)
+            gemm(cols.T, d, dW_k.reshape(-1, F))
+            if need_dx:
+                dcols = gemm(d, W_k.reshape(-1, F).T, scratch(s, "dcols", cols.shape, dtype))
+                dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, recycled(s, "dx", xp.shape, dtype))
+        db = column_sums(d, s) if self._has_bias else None
+        dx = None
+        if need_dx:
+            top, _, left, _ = self.padding
+            dx = dxp[:, top:top + H, left:left + W_in, :].transpose(0, 3, 1, 2)       # (N, C, H, W) view
+        return dx, dW_k.transpose(3, 2, 0, 1), db
