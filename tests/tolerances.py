@@ -43,7 +43,7 @@ def assert_close(actual, expected, tol, err_msg=""):
     tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), err.shape)
     bad = ~(err <= tol)  # NaN counts as bad
     if bad.any():
-        i = np.unravel_index(np.argmax(np.where(bad, err - tol, -np.inf)), err.shape) if err.ndim else ()
+        i = tuple(int(j) for j in np.unravel_index(np.argmax(np.where(bad, err - tol, -np.inf)), err.shape))
         raise AssertionError(
             f"{err_msg} {int(bad.sum())} of {err.size} elements off by more than the tolerance; worst at {i}: "
             f"{actual[i]!r} vs {expected[i]!r}, error {err[i]:.3g}, tolerance {tol[i]:.3g}")
