@@ -10,6 +10,8 @@ first-layer kernel beside its best-matching oriented Sobel kernel.
 
 BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
 MKL_NUM_THREADS is set (why: see the comment below).
+A resumed run ends bit-identical to an uninterrupted one with the same BLAS
+thread setting on the same machine (other threads or CPUs round differently).
 """
 import os
 
