@@ -16,7 +16,10 @@ Layout of the archive (every entry a plain NumPy array; nothing is pickled)::
 Weights come first, so tools that take "the first 4-D array whose key ends in W"
 find the first convolution.  Writes are atomic: the archive is written to a
 temporary file in the same folder and renamed over the target, so a crash
-mid-write leaves the previous checkpoint as it was.  Loading uses
+mid-write leaves the previous checkpoint as it was; the file gets the
+permissions a plain ``open()`` would give it (0666 less the umask).  A process
+killed mid-write (SIGKILL, power loss) can leave the temporary file behind:
+``remove_stale_temporaries`` deletes those.  Loading uses
 ``allow_pickle=False`` and refuses, with a ``CheckpointError`` saying why, any
 file that is not a complete, unmodified minicnn checkpoint of the expected
 architecture.
@@ -115,11 +118,33 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files that interrupted writes of ``path`` left beside it; returns their paths.
+
+    They are named ``.<name>.<random>.tmp`` (see ``save_checkpoint``).  Call this
+    only when no other process is writing ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 class Checkpoint:

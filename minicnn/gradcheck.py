@@ -14,9 +14,12 @@ A correct float64 layer scores about 1e-10; a wrong one about 1e-1.
 Run ``python -m minicnn.gradcheck`` for a table over every layer type and a
 whole small CNN; it exits non-zero if anything fails.
 """
+import argparse
 import sys
 
 import numpy as np
+
+from minicnn.cli import nonnegative_int, run_command
 
 from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from minicnn.losses import mse, softmax_cross_entropy
@@ -151,7 +154,12 @@ def run_all(rng=None):
 
 
 def main(argv=None):
-    rows = run_all()
+    """Print the table; returns 1 if any check fails, else 0."""
+    p = argparse.ArgumentParser(prog="python -m minicnn.gradcheck", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random inputs and weights (default: 0)")
+    args = p.parse_args(argv)
+    rows = run_all(np.random.default_rng(args.seed))
     width = max(len(r[0]) for r in rows)
     print(f"{'layer':<{width}}  {'tensor':<6}  {'max rel error':>13}  result")
     print("-" * (width + 32))
@@ -167,4 +175,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))
