@@ -12,35 +12,36 @@ metrics.json, weights.npz (``python -m minicnn inspect`` reads it) and
 kernels.png when matplotlib is installed, plus summary.json over all seeds.
 """
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from minicnn.edges import viz
 from minicnn.edges.edge_task import train_edge_classifier
-from minicnn.edges.inspect_kernels import describe_kernels
 from minicnn.edges.filters import get_kernel
+from minicnn.edges.inspect_kernels import describe_kernels
+from minicnn.utils.cli import nonnegative_int, nonnegative_int_list, positive_int, run_command, write_json
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--seeds", default=None, help="several seeds, e.g. 0,1,2,3,4 (default: just --seed)")
-    p.add_argument("--filters", type=int, default=8, help="first-layer filters (default: 8)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
+    p.add_argument("--seeds", type=nonnegative_int_list, default=None, help="several seeds, e.g. 0,1,2,3,4 (default: just --seed)")
+    p.add_argument("--filters", type=positive_int, default=8, help="first-layer filters (default: 8)")
     p.add_argument("--classes", type=int, choices=(4, 8), default=8,
                    help="8 directions, or 4 orientations of either polarity (default: 8)")
-    p.add_argument("--size", type=int, default=16, help="image side in pixels (default: 16)")
-    p.add_argument("--train", type=int, default=4000, help="training images (default: 4000)")
-    p.add_argument("--val", type=int, default=1000, help="validation images (default: 1000)")
+    p.add_argument("--size", type=positive_int, default=16, help="image side in pixels (default: 16)")
+    p.add_argument("--train", type=positive_int, default=4000, help="training images (default: 4000)")
+    p.add_argument("--val", type=positive_int, default=1000, help="validation images (default: 1000)")
     p.add_argument("--noise", type=float, default=0.2, help="pixel noise std on 0..1 images (default: 0.2)")
     p.add_argument("--min-contrast", type=float, default=0.5, help="edge contrast at least (default: 0.5)")
-    p.add_argument("--epochs", type=int, default=10, help="(default: 10)")
-    p.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="(default: 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate, cosine decay (default: 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="(default: 0.9)")
     p.add_argument("--weight-decay", type=float, default=1e-3, help="(default: 1e-3)")
-    p.add_argument("--warmup", type=int, default=200, help="warm-up steps (default: 200)")
+    p.add_argument("--warmup", type=nonnegative_int, default=200, help="warm-up steps (default: 200)")
     p.add_argument("--out", default="runs/edge_classifier", help="output folder (default: runs/edge_classifier)")
     return p
 
@@ -61,7 +62,7 @@ def run_seed(args, seed, out):
     metrics = {"seed": seed, "val_accuracy": result["val_accuracy"], "median_similarity": result["median_similarity"],
                "matches": result["matches"], "seconds": result["seconds"], "kernels": result["kernels"].tolist(),
                "history": result["history"]}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics, indent=2)
     np.savez(out / "weights.npz", **result["state"])
     refs = np.stack([m.polarity * get_kernel(m.name) for m in matches])
     viz.plot_kernel_matches(result["kernels"], refs, [f"{m.name} {m.similarity:+.2f}" for m in matches],
@@ -71,7 +72,7 @@ def run_seed(args, seed, out):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    seeds = args.seeds or [args.seed]
     out = Path(args.out)
     runs = [run_seed(args, seed, out / f"seed{seed}" if len(seeds) > 1 else out) for seed in seeds]
     summary = {
@@ -83,7 +84,7 @@ def main(argv=None):
         "config": vars(args),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary, indent=2)
     if len(seeds) > 1:
         print("per seed median |similarity|: " + ", ".join(f"{s}: {v:.3f}" for s, v in
                                                           zip(seeds, summary["median_similarity_per_seed"])))
@@ -93,4 +94,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

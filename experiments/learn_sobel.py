@@ -13,7 +13,7 @@ writes under --out: metrics.json, loss_curve.csv, weights.npz (inspect it with
 is installed.
 """
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +21,18 @@ import numpy as np
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import TARGETS, train_sobel
+from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--steps", type=int, default=2000, help="step budget (default: 2000)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
+    p.add_argument("--steps", type=positive_int, default=2000, help="step budget (default: 2000)")
     p.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default: 0.2)")
     p.add_argument("--momentum", type=float, default=0.9, help="(default: 0.9)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per step (default: 16)")
-    p.add_argument("--images", type=int, default=128, help="training images (default: 128)")
-    p.add_argument("--size", type=int, default=24, help="image side in pixels (default: 24)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default: 16)")
+    p.add_argument("--images", type=positive_int, default=128, help="training images (default: 128)")
+    p.add_argument("--size", type=positive_int, default=24, help="image side in pixels (default: 24)")
     p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the 0..1 images (default: 0.0)")
     p.add_argument("--clean-targets", action="store_true",
                    help="targets from the clean images, so the layer must also remove the noise (default: off)")
@@ -76,7 +77,7 @@ def main(argv=None):
     for key in ("optimal_cosine", "cosine_to_optimal"):
         if key in result:
             metrics[key] = result[key]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics, indent=2)
     history = np.array(result["history"])
     np.savetxt(out / "loss_curve.csv", history, delimiter=",", header="step,loss,cosine_sobel_x,cosine_sobel_y",
                comments="", fmt=["%d", "%.6g", "%.6f", "%.6f"])
@@ -91,4 +92,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

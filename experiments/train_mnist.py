@@ -3,13 +3,20 @@
     python experiments/train_mnist.py                 # the default run (fetches MNIST on first use)
     python experiments/train_mnist.py --resume runs/mnist/checkpoint.npz
 
-Writes under --out: checkpoint.npz (every epoch; Ctrl-C saves one too),
-metrics.json (test accuracy, history, kernels, timings) and kernels.png when
-matplotlib is installed.  Prints one line per epoch and, at the end, every
-first-layer kernel beside its best-matching oriented Sobel kernel.
+Writes under --out: checkpoint.npz (every epoch; Ctrl-C or SIGTERM saves one
+too and exits with 130 or 143), metrics.json (test accuracy, history, kernels,
+timings) and kernels.png when matplotlib is installed.  Prints one line per
+epoch and, at the end, every first-layer kernel beside its best-matching
+oriented Sobel kernel.  A folder that already holds a run's checkpoint is not
+reused by a new run: continue that run with --resume, or replace it with
+--overwrite.  Exit status: 0 done, 1 training diverged (NaN or infinite loss),
+2 bad options or files, or an output that could not be written, 130/143 stopped by
+Ctrl-C/SIGTERM.
 
 BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
 MKL_NUM_THREADS is set (why: see the comment below).
+A resumed run ends bit-identical to an uninterrupted one with the same BLAS
+thread setting on the same machine (other threads or CPUs round differently).
 """
 import os
 
@@ -23,6 +30,7 @@ if __name__ == "__main__" and not any(v in os.environ for v in BLAS_THREAD_VARIA
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,16 +38,16 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import SGD, CosineLR
-
-from minicnn.training import architectures
-
-from minicnn.edges import viz
 from minicnn.data.augment import random_shift
-from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.data.mnist import load_mnist, normalize
+from minicnn.edges import viz
 from minicnn.edges.filters import best_match, get_kernel
-from minicnn.training.runner import TrainingInterrupted, train_resumable
+from minicnn.training import architectures
+from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError, evaluate
+from minicnn.training.runner import TrainingInterrupted, train_resumable
+from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
+from minicnn.utils.files import remove_stale_temporaries
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
@@ -50,27 +58,30 @@ def build_parser(defaults=True):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=None if defaults else argparse.SUPPRESS)
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, default=d(8), help="passes over the training set (default: 8)")
-    p.add_argument("--batch-size", type=int, default=d(64), help="(default: 64)")
+    p.add_argument("--epochs", type=positive_int, default=d(8), help="passes over the training set (default: 8)")
+    p.add_argument("--batch-size", type=positive_int, default=d(64), help="(default: 64)")
     p.add_argument("--lr", type=float, default=d(0.05), help="peak learning rate (default: 0.05)")
     p.add_argument("--momentum", type=float, default=d(0.9), help="SGD momentum, Nesterov (default: 0.9)")
     p.add_argument("--weight-decay", type=float, default=d(5e-4), help="L2 penalty (default: 5e-4)")
     p.add_argument("--warmup", type=float, default=d(0.3),
                    help="epochs of linear warm-up before the cosine decay to 0 (default: 0.3)")
-    p.add_argument("--max-shift", type=int, default=d(2),
+    p.add_argument("--max-shift", type=nonnegative_int, default=d(2),
                    help="augmentation: random shifts of up to this many pixels, 0 for none (default: 2)")
     p.add_argument("--channels", type=str, default=d("16,32"), help="filters of the two conv layers (default: 16,32)")
-    p.add_argument("--hidden", type=int, default=d(128), help="units of the hidden dense layer (default: 128)")
-    p.add_argument("--seed", type=int, default=d(0), help="(default: 0)")
-    p.add_argument("--limit-train", type=int, default=d(None), metavar="N",
+    p.add_argument("--hidden", type=positive_int, default=d(128), help="units of the hidden dense layer (default: 128)")
+    p.add_argument("--seed", type=nonnegative_int, default=d(0), help="(default: 0)")
+    p.add_argument("--limit-train", type=positive_int, default=d(None), metavar="N",
                    help="train on the first N training images only (default: all 60000)")
-    p.add_argument("--limit-test", type=int, default=d(None), metavar="N",
+    p.add_argument("--limit-test", type=positive_int, default=d(None), metavar="N",
                    help="evaluate on the first N test images only (default: all 10000)")
     p.add_argument("--data", default=d("datasets/mnist"), help="MNIST folder; fetched there if missing "
                    "(default: datasets/mnist)")
     p.add_argument("--out", default=d("runs/mnist"), help="output folder; with --resume, the checkpoint's "
                    "folder unless given (default: runs/mnist)")
     p.add_argument("--resume", default=d(None), metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    p.add_argument("--overwrite", action="store_true", default=d(False),
+                   help="start a new run even if --out holds another run's checkpoint, replacing it and its "
+                        "metrics.json and kernels.png (default: refuse)")
     p.add_argument("--progress", dest="progress", action="store_true", default=d(None),
                    help="force the tqdm bars on (default: on when stdout is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=d(None),
@@ -122,29 +133,91 @@ def kernel_report(W):
 
 
 def main(argv=None):
+    """The script as a function: returns the exit status (see the module docstring)."""
+    return run_command(_main, argv)
+
+
+def error(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def prepare_out(out, checkpoint_path, args):
+    """Check --out before anything is loaded; returns an error message or None.
+
+    Refuses a file, and a folder holding another run's checkpoint unless --overwrite
+    (resuming that very checkpoint is fine).
+    """
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; give a folder for the run's outputs"
+    if not checkpoint_path.exists() or args.overwrite:
+        return None
+    if args.resume and Path(args.resume).resolve() == checkpoint_path.resolve():
+        return None
+    return (f"{out} already holds a run (its checkpoint.npz); continue it with "
+            f"--resume {checkpoint_path}, or start a new run there with --overwrite (replaces it)")
+
+
+def _main(argv):
     started = time.perf_counter()
     args, explicit = parse_args(argv)
     try:
         checkpoint = resolve_resume(args, explicit) if args.resume else None
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return error(e)
     out = Path(args.out)
+    checkpoint_path = out / "checkpoint.npz"
+    problem = prepare_out(out, checkpoint_path, args)
+    if problem:
+        return error(problem)
+    try:
+        channels = tuple(int(c) for c in args.channels.split(","))
+        if len(channels) != 2 or min(channels) < 1:
+            raise ValueError
+    except ValueError:
+        return error(f"--channels expects two whole numbers of at least 1 like 16,32, got {args.channels!r}")
+    resume_hint = f"resume with: python experiments/train_mnist.py --resume {checkpoint_path}"
+    try:
+        return train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started)
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: run_command ends quietly
+    except KeyboardInterrupt as e:  # a Ctrl-C before the run's own handler was in place, or a second one
+        code = 128 + getattr(e, "signum", signal.SIGINT)
+        print(f"\nstopped at once: {saved_state(checkpoint_path, resume_hint)}", file=sys.stderr)
+        return code
+    except OSError as e:
+        return error(f"{e}\n{saved_state(checkpoint_path, resume_hint)}")
 
-    x_train, y_train, x_test, y_test = load_mnist(args.data, progress=args.progress)
+
+def saved_state(checkpoint_path, resume_hint):
+    """What is on disk to come back to, in one sentence (after a stop or a failed write)."""
+    try:
+        kept = load_checkpoint(checkpoint_path)
+    except FileNotFoundError:
+        return "no checkpoint was saved yet, so there is nothing to resume; run the same command again"
+    except CheckpointError as e:
+        return f"the checkpoint on disk cannot be used ({e}); start again"
+    where = (f", {int(kept.extra['epoch_step'])} steps into epoch {kept.epoch + 1}"
+             if "epoch_step" in kept.extra else "")
+    return f"the checkpoint in {checkpoint_path} is intact ({kept.epoch} epochs done{where}); {resume_hint}"
+
+
+def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started):
+    try:
+        x_train, y_train, x_test, y_test = load_mnist(args.data, progress=args.progress)
+    except (ValueError, OSError) as e:
+        return error(f"cannot read MNIST from --data {args.data}: {e}")
     x_train, y_train = normalize(x_train[:args.limit_train]), y_train[:args.limit_train].astype(np.int64)
     x_test, y_test = normalize(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
 
     rng = np.random.default_rng(args.seed)
-    channels = tuple(int(c) for c in args.channels.split(","))
     spec = architectures.mnist_cnn(channels=channels, hidden=args.hidden)
     model = architectures.build_model(spec, rng=rng)
     if checkpoint is not None:
         try:
             check_architecture(checkpoint, model)
         except CheckpointError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return error(e)
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=True, weight_decay=args.weight_decay)
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     total = args.epochs * steps_per_epoch
@@ -152,7 +225,13 @@ def main(argv=None):
     augment = (lambda xb, g: random_shift(xb, g, args.max_shift)) if args.max_shift else None
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / "checkpoint.npz"
+    for stale in remove_stale_temporaries(checkpoint_path):
+        print(f"removed {stale}, a temporary file left by a run killed while saving", file=sys.stderr)
+    if args.overwrite and checkpoint is None:
+        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png"):
+            if old.exists():
+                old.unlink()
+                print(f"--overwrite: removed {old}", file=sys.stderr)
 
     print(f"minicnn MNIST: {len(x_train)} training / {len(x_test)} test images; "
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
@@ -162,23 +241,18 @@ def main(argv=None):
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
                  if "epoch_step" in checkpoint.extra else ""))
-    resume_hint = f"resume with: python experiments/train_mnist.py --resume {checkpoint_path}"
     try:
         history = train_resumable(model, optimizer, x_train, y_train, x_test, y_test, epochs=args.epochs,
                                   batch_size=args.batch_size, rng=rng, checkpoint_path=checkpoint_path,
                                   scheduler=scheduler, augment=augment, resume=checkpoint,
-                                  extra={"config": json.dumps(config)}, progress=args.progress)
+                                  extra={"config": json.dumps(config)}, progress=args.progress,
+                                  log=lambda line: print(line, flush=True))
     except TrainingInterrupted as e:
         print(f"\nstopped: {e}\n{resume_hint}")
-        return 130
-    except KeyboardInterrupt:
-        print(f"\nstopped at once: the checkpoint in {checkpoint_path} is the last one saved "
-              f"(intact, from the last epoch or Ctrl-C); {resume_hint}")
-        return 130
+        return 128 + e.signum
     except NonFiniteLossError as e:
-        kept = load_checkpoint(checkpoint_path)
-        print(f"\ntraining stopped: {e}.\nThe last good checkpoint ({kept.epoch} epochs done) is kept in "
-              f"{checkpoint_path}; start again with a smaller --lr.", file=sys.stderr)
+        print(f"\ntraining stopped: {e}.\n{last_good(checkpoint_path)}; start again with a smaller --lr.",
+              file=sys.stderr)
         return 1
 
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
@@ -195,10 +269,19 @@ def main(argv=None):
                "train_images": len(x_train), "test_images": len(x_test), "config": config,
                "architecture": json.loads(architectures.to_json(model)), "history": history, "kernels": kernels,
                "checkpoint": str(checkpoint_path), "kernels_png": str(png) if png else None}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics)
     print(f"\ntest accuracy {test_accuracy:.4f} after {len(history)} epochs; training took "
           f"{metrics['train_seconds']:.0f}s; wrote {out / 'metrics.json'}" + (f" and {png}" if png else ""))
     return 0
+
+
+def last_good(checkpoint_path):
+    """The checkpoint kept after a divergence (the runner never saves non-finite weights)."""
+    try:
+        kept = load_checkpoint(checkpoint_path)
+    except (FileNotFoundError, CheckpointError):
+        return "No usable checkpoint was saved"
+    return f"The last good checkpoint ({kept.epoch} epochs done) is kept in {checkpoint_path}"
 
 
 if __name__ == "__main__":

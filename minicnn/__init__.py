@@ -9,8 +9,22 @@ Where things live (each subpackage's docstring says what it may import):
 - ``minicnn.edges``: classic image filters (Sobel, ...), the edge experiments, ``explain``, ``inspect``, pictures;
 - ``minicnn.utils``: argument checks and file helpers shared by all of them.
 """
-from minicnn.nn import (SGD, Conv2D, CosineLR, Dense, Flatten, MaxPool2D, ReLU, Sequential, StepLR, current_engine,
-                        mse, softmax, softmax_cross_entropy, use_engine)
+from minicnn.nn import (
+                        SGD,
+                        Conv2D,
+                        CosineLR,
+                        Dense,
+                        Flatten,
+                        MaxPool2D,
+                        ReLU,
+                        Sequential,
+                        StepLR,
+                        current_engine,
+                        mse,
+                        softmax,
+                        softmax_cross_entropy,
+                        use_engine,
+)
 from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
 __version__ = "0.1.0"

@@ -11,8 +11,9 @@ this file only dispatches, so ``python -m minicnn COMMAND --help`` shows the
 command's own options.
 """
 import importlib
-import os
 import sys
+
+from minicnn.utils.cli import run_command
 
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
@@ -38,12 +39,8 @@ def main(argv=None):
         print(f"minicnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    try:
-        return module.main(rest)
-    except BrokenPipeError:
-        # The reader went away (e.g. `python -m minicnn explain | head`): stop quietly, as Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    # The reader may go away (e.g. `python -m minicnn explain | head`): stop quietly, as Unix tools do.
+    return run_command(module.main, rest)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ The checker itself lives in ``minicnn.nn.gradcheck``.
 import sys
 
 from minicnn.nn.gradcheck import main
+from minicnn.utils.cli import run_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-
 from minicnn.training import architectures
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, CosineLR, softmax_cross_entropy
-
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -220,3 +219,30 @@ def test_checkpoint_is_a_valid_zip_of_npy_files(saved):
         assert "model/0.W.npy" in names
         W = np.lib.format.read_array(io.BytesIO(zf.read("model/0.W.npy")), allow_pickle=False)
     np.testing.assert_array_equal(W, saved[1].layers[0].params["W"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_checkpoint_gets_the_permissions_open_would_give(tmp_path, umask):
+    import os
+    import stat
+
+    model, *_ = trained_state(steps=0)
+    old = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / "ck.npz", model=model)
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o666 & ~umask
+
+
+def test_remove_stale_temporaries_deletes_only_what_killed_writes_left(tmp_path):
+    from minicnn.utils.files import remove_stale_temporaries
+
+    stale = [tmp_path / ".ck.npz.a1b2.tmp", tmp_path / ".ck.npz.zz.tmp"]
+    keep = [tmp_path / "ck.npz", tmp_path / ".other.npz.a1.tmp", tmp_path / "ck.npz.tmp"]
+    for p in stale + keep:
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path / "ck.npz") == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(keep)

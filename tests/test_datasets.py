@@ -17,12 +17,25 @@ import numpy as np
 import pytest
 
 from minicnn.data import mnist as datasets
-from minicnn.data.mnist import (MNIST_FILES, MNIST_LABEL_COUNTS, MNIST_MEAN, MNIST_SHA256, MNIST_SHAPES,
-                              MNIST_STD, ArrayUnpickler, arrays_from_classic_pickle, arrays_from_wheel,
-                              fetch_mnist, load_array_pickle, load_mnist, load_mnist_float, normalize,
-                              to_float32, verify_mnist_array)
 from minicnn.data.idx import idx_bytes, read_idx, write_idx
-
+from minicnn.data.mnist import (
+    MNIST_FILES,
+    MNIST_LABEL_COUNTS,
+    MNIST_MEAN,
+    MNIST_SHA256,
+    MNIST_SHAPES,
+    MNIST_STD,
+    ArrayUnpickler,
+    arrays_from_classic_pickle,
+    arrays_from_wheel,
+    fetch_mnist,
+    load_array_pickle,
+    load_mnist,
+    load_mnist_float,
+    normalize,
+    to_float32,
+    verify_mnist_array,
+)
 
 # ------------------------------------------------------------ float helpers
 

@@ -7,8 +7,8 @@ import pytest
 
 from minicnn.edges.edge_task import build_model, match_kernels, train_edge_classifier
 from minicnn.edges.filters import get_kernel
-from minicnn.nn.reference import conv2d_naive
 from minicnn.edges.sobel_task import filter_valid, make_data, optimal_kernels, train_sobel
+from minicnn.nn.reference import conv2d_naive
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -107,3 +107,12 @@ def test_edge_classifier_script_smoke(tmp_path, capsys):
     assert summary["seeds"] == [0, 1] and len(summary["median_similarity_per_seed"]) == 2
     assert (tmp_path / "seed1" / "metrics.json").exists() and (tmp_path / "summary.json").exists()
     assert "best match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script, option, value", [("learn_sobel", "--steps", "0"), ("learn_sobel", "--seed", "-1"),
+                                                   ("edge_classifier", "--seeds", "0,-1"),
+                                                   ("edge_classifier", "--batch-size", "0")])
+def test_scripts_refuse_unusable_numbers(script, option, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        load_script(script).build_parser().parse_args([option, value])
+    assert info.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err

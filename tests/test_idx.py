@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from minicnn.data import idx
 from minicnn.data.idx import gunzip, idx_bytes, parse_idx, read_idx, write_bytes_atomic, write_idx
+from minicnn.utils import files
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 
@@ -162,7 +162,7 @@ def test_interrupted_write_keeps_old_file_and_no_temp(tmp_path, monkeypatch, fai
     def boom(*args, **kwargs):
         raise error("simulated failure")
 
-    monkeypatch.setattr(idx.os, fail_in, boom)
+    monkeypatch.setattr(files.os, fail_in, boom)
     with pytest.raises(error, match="simulated failure"):
         write_idx(target, np.arange(50, dtype=np.uint8))
     monkeypatch.undo()

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from minicnn.edges import inspect_kernels as inspect
-
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
 
@@ -63,8 +62,8 @@ def test_non_3x3_kernels_are_printed_without_matching(tmp_path, capsys, no_matpl
 
 
 def test_inspect_on_experiment_weights(tmp_path, capsys, no_matplotlib):
-    from minicnn.nn.model import Sequential
     from minicnn.nn import Conv2D
+    from minicnn.nn.model import Sequential
     model = Sequential([Conv2D(1, 2, 3, rng=np.random.default_rng(0))])
     model.layers[0].params["W"][:] = np.stack([get_kernel("sobel_x"), get_kernel("sobel_y")])[:, None] * 0.5
     np.savez(tmp_path / "weights.npz", **model.state_dict())

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from minicnn.edges.filters import (ANGLES, FAMILIES, KERNEL_NAMES, best_match, edge_family, get_kernel,
-                             kernel_similarity, rotate45)
+from minicnn.edges.filters import ANGLES, FAMILIES, KERNEL_NAMES, best_match, edge_family, get_kernel, kernel_similarity, rotate45
 
 EDGE_NAMES = ["sobel_x", "sobel_45", "sobel_y", "sobel_135"]
 

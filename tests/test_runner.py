@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, CosineLR
-
-from minicnn.training import architectures
-
-from minicnn.training import loop as train
 from minicnn.data.augment import random_shift
+from minicnn.training import architectures
+from minicnn.training import loop as train
 from minicnn.training.checkpoint import load_checkpoint
-from minicnn.training.runner import TrainingInterrupted, train_resumable
 from minicnn.training.loop import NonFiniteLossError
+from minicnn.training.runner import TrainingInterrupted, train_resumable
 
 SPEC = architectures.mnist_cnn(channels=(2, 4), hidden=8)
 EPOCHS, BATCH = 3, 16
@@ -76,10 +74,11 @@ def test_history_and_checkpoint_of_a_full_run(uninterrupted):
 @pytest.mark.parametrize("epoch, step", [(1, 1), (2, 3), (3, 4)])
 def test_ctrl_c_saves_where_it_stopped_and_resume_is_bit_identical(uninterrupted, tmp_path, epoch, step):
     path = tmp_path / "checkpoint.npz"
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a background job, default_int_handler in a terminal
     with pytest.raises(TrainingInterrupted, match=f"interrupted in epoch {epoch} after step {step}") as info:
         run(path, on_step=sigint_at(epoch, step))
     assert info.value.path == path
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     ck = load_checkpoint(path)
     assert ck.epoch == epoch - 1 and ck.step == (epoch - 1) * 5 + step
     assert int(ck.extra["epoch_step"]) == step and sorted(ck.extra["order"].tolist()) == list(range(70))
@@ -180,3 +179,61 @@ def test_train_epoch_in_pieces_equals_one_pass():
     assert_same_weights(model_a, model_b)
     with pytest.raises(ValueError, match=r"permutation of range\(70\)"):
         train.train_epoch(model_b, opt_b, x, y, batch_size=BATCH, rng=rng_b, order=order[:5], progress=False)
+
+
+def test_sigterm_saves_like_a_first_ctrl_c_and_restores_the_handlers_found(uninterrupted, tmp_path):
+    path = tmp_path / "checkpoint.npz"
+
+    def unhandled(signum, frame):  # what a SIGTERM the runner did not catch would reach (instead of killing pytest)
+        raise AssertionError("SIGTERM reached the handler installed before the run")
+
+    def term(e, s):
+        if (e, s) == (2, 3):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        with pytest.raises(TrainingInterrupted, match="interrupted in epoch 2 after step 3") as info:
+            run(path, on_step=term)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert info.value.signum == signal.SIGTERM
+    assert int(load_checkpoint(path).extra["epoch_step"]) == 3
+    model, _ = run(path, resume=load_checkpoint(path))
+    assert_same_weights(model, uninterrupted[0])
+
+
+def test_a_sigint_ignored_at_the_start_stays_ignored(tmp_path):
+    """As under `nohup` or in a background job: SIGINT was set to SIG_IGN by whoever started us."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _, history = run(tmp_path / "checkpoint.npz", on_step=sigint_at(1, 2))
+        assert len(history) == EPOCHS  # the SIGINT changed nothing
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_divergence_in_an_epochs_last_step_stops_and_is_not_saved(tmp_path):
+    """Every step's loss is finite, but the last update of epoch 2 ruins the weights: the test loss is NaN."""
+    from minicnn.training.runner import DivergedError
+
+    path = tmp_path / "checkpoint.npz"
+    state = {}
+
+    def poison(e, s):
+        if (e, s) == (2, 5):
+            state["model"].layers[-1].params["W"][:] = np.nan
+
+    model, opt, sched, rng = setup()
+    state["model"] = model
+    x, y, xt, yt = data()
+    with pytest.raises(DivergedError, match="test loss became nan after the last step in epoch 2"):
+        train_resumable(model, opt, x, y, xt, yt, epochs=EPOCHS, batch_size=BATCH, rng=rng, checkpoint_path=path,
+                        scheduler=sched, progress=False, on_step=poison, log=lambda line: None)
+    ck = load_checkpoint(path)
+    assert ck.epoch == 1 and all(np.isfinite(v).all() for v in ck.model.values())
+    assert all(np.isfinite(r["test_loss"]) for r in json.loads(ck.extra_str("history")))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from minicnn.data.synthetic import edge_images, orientation_dataset
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import filter_valid
-from minicnn.data.synthetic import edge_images, orientation_dataset
 
 
 def orientation_histogram(images):

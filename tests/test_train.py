@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from minicnn import SGD, Conv2D, CosineLR, Dense, Flatten, MaxPool2D, NonFiniteLossError, ReLU, Sequential
-from minicnn import evaluate, fit, predict
+from minicnn import SGD, Conv2D, CosineLR, Dense, Flatten, MaxPool2D, NonFiniteLossError, ReLU, Sequential, evaluate, fit, predict
 
 
 def _tiny_cnn(rng):

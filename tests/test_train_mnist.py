@@ -1,8 +1,8 @@
 """experiments/train_mnist.py end to end on small MNIST subsets: accuracy, outputs, Ctrl-C, resume, faults."""
 import importlib.util
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 
 from minicnn import evaluate
-
-from minicnn.training import architectures
-
-from minicnn.edges import viz
-from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
 from minicnn.data.mnist import load_mnist, normalize
+from minicnn.edges import viz
+from minicnn.training import architectures
+from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
@@ -73,11 +71,22 @@ def test_inspect_command_reads_the_checkpoint(short_run, capsys):
 
 
 def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
+    # Bit-identical holds for the same BLAS thread setting on the same machine: all three runs are
+    # subprocesses with one environment (the script picks its thread count from it), never the test's own.
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert train_mnist.main(SMALL + ["--data", str(mnist_root), "--out", str(full)]) == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--data", str(mnist_root), "--out", str(cut)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+
+    def script(*args, **kwargs):
+        return subprocess.Popen([sys.executable, str(SCRIPT), *args, "--data", str(mnist_root)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO, **kwargs)
+
+    def finish(proc):
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+
+    finish(script(*SMALL, "--out", str(full)))
+    # Ctrl-C reaches the script even when this test runs with SIGINT ignored (a background job)
+    proc = script(*SMALL, "--out", str(cut), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -91,7 +100,7 @@ def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
     assert f"resume with: python experiments/train_mnist.py --resume {cut / 'checkpoint.npz'}" in output
     stopped = load_checkpoint(cut / "checkpoint.npz")
     assert stopped.epoch in (1, 2)
-    assert train_mnist.main(["--resume", str(cut / "checkpoint.npz"), "--data", str(mnist_root), "--no-progress"]) == 0
+    finish(script("--resume", str(cut / "checkpoint.npz"), "--no-progress"))
     a, b = load_checkpoint(full / "checkpoint.npz"), load_checkpoint(cut / "checkpoint.npz")
     assert a.epoch == b.epoch == 3 and a.step == b.step
     for name, value in a.model.items():
@@ -148,3 +157,141 @@ def test_resume_refuses_bad_checkpoints_and_changed_options(short_run, mnist_roo
     code, err = resume(bare)
     assert code == 2 and "holds no training configuration" in err
     assert not (tmp_path / "o").exists()
+
+
+TINY = ["--limit-train", "64", "--limit-test", "64", "--batch-size", "32", "--channels", "2,4", "--hidden", "8",
+        "--no-progress"]
+
+
+def tiny(mnist_root, out, *more):
+    return train_mnist.main(TINY + ["--data", str(mnist_root), "--out", str(out), *more])
+
+
+def test_a_new_run_refuses_a_folder_holding_another_run(mnist_root, tmp_path, capsys):
+    assert tiny(mnist_root, tmp_path, "--epochs", "2") == 0
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert tiny(mnist_root, tmp_path, "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} already holds a run" in err and f"--resume {tmp_path / 'checkpoint.npz'}" in err
+    assert "--overwrite" in err and (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert "--overwrite" in train_mnist.build_parser().format_help()
+    assert tiny(mnist_root, tmp_path, "--epochs", "1", "--overwrite") == 0
+    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_temporary_files_of_a_killed_run_are_removed_at_start(mnist_root, tmp_path, capsys):
+    stale = tmp_path / ".checkpoint.npz.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert tiny(mnist_root, tmp_path, "--epochs", "1") == 0
+    assert not stale.exists() and f"removed {stale}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--limit-train", "-5"), ("--limit-test", "-1"), ("--epochs", "0"),
+                                           ("--batch-size", "0"), ("--seed", "-1")])
+def test_unusable_numbers_are_refused_with_what_was_expected(option, value, capsys):
+    with pytest.raises(SystemExit) as info:
+        train_mnist.parse_args([option, value])
+    assert info.value.code == 2 and f"argument {option}: expected a whole number of at least" in capsys.readouterr().err
+
+
+def test_out_pointing_at_a_file_and_a_damaged_data_set_are_one_line_errors(mnist_root, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert tiny(mnist_root, afile) == 2
+    assert capsys.readouterr().err == f"error: --out {afile} is a file, not a folder; give a folder for the run's outputs\n"
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for name in os.listdir(mnist_root):
+        (data / name).write_bytes((Path(mnist_root) / name).read_bytes())
+    damaged = data / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(damaged.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    code = train_mnist.main(TINY + ["--data", str(data), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: cannot read MNIST from --data {data}:") and "t10k-labels" in err
+
+
+def test_a_full_disk_is_an_error_and_the_previous_checkpoint_survives(mnist_root, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import minicnn.training.checkpoint
+
+    real_savez, calls = np.savez, []
+
+    def savez(f, **arrays):
+        calls.append(1)
+        if len(calls) == 3:  # the checkpoint after epoch 2 (after those of the start and of epoch 1)
+            f.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(minicnn.training.checkpoint.np, "savez", savez)
+    assert tiny(mnist_root, tmp_path, "--epochs", "3") == 2
+    err = capsys.readouterr().err
+    assert "error: [Errno 28] No space left on device" in err and "Traceback" not in err
+    assert f"the checkpoint in {tmp_path / 'checkpoint.npz'} is intact (1 epochs done)" in err
+    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("epochs", ["1", "3"])
+def test_divergence_in_the_last_step_is_not_success(mnist_root, tmp_path, capsys, epochs):
+    code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "64", "--limit-test", "64", "--batch-size",
+                             "64", "--epochs", epochs, "--lr", "1e30", "--out", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the test loss became nan after the last step in epoch 1" in err, err
+    assert f"last good checkpoint (0 epochs done) is kept in {tmp_path / 'checkpoint.npz'}" in err
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(mnist_root, tmp_path, monkeypatch, capsys):
+    import minicnn.training.runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # a Ctrl-C landing while the first checkpoint is being written
+
+    monkeypatch.setattr(minicnn.training.runner, "save_checkpoint", interrupted)
+    assert tiny(mnist_root, tmp_path, "--epochs", "1") == 130
+    err = capsys.readouterr().err
+    assert "no checkpoint was saved yet, so there is nothing to resume" in err and "resume with" not in err
+
+
+def test_sigterm_saves_exits_143_and_resume_continues_with_sigint_ignored(mnist_root, tmp_path):
+    """As started by `nohup ... &`: SIGINT is ignored and stays so; SIGTERM still stops after a step and saves."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    args = TINY + ["--epochs", "30", "--data", str(mnist_root), "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("epoch  1/30"):
+            proc.send_signal(signal.SIGINT)  # ignored
+        if line.startswith("epoch  2/30"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert proc.returncode == 143, output
+    assert "Traceback" not in output and "Ctrl-C:" not in output and "SIGTERM: stopping after this step" in output
+    stopped = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert 2 <= stopped.epoch < 30
+    assert train_mnist.main(["--resume", str(tmp_path / "checkpoint.npz"), "--data", str(mnist_root),
+                             "--no-progress"]) == 0
+    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 30
+
+
+def test_output_cut_short_by_head_ends_quietly(mnist_root, tmp_path):
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--data", str(mnist_root),
+                             "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().startswith(b"minicnn MNIST")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.decode()) == (0, "")

@@ -14,12 +14,12 @@ dimensions, a truncated file, trailing bytes or a damaged gzip stream (bad
 CRC, cut short) raise ``ValueError`` naming the file and what was wrong.
 """
 import gzip
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from minicnn.utils.files import write_bytes_atomic
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -165,32 +165,3 @@ def write_idx(path, array, *, compress=None, compresslevel=6):
         data = gzip.compress(data, compresslevel=compresslevel, mtime=0)
     write_bytes_atomic(path, data)
     return path
-
-
-def write_bytes_atomic(path, data):
-    """Write ``data`` to a temporary file beside ``path``, fsync, rename it into place.
-
-    Readers see the old file or the new one, never half of it; on any error,
-    Ctrl-C included, the temporary file is removed and the old file is intact.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.data.idx import GZIP_MAGIC, gunzip, parse_idx, read_idx, write_bytes_atomic, write_idx
+from minicnn.data.idx import GZIP_MAGIC, gunzip, parse_idx, read_idx, write_idx
+from minicnn.utils.files import write_bytes_atomic
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

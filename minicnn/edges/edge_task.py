@@ -29,13 +29,14 @@ import time
 
 import numpy as np
 
+from minicnn.data.synthetic import orientation_dataset
 from minicnn.edges.filters import best_match
 from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from minicnn.nn.model import Sequential
 from minicnn.nn.optim import SGD
 from minicnn.nn.schedules import CosineLR
-from minicnn.data.synthetic import orientation_dataset
 from minicnn.training.loop import evaluate, fit
+
 
 def build_model(n_filters=8, size=16, pool=None, classes=8, *, rng, dtype=np.float32):
     """Conv2D(1, F, 3) -> ReLU -> MaxPool2D(pool) -> Flatten -> Dense(F * P * P, classes).

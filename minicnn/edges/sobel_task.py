@@ -26,12 +26,12 @@ import time
 
 import numpy as np
 
+from minicnn.data.synthetic import edge_images
 from minicnn.edges.filters import get_kernel, kernel_similarity
 from minicnn.nn import Conv2D
 from minicnn.nn.losses import mse
 from minicnn.nn.model import Sequential
 from minicnn.nn.optim import SGD
-from minicnn.data.synthetic import edge_images
 
 TARGETS = ("sobel_x", "sobel_y")
 

@@ -15,8 +15,14 @@ import numpy as np
 
 from minicnn.engine.blas import column_sums, fill_rows, gemm
 from minicnn.engine.buffers import recycled, scratch
-from minicnn.engine.windows import (col2im_channels_last, im2col_channels_last, im2col_offsets_first,
-                                    pad_channels_last, product_rows, width_windows)
+from minicnn.engine.windows import (
+    col2im_channels_last,
+    im2col_channels_last,
+    im2col_offsets_first,
+    pad_channels_last,
+    product_rows,
+    width_windows,
+)
 
 # With fewer input channels than this, KH thin width-window products cost more than one im2col copy.
 WIDTH_WINDOW_MIN_CHANNELS = 4

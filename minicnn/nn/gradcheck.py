@@ -15,7 +15,7 @@ Run ``python -m minicnn.gradcheck`` for a table over every layer type and a
 whole small CNN, on both engines (the fast one and the textbook math, see
 ``minicnn.nn.engines``); it exits non-zero if anything fails.
 """
-import sys
+import argparse
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from minicnn.nn.flatten import Flatten
 from minicnn.nn.losses import get_loss
 from minicnn.nn.model import Sequential
 from minicnn.nn.pooling import MaxPool2D
+from minicnn.utils.cli import nonnegative_int
 
 LAYER_TOL = 1e-7
 MODEL_TOL = 1e-6
@@ -133,7 +134,8 @@ def _cases(rng):
     """(description, layer, input) for every layer type across strides, paddings and shapes."""
     f64 = np.float64
     yield "Conv2D 3->2 k3 s1 p1", Conv2D(3, 2, 3, padding=1, rng=rng, dtype=f64), rng.standard_normal((2, 3, 5, 6))
-    yield "Conv2D 2->3 k(2,3) s2 p(1,0)", Conv2D(2, 3, (2, 3), stride=2, padding=(1, 0), rng=rng, dtype=f64), rng.standard_normal((3, 2, 7, 6))
+    yield ("Conv2D 2->3 k(2,3) s2 p(1,0)", Conv2D(2, 3, (2, 3), stride=2, padding=(1, 0), rng=rng, dtype=f64),
+           rng.standard_normal((3, 2, 7, 6)))
     yield "Conv2D 1->2 k4 same", Conv2D(1, 2, 4, padding="same", rng=rng, dtype=f64), rng.standard_normal((2, 1, 5, 4))
     yield "Conv2D 2->2 k3 s(3,2) nobias", Conv2D(2, 2, 3, stride=(3, 2), bias=False, rng=rng, dtype=f64), rng.standard_normal((2, 2, 8, 7))
     yield "ReLU", ReLU(), distinct_values((3, 2, 4, 5), rng, 0.1)
@@ -165,7 +167,12 @@ def run_all(rng=None, engines=ENGINES):
 
 
 def main(argv=None):
-    rows = run_all()
+    """Print the table; returns 1 if any check fails, else 0."""
+    p = argparse.ArgumentParser(prog="python -m minicnn.gradcheck", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random inputs and weights (default: 0)")
+    args = p.parse_args(argv)
+    rows = run_all(np.random.default_rng(args.seed))
     width = max(len(r[0]) for r in rows)
     print(f"{'layer':<{width}}  {'tensor':<6}  {'max rel error':>13}  result")
     print("-" * (width + 32))
@@ -178,7 +185,3 @@ def main(argv=None):
     worst = max(rows, key=lambda r: r[2] / r[3])
     print(f"{len(rows) - failed} passed, {failed} failed; largest error {worst[2]:.2e} ({worst[0]}, {worst[1]})")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

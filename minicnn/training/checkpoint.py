@@ -16,21 +16,23 @@ Layout of the archive (every entry a plain NumPy array; nothing is pickled)::
 Weights come first, so tools that take "the first 4-D array whose key ends in W"
 find the first convolution.  Writes are atomic: the archive is written to a
 temporary file in the same folder and renamed over the target, so a crash
-mid-write leaves the previous checkpoint as it was.  Loading uses
+mid-write leaves the previous checkpoint as it was; the file gets the
+permissions a plain ``open()`` would give it (0666 less the umask).  A process
+killed mid-write (SIGKILL, power loss) can leave the temporary file behind:
+``minicnn.utils.files.remove_stale_temporaries`` deletes those.  Loading uses
 ``allow_pickle=False`` and refuses, with a ``CheckpointError`` saying why, any
 file that is not a complete, unmodified minicnn checkpoint of the expected
 architecture.
 """
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from minicnn.training import architectures
+from minicnn.utils.files import atomic_write
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
@@ -109,16 +111,8 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

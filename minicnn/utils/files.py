@@ -1,0 +1,56 @@
+"""Files written so that nothing a user saved is lost or half-written.
+
+``atomic_write(path)`` hands out a temporary file beside ``path``; when the
+``with`` block ends it is flushed, fsynced, given the permissions a plain
+``open()`` would (0666 less the umask) and renamed into place.  Readers see the
+old file or the new one, never half of it; on any error, Ctrl-C included, the
+temporary file is removed and the old file is intact.  A process killed mid-write
+leaves ``.<name>.<random>.tmp``, which ``remove_stale_temporaries`` deletes.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """``with atomic_write(path) as f: f.write(...)``: a binary file that replaces ``path`` only once complete."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path, data):
+    """Write ``data`` to ``path`` through ``atomic_write``."""
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files that interrupted writes of ``path`` left beside it; returns their paths.
+
+    Call this only when no other process is writing ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
