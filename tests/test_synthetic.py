@@ -77,7 +77,7 @@ def test_orientation_dataset_reproducible():
 
 def test_bad_input():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="np.random.Generator"):
+    with pytest.raises(ValueError, match="numpy.random.Generator"):
         edge_images(2, 8, rng=0)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         edge_images(0, 8, rng=rng)

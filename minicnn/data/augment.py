@@ -6,6 +6,8 @@ passed in, so a seeded run is reproducible to the bit.
 """
 import numpy as np
 
+from minicnn.utils.validation import check_rng
+
 
 def random_shift(x, rng, max_shift=2, fill=None):
     """Move each image by its own random offset of up to ``max_shift`` pixels in each direction.
@@ -31,8 +33,7 @@ def random_shift(x, rng, max_shift=2, fill=None):
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise ValueError(f"random_shift expected an array of shape (N, C, H, W), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"random_shift needs rng, a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng, "random_shift's rng", allow_none=False)
     if not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
         raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
     N, C, H, W = x.shape

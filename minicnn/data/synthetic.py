@@ -22,6 +22,8 @@ y = row (downwards), angles from +x towards +y.
 """
 import numpy as np
 
+from minicnn.utils.validation import check_rng
+
 SHAPES = ("step", "rectangle", "disc", "polygon")
 
 
@@ -31,11 +33,6 @@ def _check_common(n, height, width, noise):
             raise ValueError(f"{label} must be a positive integer, got {v!r}")
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a standard deviation >= 0, got {noise!r}")
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a np.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
 
 
 def _grid(height, width):
@@ -127,7 +124,7 @@ def edge_images(n, height=32, width=None, *, rng, noise=0.0, shapes=(2, 6), dtyp
     """
     width = height if width is None else width
     _check_common(n, height, width, noise)
-    _check_rng(rng)
+    check_rng(rng, allow_none=False)
     lo, hi = shapes
     if not (0 <= lo <= hi):
         raise ValueError(f"shapes must be a range (min, max) with 0 <= min <= max, got {shapes!r}")
@@ -176,7 +173,7 @@ def orientation_dataset(n, size=16, *, rng, noise=0.1, jitter=10.0, min_contrast
     labels : ndarray of int64, shape (N,)
     """
     _check_common(n, size, size, noise)
-    _check_rng(rng)
+    check_rng(rng, allow_none=False)
     if classes not in (4, 8):
         raise ValueError(f"classes must be 4 (orientation, either polarity) or 8 (direction), got {classes!r}")
     if not 0 <= jitter < 22.5:

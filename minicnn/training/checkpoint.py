@@ -33,6 +33,7 @@ import numpy as np
 
 from minicnn.training import architectures
 from minicnn.utils.files import atomic_write
+from minicnn.utils.validation import check_rng
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
@@ -63,8 +64,7 @@ def _plain(key, value):
 
 def rng_state_json(rng):
     """The state of a ``numpy.random.Generator`` as a JSON string (its ``bit_generator.state``)."""
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng, allow_none=False)
     return json.dumps(rng.bit_generator.state, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else int(v))
 
 

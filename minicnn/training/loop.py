@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.nn.losses import mse, softmax_cross_entropy
+from minicnn.utils.validation import check_rng
 
 LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
 
@@ -144,8 +145,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
         check_dataset(x_val, y_val, "x_val")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    check_rng(rng, allow_none=False)
     history = []
     for epoch in range(1, epochs + 1):
         record = {"epoch": epoch, **train_epoch(model, optimizer, x, y, batch_size=batch_size, rng=rng, loss=loss,
@@ -162,15 +162,16 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     return history
 
 
-def format_record(record):
-    """One line per epoch: epoch, loss, accuracy, validation figures, seconds."""
-    parts = [f"epoch {record['epoch']}", f"loss {record['loss']:.4f}"]
-    if record.get("accuracy") is not None:
-        parts.append(f"acc {record['accuracy']:.4f}")
-    if record.get("val_loss") is not None:
-        parts.append(f"val_loss {record['val_loss']:.4f}")
-    if record.get("val_accuracy") is not None:
-        parts.append(f"val_acc {record['val_accuracy']:.4f}")
+def format_record(record, epochs=None):
+    """One summary line per epoch: epoch (of ``epochs``), loss, accuracies, validation or test figures, lr, seconds."""
+    parts = [f"epoch {record['epoch']:>2}/{epochs}" if epochs else f"epoch {record['epoch']}", f"loss {record['loss']:.4f}"]
+    train_label = "train_acc" if "test_loss" in record else "acc"
+    for key, label in (("accuracy", train_label), ("val_loss", "val_loss"), ("val_accuracy", "val_acc"),
+                       ("test_loss", "test_loss"), ("test_accuracy", "test_acc")):
+        if record.get(key) is not None:
+            parts.append(f"{label} {record[key]:.4f}")
+    if record.get("lr") is not None:
+        parts.append(f"lr {record['lr']:.4g}")
     parts.append(f"{record['seconds']:.1f}s")
     return "  ".join(parts)
 

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from minicnn.training.checkpoint import CheckpointError, save_checkpoint
-from minicnn.training.loop import NonFiniteLossError, evaluate, train_epoch
+from minicnn.training.loop import NonFiniteLossError, evaluate, format_record, train_epoch
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -122,13 +122,6 @@ def _check_finite_weights(model, epoch, lr):
             raise DivergedError(f"weight {name} became NaN or infinite", epoch, lr)
 
 
-def format_epoch(record, epochs):
-    """One summary line: epoch, loss, train (running, augmented) and test accuracy, lr, seconds."""
-    return (f"epoch {record['epoch']:>2}/{epochs}  loss {record['loss']:.4f}  "
-            f"train_acc {record['accuracy']:.4f}  test_loss {record['test_loss']:.4f}  "
-            f"test_acc {record['test_accuracy']:.4f}  lr {record['lr']:.4g}  {record['seconds']:.1f}s")
-
-
 def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_size, rng, checkpoint_path,
                     scheduler=None, augment=None, resume=None, extra=None, progress=None, on_step=None,
                     log=print):
@@ -214,7 +207,7 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
             history.append(record)
             order, start_step, partial = None, 0, None
             save(epoch)
-            log(format_epoch(record, epochs))
+            log(format_record(record, epochs))
             if stop.requested and epoch < epochs:
                 raise TrainingInterrupted(checkpoint_path, epoch + 1, 0, stop.signum)
     return history

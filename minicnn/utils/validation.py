@@ -28,9 +28,9 @@ def check_float_input(layer, x, ndim, layout):
                          f"convert with x.astype(np.float32)")
 
 
-def check_rng(rng, name="rng"):
-    """The generator to draw from: ``rng`` itself, or a fresh unseeded one for None; anything else is refused."""
-    if rng is None:
+def check_rng(rng, name="rng", allow_none=True):
+    """The generator to draw from: ``rng`` itself, or (``allow_none``) a fresh unseeded one for None; anything else is refused."""
+    if rng is None and allow_none:
         return np.random.default_rng()
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
