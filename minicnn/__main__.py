@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from minicnn.cli import USER_ERRORS, error_message
+
 COMMANDS = {
     "explain": ("minicnn.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
@@ -38,12 +40,17 @@ def main(argv=None):
         print(f"minicnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
+    # User errors (ValueError, CheckpointError, OSError on a user's path) become one line and exit code 2
+    # in minicnn.cli.command, which wraps every command's main; anything that escapes it is a bug.
     try:
         return module.main(rest)
     except BrokenPipeError:
         # The reader went away (e.g. `python -m minicnn explain | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except USER_ERRORS as err:
+        print(f"minicnn {name}: error: {error_message(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
