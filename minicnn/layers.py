@@ -21,7 +21,7 @@ import numpy as np
 from minicnn.im2col import (col2im_channels_last, column_sums, fill_rows, gemm, im2col_channels_last, im2col_offsets_first, output, output_like,
                             output_size, pad_channels_last, scratch, scratch_like, shifted_rows, width_windows)
 from minicnn.pooling import MaxPool2D  # noqa: F401  (one of the five layers; it lives in its own module)
-from minicnn.validation import check_float_input, pair, positive_int
+from minicnn.validation import check_float_input, float_dtype, pair, positive_int
 
 # Stride-1 convolutions with at least this many input channels skip im2col (see im2col.shifted_rows);
 # with fewer, the KH*KW thin products cost more than one im2col copy.
@@ -85,6 +85,7 @@ class Conv2D:
         self.kernel_size = pair(kernel_size, "kernel_size", 1)
         self.stride = pair(stride, "stride", 1)
         self.padding = self._resolve_padding(padding)
+        dtype = float_dtype(dtype)
         KH, KW = self.kernel_size
         fan_in = self.in_channels * KH * KW
         self.params = {"W": _he_normal(rng, (self.out_channels, self.in_channels, KH, KW), fan_in, dtype)}
@@ -311,6 +312,7 @@ class Dense:
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
+        dtype = float_dtype(dtype)
         self.params = {"W": _he_normal(rng, (self.in_features, self.out_features), self.in_features, dtype),
                        "b": np.zeros(self.out_features, dtype=dtype)}
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from minicnn.validation import integer, real_number
+
 
 class SGD:
     """Stochastic gradient descent over a model's parameters.
@@ -29,11 +31,11 @@ class SGD:
     """
 
     def __init__(self, model, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        lr = real_number(lr, "lr", 0)
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
+        momentum = real_number(momentum, "momentum", 0)
+        weight_decay = real_number(weight_decay, "weight_decay", 0)
         if nesterov and momentum <= 0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
         self.model = model
@@ -124,8 +126,7 @@ class StepLR(_Schedule):
     """Multiply the learning rate by ``gamma`` every ``step_size`` steps: ``lr = base_lr * gamma**(t // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        step_size = integer(step_size, "step_size", 1)
         if not 0 < gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         super().__init__(optimizer)
@@ -143,12 +144,16 @@ class CosineLR(_Schedule):
     """
 
     def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
-        if not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-        if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"warmup_steps must be an int in [0, total_steps), got {warmup_steps!r}")
+        total_steps = integer(total_steps, "total_steps", 1)
+        warmup_steps = integer(warmup_steps, "warmup_steps", 0)
+        if warmup_steps >= total_steps:
+            raise ValueError(f"warmup_steps must be an int in [0, total_steps={total_steps}), got {warmup_steps!r}")
+        min_lr = real_number(min_lr, "min_lr", 0)
+        if min_lr > optimizer.lr:
+            raise ValueError(f"min_lr must be <= the optimizer's lr {optimizer.lr!r} (the cosine decays from lr "
+                             f"to min_lr), got {min_lr!r}")
         super().__init__(optimizer)
-        self.total_steps, self.min_lr, self.warmup_steps = total_steps, float(min_lr), warmup_steps
+        self.total_steps, self.min_lr, self.warmup_steps = total_steps, min_lr, warmup_steps
         if warmup_steps:
             optimizer.lr = self.lr_at(0)
 

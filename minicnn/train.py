@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.losses import mse, softmax_cross_entropy
+from minicnn.validation import integer
 
 LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
 
@@ -52,8 +53,7 @@ def check_dataset(x, y, name="x"):
 
 def iterate_minibatches(n, batch_size, rng=None):
     """Yield index arrays covering range(n) in batches; shuffled when an rng is given."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = integer(batch_size, "batch_size", 1)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -142,8 +142,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     check_dataset(x, y, "x")
     if x_val is not None:
         check_dataset(x_val, y_val, "x_val")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = integer(epochs, "epochs", 1)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     history = []
@@ -176,7 +175,18 @@ def format_record(record):
 
 
 def predict(model, x, batch_size=1000, return_logits=False):
-    """Class predictions (argmax of the output), or the raw outputs with return_logits=True, in batches."""
+    """Class predictions (argmax of the output), or the raw outputs with return_logits=True, in batches.
+
+    ``x`` must be a finite floating array (NaN would give class 0 for every row); an empty ``x`` (N = 0)
+    gives an empty result: shape (0,) of int64, or with return_logits the model's output for no rows.
+    """
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"x must be a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
+    if not np.isfinite(x).all():
+        bad = x.size - np.count_nonzero(np.isfinite(x))
+        raise ValueError(f"x contains {bad} NaN or infinite values; predictions on them are meaningless")
+    if len(x) == 0 and not return_logits:
+        return np.zeros((0,), dtype=np.int64)
     outs = [model.forward(x[idx]) for idx in iterate_minibatches(len(x), batch_size)]
     out = np.concatenate(outs) if outs else np.zeros((0,))
     return out if return_logits else out.argmax(axis=1)
