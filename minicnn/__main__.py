@@ -13,7 +13,7 @@ command's own options.
 import importlib
 import sys
 
-from minicnn.utils.cli import run_command
+from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
@@ -39,8 +39,14 @@ def main(argv=None):
         print(f"minicnn: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    # The reader may go away (e.g. `python -m minicnn explain | head`): stop quietly, as Unix tools do.
-    return run_command(module.main, rest)
+    # The reader may go away (e.g. `python -m minicnn explain | head`): run_command stops quietly, as Unix tools do.
+    # User errors become one line and exit code 2 in minicnn.cli.command, which wraps the commands' mains;
+    # this is the backstop for a command without it.
+    try:
+        return run_command(module.main, rest)
+    except USER_ERRORS as err:
+        print(f"minicnn {name}: error: {error_message(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Checkpoints: round trip of every piece of state, atomic writes, and refusal of bad files."""
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -246,3 +247,22 @@ def test_remove_stale_temporaries_deletes_only_what_killed_writes_left(tmp_path)
         p.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path / "ck.npz") == sorted(stale)
     assert sorted(tmp_path.iterdir()) == sorted(keep)
+
+
+def test_archive_larger_than_the_architecture_allows_is_refused_before_reading(tmp_path):
+    from minicnn import Dense, Sequential
+    spec = [{"type": "Dense", "in_features": 2, "out_features": 2}]
+    model = Sequential([Dense(2, 2, rng=np.random.default_rng(0))])
+    path = save_checkpoint(tmp_path / "c.npz", model=model, extra={"big": np.zeros(300_000)})   # 2.4 MB
+    assert load_checkpoint(path).extra["big"].shape == (300_000,)    # no architecture: only the 2 GiB cap
+    with pytest.raises(CheckpointError, match=r"c\.npz is not a readable .*declare \d+ bytes uncompressed, "
+                                              r"more than the 1053376 allowed"):
+        load_checkpoint(path, architecture=spec)
+
+
+def test_fifo_is_refused_without_opening(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "c.npz")
+    with pytest.raises(CheckpointError, match=r"c\.npz: expected a regular npz archive, got a FIFO"):
+        load_checkpoint(tmp_path / "c.npz")

@@ -1,4 +1,5 @@
 import io
+import re
 
 import numpy as np
 import pytest
@@ -95,3 +96,32 @@ def test_bad_input(capsys):
     assert "--stride >= 1" in capsys.readouterr().err
     assert explain.main(["--image", "1,2;3,4"]) == 2  # 3x3 kernel larger than a 2x2 image
     assert "does not fit" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--kernel=1,inf"], r"kernel must hold finite numbers, got '1,inf'"),
+    (["--kernel", "nan,1;1,1"], r"kernel must hold finite numbers"),
+    (["--image", "1,2;inf,4", "--kernel", "1"], r"image must hold finite numbers"),
+    (["--kernel", "inf"], r"unknown kernel 'inf'"),
+    (["--delay", "nan"], r"finite --delay >= 0, got 1, 0 and nan"),
+])
+def test_non_finite_numbers_are_one_line_and_exit_2(capsys, args, message):
+    assert explain.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minicnn explain: error: ") and err.count("\n") == 1 and re.search(message, err), err
+
+
+def test_large_walk_through_shows_the_first_steps_and_says_what_was_skipped(capsys):
+    # --padding 100 on a 1x1 image floods 40,401 windows; padding 12 gives 25 x 25 = 625, the same path, faster.
+    assert explain.main(["--padding", "12", "--image", "1", "--kernel", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nstep ") == explain.MAX_STEPS
+    assert f"... {625 - explain.MAX_STEPS} more steps not shown ({explain.MAX_STEPS} of 625 shown); " \
+           "--all shows every one" in out
+    assert "Conv2D computes the same map: yes" in out
+
+
+def test_all_shows_every_step(capsys):
+    assert explain.main(["--padding", "4", "--image", "1", "--kernel", "1", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nstep ") == 81 and "step 81 of 81" in out and "not shown" not in out

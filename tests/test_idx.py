@@ -1,6 +1,9 @@
 """IDX reader/writer: round trips, every kind of damage, atomic writes."""
 import gzip
 import os
+import re
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -176,3 +179,71 @@ def test_written_file_gets_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# -- hostile files: refused before they cost memory ---------------------------------------------
+
+def _gzip_of_zeros(header, megabytes):
+    """A gzip member: ``header`` then ``megabytes`` MiB of zeros, built piece by piece (small on disk)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [comp.compress(header)]
+    zeros = bytes(1 << 20)
+    parts += [comp.compress(zeros) for _ in range(megabytes)]
+    return b"".join(parts) + comp.flush()
+
+
+def _peak_bytes(fn):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            fn()
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_inflating_past_its_header_stops_early(tmp_path):
+    # Header says 1000x28x28 (784 kB); the stream inflates to 64 MiB more.
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(_gzip_of_zeros(idx_bytes(np.zeros((1000, 28, 28), np.uint8)), 64))
+    assert path.stat().st_size < 200_000
+    peak, message = _peak_bytes(lambda: read_idx(path, dtype=np.uint8, shape=(None, 28, 28)))
+    assert re.search(r"bomb-idx3-ubyte\.gz: at least \d+ trailing bytes after the 784000 data bytes", message)
+    assert peak < 8 << 20, peak
+
+
+def test_header_declaring_more_than_allowed_is_refused_before_reading(tmp_path):
+    header = bytes([0, 0, 0x08, 2]) + (100_000).to_bytes(4, "big") * 2   # 10 GB declared
+    path = tmp_path / "huge.gz"
+    path.write_bytes(_gzip_of_zeros(header, 64))
+    peak, message = _peak_bytes(lambda: read_idx(path))
+    assert re.search(r"huge\.gz: header declares shape \(100000, 100000\) \(10000000000 bytes", message)
+    assert peak < 8 << 20, peak
+    with pytest.raises(ValueError, match=r"more than the 1000 bytes allowed"):
+        read_idx(tmp_path / "huge.gz", max_bytes=1000)
+
+
+def test_gunzip_refuses_output_beyond_its_limit():
+    with pytest.raises(ValueError, match=r"x: inflates to more than 1000000 bytes"):
+        gunzip(_gzip_of_zeros(b"", 2), "x", max_bytes=1_000_000)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_symlink_to_a_device_is_refused_without_reading(tmp_path, device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    link = tmp_path / "train-images-idx3-ubyte.gz"
+    link.symlink_to(device)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: expected a regular IDX file, got a device"):
+        read_idx(link)
+
+
+def test_fifo_and_directory_are_refused_without_opening(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    fifo = tmp_path / "labels.gz"
+    os.mkfifo(fifo)   # open() would block: nobody writes to it
+    with pytest.raises(ValueError, match=r"labels\.gz: expected a regular IDX file, got a FIFO"):
+        read_idx(fifo)
+    with pytest.raises(ValueError, match=r"expected a regular IDX file, got a directory"):
+        read_idx(tmp_path)

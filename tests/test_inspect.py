@@ -1,4 +1,7 @@
+import os
 import pickle
+import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -78,7 +81,7 @@ def test_inspect_on_experiment_weights(tmp_path, capsys, no_matplotlib):
     (lambda p: p.write_text("hello"), "not a zip file"),
     (lambda p: p.write_bytes(pickle.dumps({"0.W": 1})), "not a zip file"),
     (lambda p: np.savez(p, a=np.ones(3), b=np.ones((3, 3))), "no convolution weights"),
-    (lambda p: np.savez(p, **{"0.W": np.array([None, 1], dtype=object)}), "could not read|not plain numbers"),
+    (lambda p: np.savez(p, **{"0.W": np.array([None, 1], dtype=object)}), "Python objects.*need pickle"),
 ])
 def test_bad_files_give_clear_errors(tmp_path, capsys, make, message):
     path = tmp_path / "ckpt.npz"
@@ -90,3 +93,76 @@ def test_bad_files_give_clear_errors(tmp_path, capsys, make, message):
     assert err.startswith("minicnn inspect: ")
     import re
     assert re.search(message, err), err
+
+
+def _exit_and_error(args, capsys):
+    code = inspect.main(args)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_deflate_bomb_is_refused_before_it_is_read(tmp_path, capsys):
+    from tests.test_npz import deflate_bomb
+    # 44,739,242 x 1 x 3 x 3 float32 is 1.6 GB; 1,000,000 kernels (36 MB of zeros) makes the same point small.
+    path = deflate_bomb(tmp_path / "bomb.npz", "0.W", (1_000_000, 1, 3, 3))
+    tracemalloc.start()
+    try:
+        code, err = _exit_and_error([str(path)], capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2
+    assert re.fullmatch(r"minicnn inspect: error: \S*bomb\.npz: '0\.W' declares shape \(1000000, 1, 3, 3\): "
+                        r"1000000 kernels of 3x3, more than the 4096 kernels .*; refusing to read it\n", err), err
+    assert peak < 4 << 20, peak
+
+
+@pytest.mark.parametrize("W,message", [
+    (np.full((2, 1, 3, 3), np.nan), r"'0\.W' holds 18 NaN or infinite values out of 18"),
+    (np.array([np.inf] + [0.0] * 8).reshape(1, 1, 3, 3), r"'0\.W' holds 1 NaN or infinite values out of 9"),
+    (np.zeros((0, 1, 3, 3)), r"'0\.W' has shape \(0, 1, 3, 3\): no kernels to show"),
+    (np.zeros((2, 1, 0, 3)), r"'0\.W' has shape \(2, 1, 0, 3\): no kernels to show"),
+])
+def test_kernels_that_cannot_be_shown_are_refused(tmp_path, capsys, no_matplotlib, W, message):
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"0.W": W})
+    code, err = _exit_and_error([str(path)], capsys)
+    assert code == 2 and err.count("\n") == 1 and re.search(rf"w\.npz: {message}", err), err
+
+
+def test_flipped_byte_is_one_line_and_exit_2(tmp_path, capsys, no_matplotlib):
+    path = tmp_path / "w.npz"
+    np.savez_compressed(path, **{"0.W": np.random.default_rng(0).standard_normal((8, 1, 3, 3))})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    code, err = _exit_and_error([str(path)], capsys)
+    assert code == 2 and err.startswith("minicnn inspect: error: ") and err.count("\n") == 1, err
+    assert "w.npz" in err and "Traceback" not in err
+
+
+def test_fifo_is_refused_without_hanging(tmp_path, capsys):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "pipe.npz")
+    code, err = _exit_and_error([str(tmp_path / "pipe.npz")], capsys)
+    assert code == 2 and "expected a regular npz archive, got a FIFO" in err
+
+
+def test_out_directory_means_kernels_png_inside_it(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"0.W": conv_weights()})
+    (tmp_path / "figs").mkdir()
+    assert inspect.main([str(path), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "kernels.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "figs.png").exists()
+
+
+def test_unwritable_figure_path_is_one_line_and_exit_2(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "w.npz"
+    np.savez(path, **{"0.W": conv_weights()})
+    (tmp_path / "afile").write_text("")
+    code, err = _exit_and_error([str(path), "--out", str(tmp_path / "afile" / "fig.png")], capsys)
+    assert code == 2 and err.startswith("minicnn inspect: error: Not a directory") and err.count("\n") == 1, err

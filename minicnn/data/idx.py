@@ -14,12 +14,13 @@ dimensions, a truncated file, trailing bytes or a damaged gzip stream (bad
 CRC, cut short) raise ``ValueError`` naming the file and what was wrong.
 """
 import gzip
+import io
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.utils.files import write_bytes_atomic
+from minicnn.utils.files import check_regular_file, write_bytes_atomic
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -49,27 +50,106 @@ def _type_code(dtype):
     return _TYPE_CODES[native]
 
 
-def gunzip(raw, name="<bytes>"):
+CHUNK = 1 << 20                 # bytes decoded at a time
+MAX_BYTES = 2 << 30             # 2 GiB: read_idx refuses headers that declare more data than this
+
+
+def decoded_chunks(f, name="<bytes>", chunk=CHUNK):
+    """Yield the content of the binary file object ``f`` in pieces of at most ``chunk`` bytes.
+
+    Gzip data (recognised by its magic bytes) is inflated strictly, one piece
+    at a time, so the caller can stop as soon as it has seen enough: several
+    concatenated members are allowed; other bytes after the last member, a
+    stream cut short or a failed CRC/length check raise ``ValueError``
+    mentioning ``name``.
+    """
+    data = f.read(chunk)
+    if data[:2] != GZIP_MAGIC:
+        while data:
+            yield data
+            data = f.read(chunk)
+        return
+    while True:                                          # one gzip member per pass
+        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        while not decomp.eof:
+            if not data:
+                data = f.read(chunk)
+                if not data:
+                    raise ValueError(f"{name}: gzip stream is truncated (ends before its CRC/length trailer)")
+            try:
+                out = decomp.decompress(data, chunk)
+            except zlib.error as e:
+                raise ValueError(f"{name}: corrupted gzip data ({e})") from None
+            data = decomp.unconsumed_tail
+            if out:
+                yield out
+        data = decomp.unused_data + (b"" if decomp.unused_data[:2] == GZIP_MAGIC else f.read(chunk))
+        if not data:
+            return
+        if data[:2] != GZIP_MAGIC:
+            rest = len(data) + sum(len(b) for b in iter(lambda: f.read(chunk), b""))
+            raise ValueError(f"{name}: {rest} trailing bytes after the gzip stream")
+
+
+def gunzip(raw, name="<bytes>", max_bytes=MAX_BYTES):
     """Decompress gzip bytes strictly: CRC and length checked, nothing ignored.
 
     Several concatenated gzip members are allowed (that is valid gzip); any
-    other bytes after the last member, a stream cut short or a failed check
-    raise ``ValueError`` mentioning ``name``.
+    other bytes after the last member, a stream cut short, a failed check or
+    more than ``max_bytes`` of output raise ``ValueError`` mentioning ``name``.
     """
-    parts = []
-    while True:
-        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            parts.append(decomp.decompress(raw))
-        except zlib.error as e:
-            raise ValueError(f"{name}: corrupted gzip data ({e})") from None
-        if not decomp.eof:
-            raise ValueError(f"{name}: gzip stream is truncated (ends before its CRC/length trailer)")
-        raw = decomp.unused_data
-        if not raw:
-            return b"".join(parts)
-        if raw[:2] != GZIP_MAGIC:
-            raise ValueError(f"{name}: {len(raw)} trailing bytes after the gzip stream")
+    parts, size = [], 0
+    for part in decoded_chunks(io.BytesIO(raw), name):
+        size += len(part)
+        if size > max_bytes:
+            raise ValueError(f"{name}: inflates to more than {max_bytes} bytes; refusing to decompress further")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _header(data, name, dtype, shape):
+    """Check the magic number and dims at the start of ``data``; return (stored dtype, dims, header length).
+
+    Returns None when ``data`` is too short to hold the whole header.
+    """
+    if len(data) < 4:
+        return None
+    zero, type_code, ndim = data[:2], data[2], data[3]
+    magic = int.from_bytes(data[:4], "big")
+    if zero != b"\x00\x00" or type_code not in IDX_DTYPES or ndim == 0:
+        raise ValueError(
+            f"{name}: not an IDX file: magic 0x{magic:08x} should be 0x0000TTNN with a known "
+            f"type TT (one of {', '.join(f'0x{c:02x}' for c in IDX_DTYPES)}) and NN >= 1 dims"
+        )
+    if dtype is not None or shape is not None:
+        want_code = type_code if dtype is None else _type_code(np.dtype(dtype))
+        want_ndim = len(shape) if shape is not None else ndim
+        if (want_code, want_ndim) != (type_code, ndim):
+            want = (want_code << 8) | want_ndim
+            raise ValueError(
+                f"{name}: expected IDX magic 0x{want:08x} ({_describe(want_code, want_ndim)}), "
+                f"got 0x{magic:08x} ({_describe(type_code, ndim)})"
+            )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        return None
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if shape is not None and any(s is not None and s != d for s, d in zip(shape, dims)):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name}: expected shape {want}, got {dims}")
+    return IDX_DTYPES[type_code], dims, header
+
+
+def _decode(data, name, stored, dims, header, have, complete):
+    """The array after the header; ``have`` data bytes were seen (all of them when ``complete``)."""
+    need = int(np.prod(dims, dtype=object)) * stored.itemsize
+    if have < need:
+        raise ValueError(f"{name}: truncated: shape {dims} needs {need} data bytes, file has {have}")
+    if have > need:
+        extra = f"{have - need}" if complete else f"at least {have - need}"
+        raise ValueError(f"{name}: {extra} trailing bytes after the {need} data bytes of shape {dims}")
+    array = np.frombuffer(data, dtype=stored, count=need // stored.itemsize, offset=header)
+    return array.reshape(dims).astype(stored.newbyteorder("="))  # copy: writeable, native order
 
 
 def parse_idx(data, name="<bytes>", *, dtype=None, shape=None):
@@ -90,55 +170,66 @@ def parse_idx(data, name="<bytes>", *, dtype=None, shape=None):
     -------
     numpy.ndarray, writeable, native byte order, shape as stored in the file.
     """
-    if len(data) < 4:
+    parsed = _header(data, name, dtype, shape)
+    if parsed is None and len(data) < 4:
         raise ValueError(f"{name}: too short for an IDX header ({len(data)} bytes)")
-    zero, type_code, ndim = data[:2], data[2], data[3]
-    magic = int.from_bytes(data[:4], "big")
-    if zero != b"\x00\x00" or type_code not in IDX_DTYPES or ndim == 0:
-        raise ValueError(
-            f"{name}: not an IDX file: magic 0x{magic:08x} should be 0x0000TTNN with a known "
-            f"type TT (one of {', '.join(f'0x{c:02x}' for c in IDX_DTYPES)}) and NN >= 1 dims"
-        )
-    if dtype is not None or shape is not None:
-        want_code = type_code if dtype is None else _type_code(np.dtype(dtype))
-        want_ndim = len(shape) if shape is not None else ndim
-        if (want_code, want_ndim) != (type_code, ndim):
-            want = (want_code << 8) | want_ndim
-            raise ValueError(
-                f"{name}: expected IDX magic 0x{want:08x} ({_describe(want_code, want_ndim)}), "
-                f"got 0x{magic:08x} ({_describe(type_code, ndim)})"
-            )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{name}: truncated header: {ndim} dims need {header} bytes, file has {len(data)}")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if shape is not None and any(s is not None and s != d for s, d in zip(shape, dims)):
-        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
-        raise ValueError(f"{name}: expected shape {want}, got {dims}")
-    stored = IDX_DTYPES[type_code]
-    need = int(np.prod(dims, dtype=object)) * stored.itemsize
-    have = len(data) - header
-    if have < need:
-        raise ValueError(f"{name}: truncated: shape {dims} needs {need} data bytes, file has {have}")
-    if have > need:
-        raise ValueError(f"{name}: {have - need} trailing bytes after the {need} data bytes of shape {dims}")
-    array = np.frombuffer(data, dtype=stored, count=need // stored.itemsize, offset=header)
-    return array.reshape(dims).astype(stored.newbyteorder("="))  # copy: writeable, native order
+    if parsed is None:
+        ndim = data[3]
+        raise ValueError(f"{name}: truncated header: {ndim} dims need {4 + 4 * ndim} bytes, file has {len(data)}")
+    stored, dims, header = parsed
+    return _decode(data, name, stored, dims, header, len(data) - header, complete=True)
 
 
-def read_idx(path, *, dtype=None, shape=None):
+def load_idx(f, name="<bytes>", *, dtype=None, shape=None, max_bytes=MAX_BYTES):
+    """Read an IDX file from the binary file object ``f``, raw or gzip, with memory bounded by its header.
+
+    The header is checked first (against ``dtype`` and ``shape`` when given,
+    and its declared size against ``max_bytes``); then at most the declared
+    number of bytes, plus one piece to detect trailing data, is decoded. A
+    file that inflates to far more than its header says is refused without
+    inflating the rest.
+    """
+    buf, parsed, limit = bytearray(), None, None
+    chunks = decoded_chunks(f, name)
+    complete = False
+    while True:
+        part = next(chunks, None)
+        if part is None:
+            complete = True
+            break
+        buf += part
+        if parsed is None:
+            parsed = _header(bytes(buf[:1024]), name, dtype, shape)
+            if parsed is not None:
+                stored, dims, header = parsed
+                need = int(np.prod(dims, dtype=object)) * stored.itemsize
+                if need > max_bytes:
+                    raise ValueError(f"{name}: header declares shape {dims} ({need} bytes of data), more than the "
+                                     f"{max_bytes} bytes allowed; refusing to read it")
+                limit = header + need
+        if limit is not None and len(buf) > limit + CHUNK:
+            break                                        # more than the header allows: stop inflating here
+    if parsed is None:
+        return parse_idx(bytes(buf), name, dtype=dtype, shape=shape)   # raises: header incomplete
+    stored, dims, header = parsed
+    return _decode(bytes(buf), name, stored, dims, header, len(buf) - header, complete)
+
+
+def read_idx(path, *, dtype=None, shape=None, max_bytes=MAX_BYTES):
     """Read an IDX file, raw or gzip-compressed (detected by its magic bytes).
 
-    See ``parse_idx`` for ``dtype`` and ``shape``; every error names ``path``.
+    See ``parse_idx`` for ``dtype`` and ``shape`` and ``load_idx`` for
+    ``max_bytes``; every error names ``path``. Anything but a regular file
+    (a FIFO, a device such as ``/dev/zero``, a directory) is refused before
+    it is opened.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        check_regular_file(path, "IDX file")
+        with open(path, "rb") as f:
+            return load_idx(f, str(path), dtype=dtype, shape=shape, max_bytes=max_bytes)
     except OSError as e:
         raise ValueError(f"{path}: cannot read IDX file ({e.strerror or e})") from None
-    if raw[:2] == GZIP_MAGIC:
-        raw = gunzip(raw, str(path))
-    return parse_idx(raw, str(path), dtype=dtype, shape=shape)
 
 
 def idx_bytes(array):

@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.data.idx import GZIP_MAGIC, gunzip, parse_idx, read_idx, write_idx
-from minicnn.utils.files import write_bytes_atomic
+from minicnn.data.idx import gunzip, load_idx, read_idx, write_bytes_atomic, write_idx
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -304,8 +303,7 @@ def fetch_mnist(root=DEFAULT_ROOT, *, from_url=None, progress=None, replace_bad=
         for key in todo:
             url = f"{from_url.rstrip('/')}/{MNIST_FILES[key]}"
             raw = _download(url, progress)
-            array = parse_idx(gunzip(raw, url) if raw[:2] == GZIP_MAGIC else raw, url,
-                              dtype=np.uint8, shape=MNIST_SHAPES[key])
+            array = load_idx(io.BytesIO(raw), url, dtype=np.uint8, shape=MNIST_SHAPES[key])
             verify_mnist_array(key, array, name=url)  # before anything is written
             write_bytes_atomic(root / MNIST_FILES[key], raw)
             good[key] = _read_verified(root, key)

@@ -14,7 +14,6 @@ Examples
     python -m minicnn explain --animate --delay 0.5   # redraw in place
 """
 import argparse
-import os
 import sys
 import time
 from typing import NamedTuple
@@ -22,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.edges.filters import KERNEL_NAMES, get_kernel
+from minicnn.utils.cli import command
 
 EXAMPLES = {
     "small": {
@@ -58,7 +58,10 @@ def parse_matrix(text, what="matrix"):
         raise ValueError(f"{what} must be numbers like '1,0,-1;1,0,-1;1,0,-1' (rows split by ';'), got {text!r}") from None
     if len({len(r) for r in rows}) != 1:
         raise ValueError(f"{what} rows must all have the same length, got {text!r}")
-    return np.array(rows, dtype=np.float64)
+    matrix = np.array(rows, dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{what} must hold finite numbers, got {text!r} (no inf or nan)")
+    return matrix
 
 
 def resolve_kernel(spec):
@@ -136,8 +139,15 @@ def render_step(step, index, total_steps, padded, kernel, fmap, filled, stride):
                       "feature map so far:"] + fmap_lines)
 
 
-def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, delay=0.6):
-    """Print the whole walk-through to ``out`` (default stdout) and return the feature map (H_out, W_out)."""
+MAX_STEPS = 50   # steps printed without --all; the feature map is always computed in full
+
+
+def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, delay=0.6, max_steps=None):
+    """Print the walk-through to ``out`` (default stdout) and return the feature map (H_out, W_out).
+
+    With ``max_steps`` only the first that many steps are printed (every step
+    is still computed) and a line says how many were skipped.
+    """
     out = sys.stdout if out is None else out
     KH, KW = kernel.shape
     H, W = image.shape
@@ -155,9 +165,12 @@ def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, de
     padded = np.pad(image, padding)
     fmap = np.zeros((H_out, W_out))
     filled = np.zeros((H_out, W_out), dtype=bool)
+    total = H_out * W_out
     for index, step in enumerate(slide(image, kernel, stride, padding), 1):
         fmap[step.row, step.col] = step.total
         filled[step.row, step.col] = True
+        if max_steps is not None and index > max_steps:
+            continue
         text = render_step(step, index, H_out * W_out, padded, kernel, fmap, filled, stride)
         if animate:
             out.write(CLEAR + text + "\n")
@@ -165,6 +178,9 @@ def walk_through(image, kernel, stride=1, padding=0, out=None, animate=False, de
             time.sleep(delay)
         else:
             print(text + "\n", file=out)
+    if max_steps is not None and total > max_steps:
+        print(f"... {total - max_steps} more steps not shown ({max_steps} of {total} shown); "
+              f"--all shows every one\n", file=out)
     return fmap
 
 
@@ -192,15 +208,8 @@ def weight_sharing_note(kernel, image_shape):
     ])
 
 
+@command("explain")
 def main(argv=None):
-    try:
-        return _main(argv)
-    except BrokenPipeError:  # e.g. piped into `head`: stop quietly
-        sys.stdout = open(os.devnull, "w")
-        return 0
-
-
-def _main(argv):
     p = argparse.ArgumentParser(prog="python -m minicnn explain", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="kernel names: " + ", ".join(KERNEL_NAMES))
@@ -212,30 +221,25 @@ def _main(argv):
                                                   "(default: the example's)")
     p.add_argument("--stride", type=int, default=1, help="step between windows (default: 1)")
     p.add_argument("--padding", type=int, default=0, help="rings of zeros around the image (default: 0)")
+    p.add_argument("--all", action="store_true", help=f"print every step (default: the first {MAX_STEPS})")
     p.add_argument("--animate", action="store_true", help="redraw in place with a delay (terminal only)")
     p.add_argument("--delay", type=float, default=0.6, help="seconds per step with --animate (default: 0.6)")
     args = p.parse_args(argv)
     example = EXAMPLES[args.example]
-    try:
-        image = parse_matrix(args.image, "image") if args.image else np.array(example["image"], dtype=np.float64)
-        name, kernel = resolve_kernel(args.kernel or example["kernel"])
-        name = name if args.kernel else example["kernel_name"]
-        if args.stride < 1 or args.padding < 0 or args.delay < 0:
-            raise ValueError(f"expected --stride >= 1, --padding >= 0 and --delay >= 0, "
-                             f"got {args.stride}, {args.padding} and {args.delay}")
-    except ValueError as err:
-        print(f"minicnn explain: {err}", file=sys.stderr)
-        return 2
+    # A ValueError below is the user's: minicnn.cli.command prints it as one line, exit code 2.
+    image = parse_matrix(args.image, "image") if args.image else np.array(example["image"], dtype=np.float64)
+    name, kernel = resolve_kernel(args.kernel or example["kernel"])
+    name = name if args.kernel else example["kernel_name"]
+    if args.stride < 1 or args.padding < 0 or not 0 <= args.delay < float("inf"):
+        raise ValueError(f"expected --stride >= 1, --padding >= 0 and a finite --delay >= 0, "
+                         f"got {args.stride}, {args.padding} and {args.delay}")
     animate = args.animate and sys.stdout.isatty()
     if args.animate and not animate:
         print("minicnn explain: --animate needs a terminal; printing every step instead", file=sys.stderr)
     about = "your image" if args.image else example["about"]
     print(f"cross-correlation of {about}\nkernel: {name}, stride {args.stride}, padding {args.padding}\n")
-    try:
-        fmap = walk_through(image, kernel, args.stride, args.padding, animate=animate, delay=args.delay)
-    except ValueError as err:
-        print(f"minicnn explain: {err}", file=sys.stderr)
-        return 2
+    fmap = walk_through(image, kernel, args.stride, args.padding, animate=animate, delay=args.delay,
+                        max_steps=None if args.all else MAX_STEPS)
     fmt = _fmt(fmap)
     width = max(len(fmt(v)) for v in fmap.ravel())
     print("feature map:")

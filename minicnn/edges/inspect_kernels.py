@@ -14,20 +14,43 @@ written when matplotlib is installed.
 """
 import argparse
 import re
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from minicnn.data.npz import NpzReader
 from minicnn.edges.filters import FAMILIES, best_match, get_kernel
 from minicnn.edges.viz import kernel_vs_reference, plot_kernel_matches, plot_kernels
+from minicnn.utils.cli import command
 
 
 def _layer_index(key):
     """The layer index in keys like '0.W' or 'model/3.W'; None when there is none."""
     match = re.search(r"(?:^|[/.])(\d+)\.W$", key)
     return int(match.group(1)) if match else None
+
+
+MAX_KERNELS = 4096        # filters x channels shown; a first layer has tens, not millions
+MAX_KERNEL_SIDE = 64
+
+
+def first_conv_key(shapes):
+    """The key of the first-layer conv weights in a mapping of name -> shape (or array)."""
+    candidates = []
+    for order, key in enumerate(shapes):
+        if not key.endswith("W") or "velocity" in key or key.startswith("optim"):
+            continue
+        if len(np.shape(shapes[key]) if not isinstance(shapes[key], tuple) else shapes[key]) != 4:
+            continue
+        index = _layer_index(key)
+        candidates.append((index is None, index if index is not None else 0, order, key))
+    if not candidates:
+        def shape(k):
+            return shapes[k] if isinstance(shapes[k], tuple) else tuple(np.shape(shapes[k]))
+        shown = ", ".join(f"{k} {shape(k)}" for k in list(shapes)[:10]) or "none"
+        raise ValueError(f"found no convolution weights (a 4-D array whose key ends in 'W', e.g. '0.W'); "
+                         f"arrays in the file: {shown}")
+    return min(candidates)[3]
 
 
 def first_conv_weights(arrays):
@@ -38,48 +61,66 @@ def first_conv_weights(arrays):
     key : str
     W : ndarray of shape (F, C, KH, KW)
     """
-    candidates = []
-    for order, key in enumerate(arrays):
-        if not key.endswith("W") or "velocity" in key or key.startswith("optim"):
-            continue
-        value = arrays[key]
-        if getattr(value, "ndim", 0) != 4:
-            continue
-        index = _layer_index(key)
-        candidates.append((index is None, index if index is not None else 0, order, key))
-    if not candidates:
-        shown = ", ".join(f"{k} {tuple(np.shape(arrays[k]))}" for k in list(arrays)[:10]) or "none"
-        raise ValueError(f"found no convolution weights (a 4-D array whose key ends in 'W', e.g. '0.W'); "
-                         f"arrays in the file: {shown}")
-    key = min(candidates)[3]
+    key = first_conv_key(arrays)
     return key, np.asarray(arrays[key])
 
 
+def check_kernels(W, key, path):
+    """Refuse weights that cannot be shown: no kernels at all, absurdly many, or not all finite numbers.
+
+    Shape: W (F, C, KH, KW); a shape tuple is checked alone (before the data is read).
+    """
+    shape = W if isinstance(W, tuple) else W.shape
+    F, C, KH, KW = shape
+    if 0 in shape:
+        raise ValueError(f"{path}: '{key}' has shape {shape}: no kernels to show (expected (F, C, KH, KW), all >= 1)")
+    if F * C > MAX_KERNELS or max(KH, KW) > MAX_KERNEL_SIDE:
+        raise ValueError(f"{path}: '{key}' declares shape {shape}: {F * C} kernels of {KH}x{KW}, more than "
+                         f"the {MAX_KERNELS} kernels of at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} this tool "
+                         f"shows; refusing to read it")
+    if isinstance(W, tuple):
+        return
+    if W.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: '{key}' must hold real numbers, got dtype {W.dtype}")
+    bad = W.size - int(np.count_nonzero(np.isfinite(W)))
+    if bad:
+        raise ValueError(f"{path}: '{key}' holds {bad} NaN or infinite values out of {W.size}; "
+                         f"the run that wrote it diverged (try a smaller learning rate)")
+
+
 def load_checkpoint_arrays(path):
-    """Read every array of an .npz file into a dict, refusing pickles; ValueError on bad files."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"no such file: {path}")
-    if path.is_dir():
-        raise ValueError(f"expected an .npz checkpoint file, got a directory: {path}")
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic == b"\x93NUMPY":
-        raise ValueError(f"expected an .npz checkpoint (several named arrays), got a single .npy array: {path}")
-    if not magic.startswith(b"PK"):
-        raise ValueError(f"expected an .npz checkpoint (a zip of .npy arrays, as np.savez writes), "
-                         f"but {path} is not a zip file (it starts with {magic!r})")
+    """Read every array of an .npz file into a dict, refusing pickles; ValueError on bad files.
+
+    The archive's declared sizes are checked before anything is decompressed (see ``minicnn.npz``).
+    """
     try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"expected an .npz checkpoint of plain arrays, could not read {path}: {err}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"expected an .npz checkpoint (several named arrays), got a single .npy array: {path}")
-    with data:
-        try:
-            return {key: data[key] for key in data.files}
-        except ValueError as err:  # e.g. an object array, which would need pickle
-            raise ValueError(f"{path} holds an array that is not plain numbers: {err}") from None
+        with NpzReader(path) as npz:
+            return npz.read_all()
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+
+
+def read_first_conv(path):
+    """(key, W) of the first-layer conv weights in the .npz at ``path``; only that array is decompressed."""
+    try:
+        npz = NpzReader(path)
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    with npz:
+        key = first_conv_key(npz.shapes)
+        check_kernels(npz.shapes[key], key, path)
+        W = npz.read(key)
+    check_kernels(W, key, path)
+    return key, W
+
+
+def figure_path(checkpoint, out):
+    """Where the figure goes: ``out``, or ``out/kernels.png`` when ``out`` is a directory, or
+    ``<checkpoint stem>_kernels.png`` beside the checkpoint."""
+    if out is None:
+        return Path(checkpoint).with_name(Path(checkpoint).stem + "_kernels.png")
+    out = Path(out)
+    return out / "kernels.png" if out.is_dir() else out
 
 
 def describe_kernels(W, family="sobel"):
@@ -107,18 +148,15 @@ def describe_kernels(W, family="sobel"):
     return "\n\n".join(blocks), matches
 
 
+@command("inspect")
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn inspect", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="an .npz file of arrays, e.g. a saved state_dict")
-    p.add_argument("--out", default=None, help="figure path (default: <checkpoint>_kernels.png next to it)")
+    p.add_argument("--out", default=None, help="figure path; an existing directory means DIR/kernels.png "
+                                              "(default: <checkpoint>_kernels.png next to it)")
     p.add_argument("--family", choices=FAMILIES, default="sobel", help="edge family to match against (default: sobel)")
     args = p.parse_args(argv)
-    try:
-        arrays = load_checkpoint_arrays(args.checkpoint)
-        key, W = first_conv_weights(arrays)
-    except ValueError as err:
-        print(f"minicnn inspect: {err}", file=sys.stderr)
-        return 2
+    key, W = read_first_conv(args.checkpoint)
     print(f"{args.checkpoint}: first-layer kernels '{key}', shape {W.shape} (filters, channels, height, width)\n")
     text, matches = describe_kernels(W, args.family)
     print(text)
@@ -129,7 +167,7 @@ def main(argv=None):
         print(f"\nmedian |similarity| to the nearest {args.family} edge detector: {np.median(sims):.3f} "
               f"over {len(found)} kernels; orientations: "
               + ", ".join(f"{a} deg x{n}" for a, n in counts.items()))
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_kernels.png")
+    out = figure_path(args.checkpoint, args.out)
     F, C = W.shape[:2]
     if found and len(found) == F * C:
         kernels = W.reshape(F * C, 3, 3)

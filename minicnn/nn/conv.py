@@ -9,7 +9,7 @@ from minicnn.engine.conv import FastConv2D
 from minicnn.nn.engines import current_engine
 from minicnn.nn.im2col import col2im, im2col, output_size
 from minicnn.nn.weights import as_dtype, he_normal, set_grad
-from minicnn.utils.validation import check_float_input, pair, positive_int
+from minicnn.utils.validation import check_float_input, float_dtype, pair, positive_int
 
 
 def same_padding(kernel_size):
@@ -49,6 +49,7 @@ class Conv2D:
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  *, rng=None, dtype=np.float32):
+        dtype = float_dtype(dtype)
         self.in_channels = positive_int(in_channels, "in_channels")
         self.out_channels = positive_int(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size", 1)

@@ -4,7 +4,7 @@ import numpy as np
 from minicnn.engine.dense import dense_backward, dense_forward
 from minicnn.nn.engines import current_engine
 from minicnn.nn.weights import as_dtype, he_normal, set_grad
-from minicnn.utils.validation import check_float_input, positive_int
+from minicnn.utils.validation import check_float_input, float_dtype, positive_int
 
 
 class Dense:
@@ -26,6 +26,7 @@ class Dense:
     """
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
+        dtype = float_dtype(dtype)
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         self.params = {"W": he_normal(rng, (self.in_features, self.out_features), self.in_features, dtype),

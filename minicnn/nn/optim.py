@@ -8,12 +8,12 @@ compared step for step.  For each parameter p with gradient g:
     g = g + momentum * v  if nesterov else  v
     p = p - lr * g
 """
-import math
 
 import numpy as np
 
 from minicnn.engine.update import sgd_update
 from minicnn.nn.engines import current_engine
+from minicnn.utils.validation import real_number
 
 
 class SGD:
@@ -32,11 +32,11 @@ class SGD:
     """
 
     def __init__(self, model, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        lr = real_number(lr, "lr", 0)
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
+        momentum = real_number(momentum, "momentum", 0)
+        weight_decay = real_number(weight_decay, "weight_decay", 0)
         if nesterov and momentum <= 0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
         self.model = model

@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from minicnn.utils.validation import integer, real_number
+
 
 class _Schedule:
     """Sets ``optimizer.lr`` from a count of calls to ``step()`` (call it once per optimizer step or per epoch)."""
@@ -33,8 +35,7 @@ class StepLR(_Schedule):
     """Multiply the learning rate by ``gamma`` every ``step_size`` steps: ``lr = base_lr * gamma**(t // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if not isinstance(step_size, int) or step_size < 1:
-            raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+        step_size = integer(step_size, "step_size", 1)
         if not 0 < gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         super().__init__(optimizer)
@@ -52,12 +53,16 @@ class CosineLR(_Schedule):
     """
 
     def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
-        if not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-        if not isinstance(warmup_steps, int) or not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"warmup_steps must be an int in [0, total_steps), got {warmup_steps!r}")
+        total_steps = integer(total_steps, "total_steps", 1)
+        warmup_steps = integer(warmup_steps, "warmup_steps", 0)
+        if warmup_steps >= total_steps:
+            raise ValueError(f"warmup_steps must be an int in [0, total_steps={total_steps}), got {warmup_steps!r}")
+        min_lr = real_number(min_lr, "min_lr", 0)
+        if min_lr > optimizer.lr:
+            raise ValueError(f"min_lr must be <= the optimizer's lr {optimizer.lr!r} (the cosine decays from lr "
+                             f"to min_lr), got {min_lr!r}")
         super().__init__(optimizer)
-        self.total_steps, self.min_lr, self.warmup_steps = total_steps, float(min_lr), warmup_steps
+        self.total_steps, self.min_lr, self.warmup_steps = total_steps, min_lr, warmup_steps
         if warmup_steps:
             optimizer.lr = self.lr_at(0)
 

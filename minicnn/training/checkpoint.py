@@ -26,11 +26,11 @@ architecture.
 """
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from minicnn.data import npz
 from minicnn.training import architectures
 from minicnn.utils.files import atomic_write
 from minicnn.utils.validation import check_rng
@@ -167,6 +167,20 @@ def check_architecture(checkpoint, expected):
             f"  expected:   {architectures.describe(want)}")
 
 
+def _budget(architecture):
+    """Bytes a checkpoint of this network may plausibly hold: 100 float64 copies of its parameters, plus 1 MiB."""
+    spec = architectures.from_json(architectures.to_json(architecture))
+    count = 0
+    for layer in spec:
+        if layer["type"] == "Conv2D":
+            k = layer["kernel_size"]
+            kh, kw = (k, k) if isinstance(k, int) else k
+            count += layer["out_channels"] * (layer["in_channels"] * kh * kw + 1)
+        elif layer["type"] == "Dense":
+            count += (layer["in_features"] + 1) * layer["out_features"]
+    return 100 * 8 * count + (1 << 20)
+
+
 def load_checkpoint(path, architecture=None):
     """Read and verify a checkpoint written by ``save_checkpoint``.
 
@@ -182,24 +196,29 @@ def load_checkpoint(path, architecture=None):
 
     Raises
     ------
-    CheckpointError (a ValueError) for a missing, truncated, corrupted, modified,
-    foreign or wrong-architecture file; FileNotFoundError when there is no file.
+    CheckpointError (a ValueError) for a truncated, corrupted, modified, foreign or
+    wrong-architecture file, one that is not a regular file (FIFO, device,
+    directory), or one whose arrays declare more than is plausible: more than
+    2 GiB, or, when ``architecture`` is given, more than 100 float64 copies of
+    its parameters (checked from the zip's and the ``.npy`` headers' declared
+    sizes before anything is decompressed); FileNotFoundError when there is no file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    max_bytes = npz.MAX_BYTES if architecture is None else min(npz.MAX_BYTES, _budget(architecture))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.files)
+        with npz.NpzReader(path, max_bytes=max_bytes) as archive:
+            keys = list(archive.shapes)
             if "minicnn/format" not in keys:
                 raise CheckpointError(f"{path} is not a minicnn checkpoint (an .npz without a "
                                       f"'minicnn/format' entry; it holds {keys[:5]}{'...' if len(keys) > 5 else ''})")
-            arrays = {key: npz[key] for key in keys}
+            arrays = archive.read_all()
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+    except ValueError as e:
         raise CheckpointError(f"{path} is not a readable minicnn checkpoint (corrupted, truncated or not an "
-                              f"npz archive): {type(e).__name__}: {e}") from None
+                              f"npz archive): {e}") from None
     if str(arrays["minicnn/format"]) != FORMAT:
         raise CheckpointError(f"{path} is not a minicnn checkpoint: format {str(arrays['minicnn/format'])!r}")
     missing = [k for k in (*_META, _DIGEST, "epoch", "step") if k not in arrays]

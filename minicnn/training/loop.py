@@ -11,10 +11,8 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from minicnn.nn.losses import mse, softmax_cross_entropy
-from minicnn.utils.validation import check_rng
-
-LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mse}
+from minicnn.nn.losses import get_loss, softmax_cross_entropy
+from minicnn.utils.validation import check_rng, integer
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -24,14 +22,6 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(f"loss became {loss} at epoch {epoch}, step {step} (learning rate {lr:g}); "
                          f"try a smaller learning rate")
         self.epoch, self.step, self.lr, self.loss = epoch, step, lr, loss
-
-
-def _loss_fn(loss):
-    if callable(loss):
-        return loss
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {sorted(LOSSES)} or a callable (pred, target) -> (loss, dpred), got {loss!r}")
-    return LOSSES[loss]
 
 
 def check_dataset(x, y, name="x"):
@@ -53,8 +43,7 @@ def check_dataset(x, y, name="x"):
 
 def iterate_minibatches(n, batch_size, rng=None):
     """Yield index arrays covering range(n) in batches; shuffled when an rng is given."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = integer(batch_size, "batch_size", 1)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
@@ -76,7 +65,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
     (step counted from 1 within the epoch) and may return False to end the
     epoch there, between two whole steps.
     """
-    loss_fn = _loss_fn(loss)
+    loss_fn = get_loss(loss)
     classify = loss_fn is softmax_cross_entropy
     start = time.perf_counter()
     if order is None:
@@ -143,8 +132,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     check_dataset(x, y, "x")
     if x_val is not None:
         check_dataset(x_val, y_val, "x_val")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = integer(epochs, "epochs", 1)
     check_rng(rng, allow_none=False)
     history = []
     for epoch in range(1, epochs + 1):
@@ -177,7 +165,18 @@ def format_record(record, epochs=None):
 
 
 def predict(model, x, batch_size=1000, return_logits=False):
-    """Class predictions (argmax of the output), or the raw outputs with return_logits=True, in batches."""
+    """Class predictions (argmax of the output), or the raw outputs with return_logits=True, in batches.
+
+    ``x`` must be a finite floating array (NaN would give class 0 for every row); an empty ``x`` (N = 0)
+    gives an empty result: shape (0,) of int64, or with return_logits the model's output for no rows.
+    """
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"x must be a floating-point NumPy array, got {getattr(x, 'dtype', type(x).__name__)}")
+    if not np.isfinite(x).all():
+        bad = x.size - np.count_nonzero(np.isfinite(x))
+        raise ValueError(f"x contains {bad} NaN or infinite values; predictions on them are meaningless")
+    if len(x) == 0 and not return_logits:
+        return np.zeros((0,), dtype=np.int64)
     outs = [model.forward(x[idx]) for idx in iterate_minibatches(len(x), batch_size)]
     out = np.concatenate(outs) if outs else np.zeros((0,))
     return out if return_logits else out.argmax(axis=1)
@@ -186,7 +185,7 @@ def predict(model, x, batch_size=1000, return_logits=False):
 def evaluate(model, x, y, batch_size=1000, loss="cross_entropy"):
     """Mean loss and accuracy over (x, y) in batches; accuracy is None for regression losses."""
     check_dataset(x, y, "x")
-    loss_fn = _loss_fn(loss)
+    loss_fn = get_loss(loss)
     total, correct = 0.0, 0
     for idx in iterate_minibatches(len(x), batch_size):
         out = model.forward(x[idx])

@@ -6,10 +6,15 @@
 - ``run_command(main)``: runs ``main(argv)`` and, when the reader of stdout
   goes away (``python -m minicnn.gradcheck | head -5``), stops quietly with
   exit status 0 instead of a ``BrokenPipeError`` traceback, as Unix tools do.
+- ``command(name)``: decorates a command's ``main``: a user's mistake (a
+  ``ValueError``, ``CheckpointError`` included, or an ``OSError`` on a path the
+  user gave) becomes one line ``minicnn NAME: error: ...`` on stderr and exit
+  code 2, never a traceback; programming errors still raise, as they should.
 - ``write_json(path, data)``: valid JSON always (a NaN or infinite number is
   written as ``null``), written atomically so a crash never leaves half a file.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -62,6 +67,30 @@ def run_command(main, argv=None):
         os.close(devnull)
         return 0
     return code if isinstance(code, int) else 0
+
+
+USER_ERRORS = (ValueError, OSError)
+
+
+def error_message(err):
+    """One line for ``err``: an OSError as 'strerror: filename', anything else as its text."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    return str(err)
+
+
+def command(name):
+    """Decorate ``main(argv) -> int`` so that it runs through ``run_command`` and user errors exit 2 with one line."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None):
+            try:
+                return run_command(main, argv)
+            except USER_ERRORS as err:
+                print(f"minicnn {name}: error: {error_message(err)}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
 
 
 def finite_or_none(data):

@@ -1,4 +1,4 @@
-"""Files written so that nothing a user saved is lost or half-written.
+"""Files written so that nothing a user saved is lost or half-written, and read only when they are regular files.
 
 ``atomic_write(path)`` hands out a temporary file beside ``path``; when the
 ``with`` block ends it is flushed, fsynced, given the permissions a plain
@@ -9,6 +9,7 @@ leaves ``.<name>.<random>.tmp``, which ``remove_stale_temporaries`` deletes.
 """
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -54,3 +55,18 @@ def remove_stale_temporaries(path):
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale
+
+
+def check_regular_file(path, what="file"):
+    """``os.stat`` ``path`` (following symlinks) and refuse anything but a regular file, without opening it.
+
+    A FIFO would block ``open()`` and a device such as ``/dev/zero`` never ends,
+    so both are refused here. Raises ``ValueError`` naming the file; a missing
+    file raises ``FileNotFoundError``.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ValueError(f"{path}: expected a regular {what}, got {kind}")
+    return st

@@ -1,4 +1,7 @@
 """Checks shared by the layers: each raises ValueError saying what was expected and what came."""
+import math
+import numbers
+
 import numpy as np
 
 
@@ -26,6 +29,36 @@ def check_float_input(layer, x, ndim, layout):
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{layer} expected a floating-point input, got dtype {x.dtype}; "
                          f"convert with x.astype(np.float32)")
+
+
+def float_dtype(dtype, name="dtype"):
+    """A floating NumPy dtype (float16/32/64); integer or other dtypes would train to nothing."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name} must be a floating NumPy dtype such as np.float32, got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise ValueError(f"{name} must be a floating NumPy dtype such as np.float32 or np.float64, got {dt}")
+    return dt
+
+
+def real_number(value, name, minimum=None, strict=False):
+    """A finite real number (int, float or NumPy scalar; not bool) as a float, optionally >= / > ``minimum``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum}, got {value!r}")
+    return float(value)
+
+
+def integer(value, name, minimum=None):
+    """An int or NumPy integer (not bool) as an int, optionally >= ``minimum``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        want = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return int(value)
 
 
 def check_rng(rng, name="rng", allow_none=True):
