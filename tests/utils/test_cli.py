@@ -9,7 +9,7 @@ import pytest
 
 from minicnn.utils.cli import nonnegative_int, nonnegative_int_list, positive_int, run_command, write_json
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("parse, text, message", [

@@ -4,6 +4,8 @@ import pytest
 from minicnn import mse, softmax_cross_entropy
 from minicnn.nn.gradcheck import numerical_gradient, rel_error
 
+pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+
 
 def test_cross_entropy_value_by_hand():
     logits = np.array([[0.0, 0.0], [np.log(3.0), 0.0]], dtype=np.float64)

@@ -102,7 +102,7 @@ def _exit_and_error(args, capsys):
 
 
 def test_deflate_bomb_is_refused_before_it_is_read(tmp_path, capsys):
-    from tests.test_npz import deflate_bomb
+    from tests.data.test_npz import deflate_bomb
     # 44,739,242 x 1 x 3 x 3 float32 is 1.6 GB; 1,000,000 kernels (36 MB of zeros) makes the same point small.
     path = deflate_bomb(tmp_path / "bomb.npz", "0.W", (1_000_000, 1, 3, 3))
     tracemalloc.start()

@@ -6,6 +6,8 @@ import pytest
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 
+pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+
 
 def test_whole_cnn_gradient_check_through_cross_entropy():
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ from minicnn.edges import viz
 from minicnn.training import architectures
 from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
 
 

@@ -1,0 +1,48 @@
+"""gemm, column_sums and fill_rows against NumPy, with tolerances from the arithmetic."""
+import numpy as np
+import pytest
+
+from minicnn.engine.blas import column_sums, gemm
+from tests.tolerances import assert_close, product_tolerance, sum_tolerance
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("a_order,b_order", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
+def test_gemm_matches_matmul_for_every_operand_order(dtype, a_order, b_order):
+    rng = np.random.default_rng(11)
+    a = np.asarray(rng.standard_normal((7, 5)), dtype=dtype, order=a_order)
+    b = np.asarray(rng.standard_normal((5, 3)), dtype=dtype, order=b_order)
+    out = np.full((7, 3), np.nan, dtype)
+    assert gemm(a, b, out) is out
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    assert_close(out, a64 @ b64, product_tolerance(a, b, 5))
+    gemm(a, b, out, accumulate=True)                               # 2 x 5 terms of at most max|a| max|b|
+    assert_close(out, 2 * (a64 @ b64), product_tolerance(a, b, 2 * 5))
+    gemm(a[:, ::2], b[::2], out)                                   # non-contiguous operands are copied
+    assert_close(out, a64[:, ::2] @ b64[::2], product_tolerance(a, b, 3))
+
+
+def test_gemm_and_column_sums_on_empty_and_narrow_shapes():
+    out = np.ones((0, 3), np.float32)
+    gemm(np.ones((0, 4), np.float32), np.ones((4, 3), np.float32), out)
+    out = np.ones((2, 3), np.float32)
+    gemm(np.ones((2, 0), np.float32), np.ones((0, 3), np.float32), out)
+    np.testing.assert_array_equal(out, 0)
+    m = np.random.default_rng(12).standard_normal((1000, 7)).astype(np.float32)
+    m64 = m.astype(np.float64)
+    # a column can nearly cancel (one sums to -0.53 from terms of size ~800): the error follows sum |m|
+    assert_close(column_sums(m, {}), m64.sum(axis=0), sum_tolerance(np.abs(m64).sum(axis=0), np.float32))
+    assert_close(column_sums(m[:, ::2], {}), m64[:, ::2].sum(axis=0),
+                 sum_tolerance(np.abs(m64[:, ::2]).sum(axis=0), np.float32))
+
+
+@pytest.mark.parametrize("m, n", [(0, 3), (3, 0), (1, 5), (7, 16), (5000, 16), (257, 16), (300, 32), (3, 5000)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
+    from minicnn.engine.blas import fill_rows
+    row = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    assert fill_rows(out, row) is out
+    np.testing.assert_array_equal(out, np.broadcast_to(row, (m, n)))
+    strided = np.full((m, 2 * n), np.nan, dtype)[:, ::2]                 # not contiguous: the plain broadcast
+    np.testing.assert_array_equal(fill_rows(strided, row), np.broadcast_to(row, (m, n)))

@@ -1,0 +1,50 @@
+"""The fast max-pool (minicnn.engine.pool) against the loops of minicnn.nn.reference, on both memory layouts and with ties."""
+import numpy as np
+import pytest
+
+from minicnn.nn import MaxPool2D
+from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
+from minicnn.nn.reference import maxpool2d_backward_naive, maxpool2d_naive
+
+
+def channels_last(x):
+    """The same values as x, stored (N, H, W, C) in memory: what the layers pass each other."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+POOL_CASES = [(2, None, (2, 3, 8, 6)), (2, None, (2, 3, 7, 9)), (3, None, (1, 2, 9, 7)), (2, 3, (2, 2, 8, 8)),
+              (3, 2, (2, 2, 7, 8)), (3, 1, (1, 3, 5, 6)), ((2, 3), (1, 2), (2, 1, 5, 7)), (1, None, (2, 2, 3, 4)),
+              ((1, 2), (1, 2), (1, 3, 4, 6))]
+
+
+@pytest.mark.parametrize("kernel,stride,shape", POOL_CASES)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("values", ["distinct", "ties"])
+def test_maxpool_matches_loops_and_first_max_rule(kernel, stride, shape, layout, values):
+    rng = np.random.default_rng(4)
+    x = distinct_values(shape, rng) if values == "distinct" else rng.integers(0, 3, size=shape).astype(np.float64)
+    layer = MaxPool2D(kernel, stride)
+    out = layer.forward(channels_last(x) if layout == "channels_last" else x)
+    np.testing.assert_array_equal(out, maxpool2d_naive(x, kernel, stride)[0])
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(channels_last(dout) if layout == "channels_last" else dout)
+    # exact where windows do not overlap; overlapping ones add in another order
+    np.testing.assert_allclose(dx, maxpool2d_backward_naive(x, dout, kernel, stride), rtol=0, atol=1e-12)
+
+
+def test_maxpool_2x2_ties_route_to_first_position_in_every_pattern():
+    # All 16 patterns of a 2x2 window with values in {0, 1}: the gradient goes to the first maximum in row-major order.
+    patterns = np.array([[(p >> 3) & 1, (p >> 2) & 1, (p >> 1) & 1, p & 1] for p in range(16)], dtype=np.float32)
+    x = patterns.reshape(16, 1, 2, 2)
+    layer = MaxPool2D(2)
+    layer.forward(x)
+    dx = layer.backward(np.ones((16, 1, 1, 1), np.float32)).reshape(16, 4)
+    np.testing.assert_array_equal(dx.argmax(axis=1), patterns.argmax(axis=1))
+    np.testing.assert_array_equal(dx.sum(axis=1), np.ones(16))
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), ((2, 3), (1, 2)), (2, 3)])
+def test_maxpool_gradient_check(kernel, stride):
+    rng = np.random.default_rng(5)
+    errors = check_layer(MaxPool2D(kernel, stride), distinct_values((2, 3, 7, 8), rng), rng=rng)
+    assert errors["dx"] < LAYER_TOL
