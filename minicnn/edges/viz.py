@@ -164,32 +164,6 @@ def plot_kernel_matches(kernels, references, titles, path):
     return _save(fig, path)
 
 
-def plot_feature_maps(image, maps, path, titles=None):
-    """One input image and the feature maps computed from it, side by side.
-
-    Shape: image (H, W), maps (F, H_out, W_out)
-    """
-    img = np.asarray(image, dtype=np.float64)
-    m = np.asarray(maps, dtype=np.float64)
-    if img.ndim != 2 or m.ndim != 3:
-        raise ValueError(f"plot_feature_maps expected image (H, W) and maps (F, H_out, W_out), got {img.shape} and {m.shape}")
-    F = m.shape[0]
-    fig = _figure(figsize=(2.2 * (F + 1), 2.4))
-    if fig is None:
-        return None
-    axes = fig.subplots(1, F + 1, squeeze=False)[0]
-    axes[0].imshow(img, cmap="gray")
-    axes[0].set_title("input", fontsize=8)
-    vmax = _vmax(m)
-    for f in range(F):
-        axes[f + 1].imshow(m[f], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        axes[f + 1].set_title(titles[f] if titles else f"map {f}", fontsize=8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return _save(fig, path)
-
-
 def plot_curves(steps, loss, path, similarities=None, xlabel="step"):
     """Loss (log scale) and, optionally, similarity curves over training.
 

@@ -20,6 +20,7 @@ import json
 import numpy as np
 
 from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn.conv import same_padding
 from minicnn.nn.model import Sequential
 
 # Arguments each layer type takes in a spec (besides "type"), with their defaults.
@@ -109,8 +110,7 @@ def _padding_of(conv):
     top, bottom, left, right = conv.padding
     if top == bottom and left == right:
         return [top, left]
-    KH, KW = conv.kernel_size
-    if conv.padding == ((KH - 1) // 2, KH // 2, (KW - 1) // 2, KW // 2) and tuple(conv.stride) == (1, 1):
+    if conv.padding == same_padding(conv.kernel_size) and tuple(conv.stride) == (1, 1):
         return "same"
     raise ValueError(f"Conv2D padding {conv.padding} cannot be written as an architecture argument")
 

@@ -35,7 +35,6 @@ def _plot_everything(tmp_path):
         viz.plot_kernels(k, tmp_path / "grid.png"),
         viz.plot_kernels(k[:, None], tmp_path / "grid4d.png", titles=["a", "b", "c"], columns=2),
         viz.plot_kernel_matches(0.5 * k, k, ["a", "b", "c"], tmp_path / "match.png"),
-        viz.plot_feature_maps(np.eye(6), np.ones((2, 4, 4)), tmp_path / "maps.png"),
         viz.plot_curves([1, 2, 3], [1.0, 0.5, 0.1], tmp_path / "curves.png", similarities={"x": [0.1, 0.5, 0.9]}),
     ]
 
@@ -43,8 +42,8 @@ def _plot_everything(tmp_path):
 def test_without_matplotlib_plots_return_none_and_hint_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
     monkeypatch.setattr(viz, "_hint_given", False)
-    assert _plot_everything(tmp_path) == [None] * 5
-    assert _plot_everything(tmp_path) == [None] * 5
+    assert _plot_everything(tmp_path) == [None] * 4
+    assert _plot_everything(tmp_path) == [None] * 4
     err = capsys.readouterr().err
     assert err.count('pip install "minicnn[plot]"') == 1
     assert list(tmp_path.iterdir()) == []
