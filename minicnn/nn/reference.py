@@ -20,6 +20,15 @@ def _pads(padding):
     return top, bottom, left, right
 
 
+def _zero_padded(x, pads):
+    """x with (top, bottom, left, right) rows and columns of zeros around each image."""
+    top, bottom, left, right = pads
+    N, C, H, W = x.shape
+    xp = np.zeros((N, C, H + top + bottom, W + left + right), dtype=x.dtype)
+    xp[:, :, top:top + H, left:left + W] = x
+    return xp
+
+
 def conv2d_naive(x, W, b=None, stride=1, padding=0):
     """Cross-correlation of a batch of images with a bank of filters, four nested loops.
 
@@ -39,8 +48,7 @@ def conv2d_naive(x, W, b=None, stride=1, padding=0):
     top, bottom, left, right = _pads(padding)
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
-    xp = np.zeros((N, C, H + top + bottom, Wd + left + right), dtype=x.dtype)
-    xp[:, :, top:top + H, left:left + Wd] = x
+    xp = _zero_padded(x, (top, bottom, left, right))
     H_out = (H + top + bottom - KH) // SH + 1
     W_out = (Wd + left + right - KW) // SW + 1
     out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, W))
@@ -69,8 +77,7 @@ def conv2d_backward_naive(x, W, dout, stride=1, padding=0):
     top, bottom, left, right = _pads(padding)
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
-    xp = np.zeros((N, C, H + top + bottom, Wd + left + right), dtype=x.dtype)
-    xp[:, :, top:top + H, left:left + Wd] = x
+    xp = _zero_padded(x, (top, bottom, left, right))
     dxp, dW = np.zeros_like(xp), np.zeros_like(W)
     for n in range(N):
         for f in range(F):

@@ -1,21 +1,10 @@
 """StepLR and CosineLR against hand-computed rates."""
 import math
 
-import numpy as np
 import pytest
 
 from minicnn import SGD, CosineLR, StepLR
-
-
-class OneParam:
-    """A 'model' with a single parameter whose gradients we set by hand."""
-
-    def __init__(self, value):
-        self.p = np.array(value, dtype=np.float64)
-        self.g = np.zeros_like(self.p)
-
-    def parameters(self):
-        yield "p", self.p, self.g
+from tests.nn.test_optim import OneParam
 
 
 def test_step_lr_and_cosine_schedules():
