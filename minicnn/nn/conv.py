@@ -78,6 +78,8 @@ class Conv2D:
         return (ph, ph, pw, pw)
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[0] != self.in_channels:
+            raise ValueError(f"Conv2D expects inputs of shape ({self.in_channels}, H, W) per example, got {tuple(input_shape)}")
         C, H, W = input_shape
         top, bottom, left, right = self.padding
         return (self.out_channels,

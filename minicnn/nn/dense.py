@@ -36,6 +36,8 @@ class Dense:
         self._buffers = {}
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"Dense expects inputs of shape ({self.in_features},) per example, got {tuple(input_shape)}")
         return (self.out_features,)
 
     def forward(self, x):

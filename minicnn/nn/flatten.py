@@ -11,7 +11,7 @@ class Flatten:
     On the fast engine, dx goes back in x's memory layout
     (``minicnn.engine.elementwise.unflatten_like``), so a conv or pool before it keeps its fast layout.
 
-    Shape: x (N, d1, d2, ...) -> out (N, d1*d2*...)
+    Shape: x (N, d1, d2, ...) -> out (N, d1*d2*...); an empty batch (N = 0) gives an empty output
     """
 
     def __init__(self):
@@ -27,7 +27,7 @@ class Flatten:
             raise ValueError(f"Flatten expected an array of shape (N, ...) with at least 2 dimensions, "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         self._x_shape, self._x_strides, self._engine = x.shape, x.strides, current_engine()
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # not -1: an empty batch has no size to infer from
 
     def backward(self, dout, need_dx=True):
         if self._x_shape is None:

@@ -39,6 +39,8 @@ def softmax_cross_entropy(logits, labels):
         raise ValueError(f"logits must be a floating-point array of shape (N, K), got "
                          f"{getattr(logits, 'shape', type(logits).__name__)} {getattr(logits, 'dtype', '')}")
     N, K = logits.shape
+    if N == 0:
+        raise ValueError("softmax_cross_entropy needs at least one example: the mean loss of an empty batch is undefined")
     _check_labels(labels, N, K)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -63,6 +65,8 @@ def mse(pred, target):
     target = np.asarray(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {pred.shape} and {target.shape}")
+    if pred.size == 0:
+        raise ValueError(f"mse needs at least one value: the mean of an empty array (shape {pred.shape}) is undefined")
     diff = pred - target.astype(pred.dtype, copy=False)
     loss = np.mean(np.square(diff, dtype=np.float64))
     return float(loss), diff * np.asarray(2.0 / diff.size, dtype=pred.dtype)

@@ -105,7 +105,11 @@ class Sequential:
         shape = tuple(input_shape) if input_shape is not None else None
         for i, layer in enumerate(self.layers):
             if shape is not None:
-                shape = tuple(layer.output_shape(shape))
+                try:
+                    shape = tuple(layer.output_shape(shape))
+                except ValueError as err:
+                    raise ValueError(f"the shapes do not fit at layer {i} ({type(layer).__name__}), "
+                                     f"which receives {shape}: {err}") from None
             count = sum(p.size for p in layer.params.values())
             rows.append((f"{i}: {type(layer).__name__}", "(N, " + ", ".join(map(str, shape)) + ")" if shape else "", f"{count:,}"))
         widths = [max(len(r[k]) for r in rows) for k in range(3)]

@@ -123,3 +123,10 @@ def test_backward_without_dx_fills_the_same_grads_and_returns_none(make, shape, 
         np.testing.assert_array_equal(g, full[name])
     assert dx.shape == x.shape and dx.dtype == dtype
     np.testing.assert_array_equal(layer.backward(dout, need_dx=True), dx)   # dx again after a backward without it
+
+
+def test_flatten_maps_an_empty_batch_to_an_empty_batch():
+    layer = Flatten()
+    out = layer.forward(np.zeros((0, 3, 4, 5), np.float32))
+    assert out.shape == (0, 60) and out.dtype == np.float32
+    assert layer.backward(np.zeros((0, 60), np.float32)).shape == (0, 3, 4, 5)

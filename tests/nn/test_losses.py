@@ -58,3 +58,10 @@ def test_mse_value_gradient_and_dtype():
     assert rel_error(mse(p, t)[1], numerical_gradient(lambda: mse(p, t)[0], p)) < 1e-8
     with pytest.raises(ValueError, match=r"same shape, got \(2, 2\) and \(4,\)"):
         mse(pred, np.zeros(4))
+
+
+@pytest.mark.parametrize("call", [lambda: softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=np.int64)),
+                                  lambda: mse(np.zeros((0, 2)), np.zeros((0, 2)))])
+def test_an_empty_batch_is_refused_as_undefined(call):
+    with pytest.raises(ValueError, match="empty"):
+        call()

@@ -114,3 +114,12 @@ def test_backward_without_input_grad_accepts_layers_without_the_keyword():
     assert dx.shape == x.shape
     assert model.backward(dout, need_input_grad=False) is None
     np.testing.assert_array_equal(model.layers[0].grads["s"], s_grad)
+
+
+def test_summary_says_where_the_shapes_break():
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 4, 3, rng=rng), ReLU(), Flatten(), Dense(999, 10, rng=rng)])
+    with pytest.raises(ValueError, match=r"layer 3 \(Dense\), which receives \(2704,\).*\(999,\)"):
+        model.summary(input_shape=(1, 28, 28))
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv2D\), which receives \(3, 28, 28\)"):
+        model.summary(input_shape=(3, 28, 28))
