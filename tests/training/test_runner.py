@@ -54,6 +54,15 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(p, q, err_msg=name)
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_terminal():
+    """These tests press Ctrl-C with os.kill; a background job starts with SIGINT ignored, where the runner
+    (rightly) leaves it ignored. So each test starts as in a terminal, and what the suite found is put back."""
+    found = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, found)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     path = tmp_path_factory.mktemp("full") / "checkpoint.npz"
