@@ -18,6 +18,7 @@ from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
+    "export": ("minicnn.export.command", "write a checkpoint as ONNX, or as PyTorch weights with the code to load them"),
     "fetch": ("minicnn.data.mnist", "download and verify a data set, e.g. 'fetch mnist'"),
 }
 
