@@ -246,3 +246,20 @@ def test_divergence_in_an_epochs_last_step_stops_and_is_not_saved(tmp_path):
     ck = load_checkpoint(path)
     assert ck.epoch == 1 and all(np.isfinite(v).all() for v in ck.model.values())
     assert all(np.isfinite(r["test_loss"]) for r in json.loads(ck.extra_str("history")))
+
+
+def test_the_runner_trains_in_training_mode_and_evaluates_in_evaluation_mode(tmp_path):
+    model, opt, sched, rng = setup()
+    conv = model.layers[0]
+    seen, forward = [], conv.forward
+
+    def spy(x):
+        seen.append((len(x), getattr(conv, "training", True)))
+        return forward(x)
+
+    conv.forward = spy                   # on the instance: the architecture still describes the model
+    x, y, xt, yt = data()
+    train_resumable(model, opt, x, y, xt, yt, epochs=2, batch_size=BATCH, rng=rng, checkpoint_path=tmp_path / "c.npz",
+                    scheduler=sched, progress=False, log=lambda line: None)
+    assert seen == 2 * ([(16, True)] * 4 + [(6, True), (20, False)])
+    assert model.training
