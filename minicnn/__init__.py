@@ -25,6 +25,7 @@ from minicnn.nn import (
                         softmax_cross_entropy,
                         use_engine,
 )
+from minicnn.nn.optim import Adam, AdamW, RMSprop
 from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
 __version__ = "0.1.0"
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
     "softmax", "softmax_cross_entropy", "mse",
-    "Sequential", "SGD", "StepLR", "CosineLR",
+    "Sequential", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR",
     "fit", "evaluate", "predict", "NonFiniteLossError",
     "use_engine", "current_engine",
 ]
