@@ -56,7 +56,7 @@ class Run:
 
     def prepare(self, images):
         """uint8 images (N, 28, 28) -> model inputs (N, 1, 28, 28), normalised as training did."""
-        return normalize(images, self.mean, self.std)[:, None].astype(self.dtype)
+        return normalize(images, self.mean, self.std).astype(self.dtype, copy=False)
 
     def test_set(self, root, limit=None):
         """The test images (raw uint8 (N, 28, 28)), model inputs (N, 1, 28, 28) and labels (N,) int64."""
