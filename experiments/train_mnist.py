@@ -5,7 +5,8 @@
 
 Writes under --out: checkpoint.npz (every epoch; Ctrl-C or SIGTERM saves one
 too and exits with 130 or 143), metrics.json (test accuracy, history, kernels,
-timings) and kernels.png when matplotlib is installed.  Prints one line per
+timings, first-layer kernels at step 0 and after every epoch) and kernels.png
+and curves.png when matplotlib is installed.  Prints one line per
 epoch and, at the end, every first-layer kernel beside its best-matching
 oriented Sobel kernel.  A folder that already holds a run's checkpoint is not
 reused by a new run: continue that run with --resume, or replace it with
@@ -39,15 +40,16 @@ import numpy as np
 
 from minicnn import SGD, CosineLR
 from minicnn.data.augment import random_shift
-from minicnn.data.mnist import load_mnist, normalize
-from minicnn.edges import viz
-from minicnn.edges.filters import best_match, get_kernel
+from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist, normalize
+from minicnn.edges.evolution import snapshot
+from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError, evaluate
 from minicnn.training.runner import TrainingInterrupted, train_resumable
 from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
 from minicnn.utils.files import remove_stale_temporaries
+from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
@@ -81,7 +83,7 @@ def build_parser(defaults=True):
     p.add_argument("--resume", default=d(None), metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--overwrite", action="store_true", default=d(False),
                    help="start a new run even if --out holds another run's checkpoint, replacing it and its "
-                        "metrics.json and kernels.png (default: refuse)")
+                        "metrics.json, kernels.png and curves.png (default: refuse)")
     p.add_argument("--progress", dest="progress", action="store_true", default=d(None),
                    help="force the tqdm bars on (default: on when stdout is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=d(None),
@@ -110,26 +112,6 @@ def resolve_resume(args, explicit):
     if "out" not in explicit:
         args.out = str(Path(args.resume).parent)
     return checkpoint
-
-
-def kernel_report(W):
-    """Each first-layer kernel against its best-matching oriented Sobel kernel.
-
-    Returns (text, records); records are JSON-ready dicts (kernel, match, angle, polarity, similarity).
-    """
-    blocks, records = [], []
-    for f, kernel in enumerate(np.asarray(W, dtype=np.float64)[:, 0]):
-        m = best_match(kernel)
-        reference = m.polarity * get_kernel(m.name, np.float64)
-        sign = "" if m.polarity > 0 else "-"
-        blocks.append(viz.kernel_vs_reference(kernel, reference, f"filter {f}", f"{sign}{m.name}", m.similarity))
-        records.append({"filter": f, "kernel": kernel.round(6).tolist(), "match": m.name, "angle": m.angle,
-                        "polarity": m.polarity, "similarity": round(m.similarity, 6)})
-    rows = [viz.side_by_side([b.splitlines() for b in blocks[i:i + 2]], gap=8) for i in range(0, len(blocks), 2)]
-    sims = np.abs([r["similarity"] for r in records])
-    summary = (f"{len(records)} first-layer kernels; |similarity| to the best Sobel kernel: median {np.median(sims):.3f}, "
-               f"max {sims.max():.3f}, {int(np.sum(sims >= 0.8))} at or above 0.8")
-    return "\n\n".join(rows) + "\n\n" + summary, records
 
 
 def main(argv=None):
@@ -228,7 +210,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     for stale in remove_stale_temporaries(checkpoint_path):
         print(f"removed {stale}, a temporary file left by a run killed while saving", file=sys.stderr)
     if args.overwrite and checkpoint is None:
-        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png"):
+        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png", out / "curves.png"):
             if old.exists():
                 old.unlink()
                 print(f"--overwrite: removed {old}", file=sys.stderr)
@@ -241,11 +223,17 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
                  if "epoch_step" in checkpoint.extra else ""))
+    # first-layer kernels at step 0 (kept in the checkpoint, so a resumed run still has them) and after each epoch
+    initial = checkpoint.extra_str("initial_kernels") if checkpoint is not None else None
+    initial = initial or json.dumps(snapshot(model.layers[0].params["W"], "step 0"))
+    first_layer = lambda m: {"kernels_snapshot": snapshot(m.layers[0].params["W"], "")["kernels"]}
     try:
         history = train_resumable(model, optimizer, x_train, y_train, x_test, y_test, epochs=args.epochs,
                                   batch_size=args.batch_size, rng=rng, checkpoint_path=checkpoint_path,
                                   scheduler=scheduler, augment=augment, resume=checkpoint,
-                                  extra={"config": json.dumps(config)}, progress=args.progress,
+                                  extra={"config": json.dumps(config), "initial_kernels": initial,
+                                         "normalization": json.dumps({"mean": MNIST_MEAN, "std": MNIST_STD})},
+                                  on_epoch=first_layer, progress=args.progress,
                                   log=lambda line: print(line, flush=True))
     except TrainingInterrupted as e:
         print(f"\nstopped: {e}\n{resume_hint}")
@@ -257,17 +245,21 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
 
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
     W = model.layers[0].params["W"]
-    text, kernels = kernel_report(W)
-    print("\nfirst-layer kernels beside their best-matching oriented Sobel kernel:\n")
+    text, matches = describe_kernels(W)
+    kernels = match_records(W, matches)
+    print("\nfirst-layer kernels beside the oriented Sobel kernel each matches best:\n")
     print(text)
-    refs = np.array([k["polarity"] * get_kernel(k["match"], np.float64) for k in kernels])
-    png = viz.plot_kernel_matches(W[:, 0], refs, [f"{k['filter']}: {k['similarity']:+.2f}" for k in kernels],
-                                  out / "kernels.png")
+    png = plot_kernel_report(W, matches, out / "kernels.png",
+                             title=f"first-layer kernels of {checkpoint_path} (top) and their best Sobel match (bottom)")
+    evolution = [json.loads(initial)] + [{"label": f"epoch {r['epoch']}", "kernels": r.pop("kernels_snapshot")}
+                                         for r in history if "kernels_snapshot" in r]
+    plot_training_curves(history, out / "curves.png", title=f"training of {checkpoint_path}")
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": len(history),
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "wall_seconds_this_process": round(time.perf_counter() - started, 2),
                "train_images": len(x_train), "test_images": len(x_test), "config": config,
                "architecture": json.loads(architectures.to_json(model)), "history": history, "kernels": kernels,
+               "kernel_evolution": evolution,
                "checkpoint": str(checkpoint_path), "kernels_png": str(png) if png else None}
     write_json(out / "metrics.json", metrics)
     print(f"\ntest accuracy {test_accuracy:.4f} after {len(history)} epochs; training took "
