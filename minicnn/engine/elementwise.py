@@ -49,19 +49,23 @@ class FastLeakyReLU:
     def __init__(self, negative_slope):
         self.negative_slope = negative_slope
         self._buffers = {}
-        self._mask = None
+        self._slope = None
 
     def forward(self, x):
-        """Shape: x (any) -> out (same shape, dtype and memory layout)"""
-        self._mask = np.greater(x, 0, out=scratch_like(self._buffers, "mask", x, bool))
-        out = np.multiply(x, x.dtype.type(self.negative_slope), out=recycled_like(self._buffers, "out", x))
-        np.copyto(out, x, where=self._mask)
-        return out
+        """Shape: x (any) -> out (same shape, dtype and memory layout)
+
+        The local slope (1 where x > 0, negative_slope elsewhere) is built exactly from two
+        masks, without masked copies (which branch on every element of a random sign pattern):
+        ``slope = (x <= 0) * negative_slope + (x > 0)``; then ``out = x * slope``, ``dx = dout * slope``.
+        """
+        s = self._buffers
+        mask = np.less_equal(x, 0, out=scratch_like(s, "mask", x, bool))
+        self._slope = np.multiply(mask, x.dtype.type(self.negative_slope), out=scratch_like(s, "slope", x, x.dtype))
+        np.add(self._slope, np.logical_not(mask, out=mask), out=self._slope)
+        return np.multiply(x, self._slope, out=recycled_like(s, "out", x))
 
     def backward(self, dout):
-        dx = np.multiply(dout, dout.dtype.type(self.negative_slope), out=recycled_like(self._buffers, "dx", dout))
-        np.copyto(dx, dout, where=self._mask)
-        return dx
+        return np.multiply(dout, self._slope, out=recycled_like(self._buffers, "dx", dout))
 
 
 class FastTanh:
@@ -100,9 +104,8 @@ class FastSigmoid:
         s, one = self._buffers, x.dtype.type(1)
         z = scratch_like(s, "z", x, x.dtype)
         np.exp(np.negative(np.abs(x, out=z), out=z), out=z)                  # z = exp(-|x|) in (0, 1]
-        out = recycled_like(s, "out", x)
-        out.fill(one)
-        np.copyto(out, z, where=np.less(x, 0, out=scratch_like(s, "negative", x, bool)))   # 1 for x >= 0, z for x < 0
+        nonnegative = np.greater_equal(x, 0, out=scratch_like(s, "nonnegative", x, bool))
+        out = np.maximum(z, nonnegative, out=recycled_like(s, "out", x))   # numerator: 1 for x >= 0 (z <= 1), z for x < 0
         np.divide(out, np.add(z, one, out=z), out=out)
         self._slope = np.subtract(one, out, out=scratch_like(s, "slope", x, x.dtype))
         np.multiply(self._slope, out, out=self._slope)

@@ -1,4 +1,4 @@
-"""The fast max-pool and average pools (minicnn.engine.pool) against the loops of minicnn.nn.reference, on both memory layouts and with ties."""
+"""The fast max-pool and average pools (minicnn.engine.pool) against the loops of minicnn.nn.reference, on both layouts."""
 import numpy as np
 import pytest
 
