@@ -238,15 +238,15 @@ def main(argv=None):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random inputs and weights (default: 0)")
     args = p.parse_args(argv)
     rows = run_all(np.random.default_rng(args.seed))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'layer':<{width}}  {'tensor':<6}  {'max rel error':>13}  result")
-    print("-" * (width + 32))
+    width, tw = max(len(r[0]) for r in rows), max(6, max(len(r[1]) for r in rows))
+    print(f"{'layer':<{width}}  {'tensor':<{tw}}  {'max rel error':>13}  result")
+    print("-" * (width + tw + 26))
     failed = 0
     for desc, name, err, tol in rows:
         ok = err < tol
         failed += not ok
-        print(f"{desc:<{width}}  {name:<6}  {err:>13.2e}  {'pass' if ok else f'FAIL (>= {tol:g})'}")
-    print("-" * (width + 32))
+        print(f"{desc:<{width}}  {name:<{tw}}  {err:>13.2e}  {'pass' if ok else f'FAIL (>= {tol:g})'}")
+    print("-" * (width + tw + 26))
     worst = max(rows, key=lambda r: r[2] / r[3])
     print(f"{len(rows) - failed} passed, {failed} failed; largest error {worst[2]:.2e} ({worst[0]}, {worst[1]})")
     return 1 if failed else 0
