@@ -11,14 +11,22 @@ Where things live (each subpackage's docstring says what it may import):
 """
 from minicnn.nn import (
                         SGD,
+                        AvgPool2D,
+                        BatchNorm1D,
+                        BatchNorm2D,
                         Conv2D,
                         CosineLR,
                         Dense,
+                        Dropout,
                         Flatten,
+                        GlobalAvgPool2D,
+                        LeakyReLU,
                         MaxPool2D,
                         ReLU,
                         Sequential,
+                        Sigmoid,
                         StepLR,
+                        Tanh,
                         current_engine,
                         mse,
                         softmax,
@@ -32,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
+    "BatchNorm2D", "BatchNorm1D", "Dropout", "AvgPool2D", "GlobalAvgPool2D", "LeakyReLU", "Tanh", "Sigmoid",
     "softmax", "softmax_cross_entropy", "mse",
     "Sequential", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR",
     "fit", "evaluate", "predict", "NonFiniteLossError",
