@@ -4,7 +4,7 @@ Commands
 --------
 explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
-fetch     download and verify a data set (``fetch mnist``)
+fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
 
 Each command lives in its own module, which exposes ``main(argv) -> int``;
 this file only dispatches, so ``python -m minicnn COMMAND --help`` shows the
@@ -18,7 +18,7 @@ from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
-    "fetch": ("minicnn.data.mnist", "download and verify a data set, e.g. 'fetch mnist'"),
+    "fetch": ("minicnn.data.fetch", "download and verify a data set: fetch mnist, fetch fashion-mnist"),
 }
 
 
