@@ -124,7 +124,7 @@ def deb_source():
     def get(keys):
         with tempfile.TemporaryDirectory(prefix="minicnn-fashion-") as tmp:
             Path(tmp).chmod(0o755)                  # lets apt's unprivileged downloader write here when run as root
-            deb = apt_get_download(DEB_PACKAGE, tmp)
+            deb = apt_get_download(DEB_PACKAGE, Path(tmp))
             paths = {key: f"{DEB_DIR}/{FASHION_FILES[key]}" for key in keys}
             files = read_deb_files(deb, paths.values())
             return {key: (files[paths[key]], f"{deb.name}!{paths[key]}") for key in keys}
