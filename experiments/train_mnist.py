@@ -107,11 +107,11 @@ def resolve_resume(args, explicit):
     saved = json.loads(checkpoint.extra_str("config", "null") or "null")
     if not isinstance(saved, dict):
         raise ValueError(f"{args.resume} holds no training configuration; it was not written by this script")
+    saved.setdefault("dataset", "mnist")  # runs saved before there was a choice were MNIST runs
     conflicts = [f"--{k.replace('_', '-')} {explicit[k]} (the run used {saved.get(k)})"
                  for k in RUN_OPTIONS if k in explicit and explicit[k] != saved.get(k)]
     if conflicts:
         raise ValueError("a resumed run continues with its own options; drop " + ", ".join(conflicts))
-    saved.setdefault("dataset", "mnist")  # runs saved before there was a choice were MNIST runs
     for k in RUN_OPTIONS:
         setattr(args, k, saved[k])
     if "out" not in explicit:
