@@ -1,6 +1,7 @@
-"""Train minicnn's default CNN on MNIST, then compare its first-layer kernels with Sobel.
+"""Train minicnn's default CNN on MNIST (or Fashion-MNIST), then compare its first-layer kernels with Sobel.
 
     python experiments/train_mnist.py                 # the default run (fetches MNIST on first use)
+    python experiments/train_mnist.py --dataset fashion-mnist    # clothing; shifts and left-right flips
     python experiments/train_mnist.py --resume runs/mnist/checkpoint.npz
 
 Writes under --out: checkpoint.npz (every epoch; Ctrl-C or SIGTERM saves one
@@ -39,8 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import SGD, CosineLR
-from minicnn.data.augment import random_shift
-from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist, normalize
+from minicnn.data.augment import random_flip, random_shift
+from minicnn.data.fetch import DATASETS
+from minicnn.data.images import standardize
 from minicnn.edges.evolution import snapshot
 from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.training import architectures
@@ -52,14 +54,18 @@ from minicnn.utils.files import remove_stale_temporaries
 from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
-RUN_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
+RUN_OPTIONS = ("dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
                "hidden", "seed", "limit_train", "limit_test")
+# What differs between the data sets' default runs: a mirrored shirt is a shirt, a mirrored digit is not.
+RECIPES = {"mnist": {"flip": False}, "fashion-mnist": {"flip": True}}
 
 
 def build_parser(defaults=True):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=None if defaults else argparse.SUPPRESS)
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    p.add_argument("--dataset", choices=list(DATASETS), default=d("mnist"),
+                   help="mnist (digits) or fashion-mnist (clothing; adds random left-right flips) (default: mnist)")
     p.add_argument("--epochs", type=positive_int, default=d(8), help="passes over the training set (default: 8)")
     p.add_argument("--batch-size", type=positive_int, default=d(64), help="(default: 64)")
     p.add_argument("--lr", type=float, default=d(0.05), help="peak learning rate (default: 0.05)")
@@ -76,10 +82,10 @@ def build_parser(defaults=True):
                    help="train on the first N training images only (default: all 60000)")
     p.add_argument("--limit-test", type=positive_int, default=d(None), metavar="N",
                    help="evaluate on the first N test images only (default: all 10000)")
-    p.add_argument("--data", default=d("datasets/mnist"), help="MNIST folder; fetched there if missing "
-                   "(default: datasets/mnist)")
-    p.add_argument("--out", default=d("runs/mnist"), help="output folder; with --resume, the checkpoint's "
-                   "folder unless given (default: runs/mnist)")
+    p.add_argument("--data", default=d(None), help="the data set's folder; fetched there if missing "
+                   "(default: datasets/DATASET)")
+    p.add_argument("--out", default=d(None), help="output folder; with --resume, the checkpoint's "
+                   "folder unless given (default: runs/DATASET)")
     p.add_argument("--resume", default=d(None), metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--overwrite", action="store_true", default=d(False),
                    help="start a new run even if --out holds another run's checkpoint, replacing it and its "
@@ -103,6 +109,7 @@ def resolve_resume(args, explicit):
     saved = json.loads(checkpoint.extra_str("config", "null") or "null")
     if not isinstance(saved, dict):
         raise ValueError(f"{args.resume} holds no training configuration; it was not written by this script")
+    saved.setdefault("dataset", "mnist")  # runs saved before there was a choice were MNIST runs
     conflicts = [f"--{k.replace('_', '-')} {explicit[k]} (the run used {saved.get(k)})"
                  for k in RUN_OPTIONS if k in explicit and explicit[k] != saved.get(k)]
     if conflicts:
@@ -112,6 +119,17 @@ def resolve_resume(args, explicit):
     if "out" not in explicit:
         args.out = str(Path(args.resume).parent)
     return checkpoint
+
+
+def make_augment(max_shift, flip):
+    """The augmentation of a batch: ``(xb, rng) -> xb``, random shifts then (for clothing) flips; None for none."""
+    if not max_shift and not flip:
+        return None
+
+    def augment(xb, rng):
+        xb = random_shift(xb, rng, max_shift) if max_shift else xb
+        return random_flip(xb, rng) if flip else xb
+    return augment
 
 
 def main(argv=None):
@@ -147,6 +165,8 @@ def _main(argv):
         checkpoint = resolve_resume(args, explicit) if args.resume else None
     except (ValueError, FileNotFoundError) as e:
         return error(e)
+    args.data = args.data or DATASETS[args.dataset].spec.default_root
+    args.out = args.out or f"runs/{args.dataset}"
     out = Path(args.out)
     checkpoint_path = out / "checkpoint.npz"
     problem = prepare_out(out, checkpoint_path, args)
@@ -185,12 +205,14 @@ def saved_state(checkpoint_path, resume_hint):
 
 
 def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started):
+    data = DATASETS[args.dataset]
     try:
-        x_train, y_train, x_test, y_test = load_mnist(args.data, progress=args.progress)
-    except (ValueError, OSError) as e:
-        return error(f"cannot read MNIST from --data {args.data}: {e}")
-    x_train, y_train = normalize(x_train[:args.limit_train]), y_train[:args.limit_train].astype(np.int64)
-    x_test, y_test = normalize(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
+        x_train, y_train, x_test, y_test = data.load(args.data, progress=args.progress)
+    except (ValueError, OSError, RuntimeError) as e:
+        return error(f"cannot read {data.spec.name} from --data {args.data}: {e}")
+    scale = lambda x: standardize(x, data.spec.mean, data.spec.std)
+    x_train, y_train = scale(x_train[:args.limit_train]), y_train[:args.limit_train].astype(np.int64)
+    x_test, y_test = scale(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
 
     rng = np.random.default_rng(args.seed)
     spec = architectures.mnist_cnn(channels=channels, hidden=args.hidden)
@@ -204,7 +226,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     total = args.epochs * steps_per_epoch
     scheduler = CosineLR(optimizer, total_steps=total, warmup_steps=min(int(args.warmup * steps_per_epoch), total - 1))
-    augment = (lambda xb, g: random_shift(xb, g, args.max_shift)) if args.max_shift else None
+    augment = make_augment(args.max_shift, RECIPES[args.dataset]["flip"])
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(checkpoint_path):
@@ -215,10 +237,11 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
                 old.unlink()
                 print(f"--overwrite: removed {old}", file=sys.stderr)
 
-    print(f"minicnn MNIST: {len(x_train)} training / {len(x_test)} test images; "
+    print(f"minicnn {data.spec.name}: {len(x_train)} training / {len(x_test)} test images; "
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
-          f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px, seed {args.seed}")
+          f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
+          + (", left-right flips" if RECIPES[args.dataset]["flip"] else "") + f", seed {args.seed}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
@@ -232,7 +255,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
                                   batch_size=args.batch_size, rng=rng, checkpoint_path=checkpoint_path,
                                   scheduler=scheduler, augment=augment, resume=checkpoint,
                                   extra={"config": json.dumps(config), "initial_kernels": initial,
-                                         "normalization": json.dumps({"mean": MNIST_MEAN, "std": MNIST_STD})},
+                                         "normalization": json.dumps({"mean": data.spec.mean, "std": data.spec.std})},
                                   on_epoch=first_layer, progress=args.progress,
                                   log=lambda line: print(line, flush=True))
     except TrainingInterrupted as e:

@@ -4,7 +4,7 @@ Commands
 --------
 explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
-fetch     download and verify a data set (``fetch mnist``)
+fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
 featuremaps, saliency, curves, confusion, predict: what a trained network does inside (minicnn.views)
 
 Each command lives in its own module, which exposes ``main(argv) -> int``;
@@ -19,7 +19,7 @@ from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
-    "fetch": ("minicnn.data.mnist", "download and verify a data set, e.g. 'fetch mnist'"),
+    "fetch": ("minicnn.data.fetch", "download and verify a data set: fetch mnist, fetch fashion-mnist"),
     "featuremaps": ("minicnn.views.featuremaps", "every convolution's output for one image"),
     "saliency": ("minicnn.views.saliency", "which pixels the predicted class is most sensitive to"),
     "curves": ("minicnn.views.curves", "loss, accuracy and learning rate per epoch of a run"),

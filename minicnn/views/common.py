@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import data as data_package
-from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist, normalize
+from minicnn.data.fetch import DATASETS
+from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, normalize
 from minicnn.edges import viz
 from minicnn.nn.conv import Conv2D
 from minicnn.training import architectures
@@ -18,9 +18,10 @@ ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid")
 
 
 def class_names(dataset="mnist", classes=10):
-    """The class names of a data set: ``minicnn.data.CLASS_NAMES[dataset]`` when the data package has it, else digits."""
-    names = getattr(data_package, "CLASS_NAMES", {}).get(dataset)
-    if names is None:
+    """The class names of a data set (``minicnn.data.fetch.DATASETS``), or the numbers 0..classes-1 when they do not fit."""
+    known = DATASETS.get(dataset)
+    names = known.spec.class_names if known is not None else None
+    if names is None or len(names) != classes:
         names = DIGITS if classes == 10 else tuple(str(k) for k in range(classes))
     return tuple(names)
 
@@ -60,13 +61,10 @@ class Run:
 
     def test_set(self, root, limit=None):
         """The test images (raw uint8 (N, 28, 28)), model inputs (N, 1, 28, 28) and labels (N,) int64."""
-        if self.dataset != "mnist":  # hook: another data set's test split, once minicnn.data can load it
-            loader = getattr(data_package, "load_dataset", None)
-            if loader is None:
-                raise ValueError(f"{self.path} was trained on {self.dataset!r}; these views can load only mnist")
-            _, _, images, labels = loader(self.dataset, root, download=False)
-        else:
-            _, _, images, labels = load_mnist(root, download=False)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"{self.path} was trained on {self.dataset!r}; these views know {sorted(DATASETS)}")
+        known = DATASETS[self.dataset]
+        _, _, images, labels = known.load(root or known.spec.default_root, download=False)
         images, labels = images[:limit], labels[:limit].astype(np.int64)
         return images, self.prepare(images), labels
 
@@ -105,7 +103,8 @@ def add_input_arguments(p):
 
 def add_output_arguments(p, data=True):
     if data:
-        p.add_argument("--data", default="datasets/mnist", help="the data set's folder (default: datasets/mnist)")
+        p.add_argument("--data", default=None,
+                   help="the data set's folder (default: the checkpoint's data set's, e.g. datasets/mnist)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for the figure (default: the checkpoint's folder)")
     p.add_argument("--overwrite", action="store_true",
