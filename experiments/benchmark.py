@@ -121,6 +121,18 @@ def main(argv=None):
         ("GFLOP/s", lambda r: f"{r['gflops_total']:.1f}" if "gflops_total" in r else ""),
         ("of sgemm", lambda r: f"{100 * r['share_of_sgemm']:.0f}%" if "share_of_sgemm" in r else "")]))
 
+    have_torch = bench.torch_available()
+    use_torch = args.torch and have_torch
+    result["new_layers"] = [row for b in batches for row in bench.new_layers(b, repeats, rng, use_torch, args.threads)]
+    print("\n2b. layers beyond REF-CNN, training mode (ms; channels-last images; minicnn/torch for forward+backward)\n"
+          + _table(result["new_layers"], [
+              ("batch", lambda r: str(r["batch"])), ("layer", lambda r: r["layer"]),
+              ("input", lambda r: "x".join(map(str, r["input"]))),
+              ("forward", lambda r: f"{r['forward_ms']:.3f}"), ("backward", lambda r: f"{r['backward_ms']:.3f}"),
+              ("torch fwd", lambda r: f"{r['torch_forward_ms']:.3f}" if "ratio" in r else ""),
+              ("torch bwd", lambda r: f"{r['torch_backward_ms']:.3f}" if "ratio" in r else ""),
+              ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x" if "ratio" in r else "")]))
+
     result["training"] = [bench.training_throughput(b, repeats, rng) for b in batches]
     if args.epoch and not quick:
         result["epoch"] = bench.real_epoch(64, 60000, rng)
@@ -130,8 +142,6 @@ def main(argv=None):
     if "epoch" in result:
         print(f"one real epoch (train_epoch, batch 64, 60,000 images): {result['epoch']['seconds']:.1f} s")
 
-    have_torch = bench.torch_available()
-    use_torch = args.torch and have_torch
     steps = 5 if quick else args.memory_steps
     images = 1000 if quick else 60000
     result["peak_rss_mb"] = {fw: _worker("memory", fw, batches[0], steps, args.threads, images, threads=args.threads)

@@ -16,7 +16,21 @@ import time
 
 import numpy as np
 
-from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 from minicnn.nn.losses import softmax_cross_entropy
 from minicnn.nn.model import Sequential
 from minicnn.nn.optim import SGD
@@ -156,6 +170,54 @@ def per_layer(batch, repeats, sgemm_rate, rng):
             row["gflops_backward"] = 2 * flops / (bwd * 1e-3) / 1e9
             row["gflops_total"] = 3 * flops / ((fwd + bwd) * 1e-3) / 1e9
             row["share_of_sgemm"] = row["gflops_total"] / sgemm_rate
+        rows.append(row)
+    return rows
+
+
+# -- 2b. the layers beyond REF-CNN ---------------------------------------------------------------
+
+# name -> (minicnn layer from an rng, input shape without the batch axis, the same layer in torch or None)
+NEW_LAYERS = {
+    "BatchNorm2D(16)": (lambda rng: BatchNorm2D(16), (16, 28, 28), lambda nn: nn.BatchNorm2d(16)),
+    "BatchNorm1D(128)": (lambda rng: BatchNorm1D(128), (128,), None),
+    "Dropout(0.5)": (lambda rng: Dropout(0.5, rng=rng), (128,), lambda nn: nn.Dropout(0.5)),
+    "AvgPool2D(2)": (lambda rng: AvgPool2D(2), (16, 28, 28), None),
+    "AvgPool2D(3, 1, 1)": (lambda rng: AvgPool2D(3, 1, 1), (16, 28, 28), None),
+    "GlobalAvgPool2D": (lambda rng: GlobalAvgPool2D(), (32, 7, 7), None),
+    "LeakyReLU": (lambda rng: LeakyReLU(), (16, 28, 28), None),
+    "Tanh": (lambda rng: Tanh(), (128,), None),
+    "Sigmoid": (lambda rng: Sigmoid(), (128,), None),
+}
+
+
+def new_layers(batch, repeats, rng, use_torch=False, threads=1):
+    """ms of forward and backward of each layer in NEW_LAYERS (training mode), images channels-last as conv hands them on.
+
+    With ``use_torch`` the layers that have a PyTorch twin are timed there too
+    (forward with a graph, then backward), and ``ratio`` is minicnn / torch for forward + backward.
+    """
+    rows = []
+    for name, (make, shape, make_torch) in NEW_LAYERS.items():
+        x = rng.standard_normal((batch,) + shape, dtype=np.float32)
+        if x.ndim == 4:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        layer = make(rng)
+        dout = np.ones_like(layer.forward(x))
+        fwd = median_ms(lambda: layer.forward(x), repeats)
+        bwd = median_ms(lambda: layer.backward(dout), repeats)     # after a forward on the same input
+        row = {"batch": batch, "layer": name, "input": [batch, *shape], "forward_ms": fwd, "backward_ms": bwd}
+        if use_torch and make_torch is not None:
+            import torch
+            torch.set_num_threads(threads)
+            module = make_torch(torch.nn).train()
+            xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+            if xt.ndim == 4:
+                xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute(0, 3, 1, 2)
+                xt = xt.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            dt = torch.ones_like(xt)
+            t_fwd = median_ms(lambda: module(xt), repeats)
+            t_both = median_ms(lambda: module(xt).backward(dt), repeats)
+            row.update(torch_forward_ms=t_fwd, torch_backward_ms=t_both - t_fwd, ratio=(fwd + bwd) / t_both)
         rows.append(row)
     return rows
 

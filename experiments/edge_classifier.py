@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.edges import viz
 from minicnn.edges.edge_task import train_edge_classifier
-from minicnn.edges.filters import get_kernel
-from minicnn.edges.inspect_kernels import describe_kernels
+from minicnn.edges.inspect_kernels import describe_kernels, plot_kernel_report
 from minicnn.utils.cli import nonnegative_int, nonnegative_int_list, positive_int, run_command, write_json
 
 
@@ -64,9 +62,7 @@ def run_seed(args, seed, out):
                "history": result["history"]}
     write_json(out / "metrics.json", metrics, indent=2)
     np.savez(out / "weights.npz", **result["state"])
-    refs = np.stack([m.polarity * get_kernel(m.name) for m in matches])
-    viz.plot_kernel_matches(result["kernels"], refs, [f"{m.name} {m.similarity:+.2f}" for m in matches],
-                            out / "kernels.png")
+    plot_kernel_report(W, matches, out / "kernels.png", title=f"first-layer kernels of the edge classifier, seed {seed}")
     return metrics
 
 

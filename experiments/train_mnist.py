@@ -1,11 +1,13 @@
-"""Train minicnn's default CNN on MNIST, then compare its first-layer kernels with Sobel.
+"""Train minicnn's default CNN on MNIST (or Fashion-MNIST), then compare its first-layer kernels with Sobel.
 
     python experiments/train_mnist.py                 # the default run (fetches MNIST on first use)
+    python experiments/train_mnist.py --dataset fashion-mnist    # clothing; shifts and left-right flips
     python experiments/train_mnist.py --resume runs/mnist/checkpoint.npz
 
 Writes under --out: checkpoint.npz (every epoch; Ctrl-C or SIGTERM saves one
 too and exits with 130 or 143), metrics.json (test accuracy, history, kernels,
-timings) and kernels.png when matplotlib is installed.  Prints one line per
+timings, first-layer kernels at step 0 and after every epoch) and kernels.png
+and curves.png when matplotlib is installed.  Prints one line per
 epoch and, at the end, every first-layer kernel beside its best-matching
 oriented Sobel kernel.  A folder that already holds a run's checkpoint is not
 reused by a new run: continue that run with --resume, or replace it with
@@ -38,26 +40,32 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import SGD, CosineLR
-from minicnn.data.augment import random_shift
-from minicnn.data.mnist import load_mnist, normalize
-from minicnn.edges import viz
-from minicnn.edges.filters import best_match, get_kernel
+from minicnn.data.augment import random_flip, random_shift
+from minicnn.data.fetch import DATASETS
+from minicnn.data.images import standardize
+from minicnn.edges.evolution import snapshot
+from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError, evaluate
 from minicnn.training.runner import TrainingInterrupted, train_resumable
 from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
 from minicnn.utils.files import remove_stale_temporaries
+from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
-RUN_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
+RUN_OPTIONS = ("dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
                "hidden", "seed", "limit_train", "limit_test")
+# What differs between the data sets' default runs: a mirrored shirt is a shirt, a mirrored digit is not.
+RECIPES = {"mnist": {"flip": False}, "fashion-mnist": {"flip": True}}
 
 
 def build_parser(defaults=True):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=None if defaults else argparse.SUPPRESS)
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    p.add_argument("--dataset", choices=list(DATASETS), default=d("mnist"),
+                   help="mnist (digits) or fashion-mnist (clothing; adds random left-right flips) (default: mnist)")
     p.add_argument("--epochs", type=positive_int, default=d(8), help="passes over the training set (default: 8)")
     p.add_argument("--batch-size", type=positive_int, default=d(64), help="(default: 64)")
     p.add_argument("--lr", type=float, default=d(0.05), help="peak learning rate (default: 0.05)")
@@ -74,14 +82,14 @@ def build_parser(defaults=True):
                    help="train on the first N training images only (default: all 60000)")
     p.add_argument("--limit-test", type=positive_int, default=d(None), metavar="N",
                    help="evaluate on the first N test images only (default: all 10000)")
-    p.add_argument("--data", default=d("datasets/mnist"), help="MNIST folder; fetched there if missing "
-                   "(default: datasets/mnist)")
-    p.add_argument("--out", default=d("runs/mnist"), help="output folder; with --resume, the checkpoint's "
-                   "folder unless given (default: runs/mnist)")
+    p.add_argument("--data", default=d(None), help="the data set's folder; fetched there if missing "
+                   "(default: datasets/DATASET)")
+    p.add_argument("--out", default=d(None), help="output folder; with --resume, the checkpoint's "
+                   "folder unless given (default: runs/DATASET)")
     p.add_argument("--resume", default=d(None), metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--overwrite", action="store_true", default=d(False),
                    help="start a new run even if --out holds another run's checkpoint, replacing it and its "
-                        "metrics.json and kernels.png (default: refuse)")
+                        "metrics.json, kernels.png and curves.png (default: refuse)")
     p.add_argument("--progress", dest="progress", action="store_true", default=d(None),
                    help="force the tqdm bars on (default: on when stdout is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=d(None),
@@ -101,6 +109,7 @@ def resolve_resume(args, explicit):
     saved = json.loads(checkpoint.extra_str("config", "null") or "null")
     if not isinstance(saved, dict):
         raise ValueError(f"{args.resume} holds no training configuration; it was not written by this script")
+    saved.setdefault("dataset", "mnist")  # runs saved before there was a choice were MNIST runs
     conflicts = [f"--{k.replace('_', '-')} {explicit[k]} (the run used {saved.get(k)})"
                  for k in RUN_OPTIONS if k in explicit and explicit[k] != saved.get(k)]
     if conflicts:
@@ -112,24 +121,15 @@ def resolve_resume(args, explicit):
     return checkpoint
 
 
-def kernel_report(W):
-    """Each first-layer kernel against its best-matching oriented Sobel kernel.
+def make_augment(max_shift, flip):
+    """The augmentation of a batch: ``(xb, rng) -> xb``, random shifts then (for clothing) flips; None for none."""
+    if not max_shift and not flip:
+        return None
 
-    Returns (text, records); records are JSON-ready dicts (kernel, match, angle, polarity, similarity).
-    """
-    blocks, records = [], []
-    for f, kernel in enumerate(np.asarray(W, dtype=np.float64)[:, 0]):
-        m = best_match(kernel)
-        reference = m.polarity * get_kernel(m.name, np.float64)
-        sign = "" if m.polarity > 0 else "-"
-        blocks.append(viz.kernel_vs_reference(kernel, reference, f"filter {f}", f"{sign}{m.name}", m.similarity))
-        records.append({"filter": f, "kernel": kernel.round(6).tolist(), "match": m.name, "angle": m.angle,
-                        "polarity": m.polarity, "similarity": round(m.similarity, 6)})
-    rows = [viz.side_by_side([b.splitlines() for b in blocks[i:i + 2]], gap=8) for i in range(0, len(blocks), 2)]
-    sims = np.abs([r["similarity"] for r in records])
-    summary = (f"{len(records)} first-layer kernels; |similarity| to the best Sobel kernel: median {np.median(sims):.3f}, "
-               f"max {sims.max():.3f}, {int(np.sum(sims >= 0.8))} at or above 0.8")
-    return "\n\n".join(rows) + "\n\n" + summary, records
+    def augment(xb, rng):
+        xb = random_shift(xb, rng, max_shift) if max_shift else xb
+        return random_flip(xb, rng) if flip else xb
+    return augment
 
 
 def main(argv=None):
@@ -165,6 +165,8 @@ def _main(argv):
         checkpoint = resolve_resume(args, explicit) if args.resume else None
     except (ValueError, FileNotFoundError) as e:
         return error(e)
+    args.data = args.data or DATASETS[args.dataset].spec.default_root
+    args.out = args.out or f"runs/{args.dataset}"
     out = Path(args.out)
     checkpoint_path = out / "checkpoint.npz"
     problem = prepare_out(out, checkpoint_path, args)
@@ -203,12 +205,14 @@ def saved_state(checkpoint_path, resume_hint):
 
 
 def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started):
+    data = DATASETS[args.dataset]
     try:
-        x_train, y_train, x_test, y_test = load_mnist(args.data, progress=args.progress)
-    except (ValueError, OSError) as e:
-        return error(f"cannot read MNIST from --data {args.data}: {e}")
-    x_train, y_train = normalize(x_train[:args.limit_train]), y_train[:args.limit_train].astype(np.int64)
-    x_test, y_test = normalize(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
+        x_train, y_train, x_test, y_test = data.load(args.data, progress=args.progress)
+    except (ValueError, OSError, RuntimeError) as e:
+        return error(f"cannot read {data.spec.name} from --data {args.data}: {e}")
+    scale = lambda x: standardize(x, data.spec.mean, data.spec.std)
+    x_train, y_train = scale(x_train[:args.limit_train]), y_train[:args.limit_train].astype(np.int64)
+    x_test, y_test = scale(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
 
     rng = np.random.default_rng(args.seed)
     spec = architectures.mnist_cnn(channels=channels, hidden=args.hidden)
@@ -222,30 +226,37 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     total = args.epochs * steps_per_epoch
     scheduler = CosineLR(optimizer, total_steps=total, warmup_steps=min(int(args.warmup * steps_per_epoch), total - 1))
-    augment = (lambda xb, g: random_shift(xb, g, args.max_shift)) if args.max_shift else None
+    augment = make_augment(args.max_shift, RECIPES[args.dataset]["flip"])
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(checkpoint_path):
         print(f"removed {stale}, a temporary file left by a run killed while saving", file=sys.stderr)
     if args.overwrite and checkpoint is None:
-        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png"):
+        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png", out / "curves.png"):
             if old.exists():
                 old.unlink()
                 print(f"--overwrite: removed {old}", file=sys.stderr)
 
-    print(f"minicnn MNIST: {len(x_train)} training / {len(x_test)} test images; "
+    print(f"minicnn {data.spec.name}: {len(x_train)} training / {len(x_test)} test images; "
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
-          f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px, seed {args.seed}")
+          f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
+          + (", left-right flips" if RECIPES[args.dataset]["flip"] else "") + f", seed {args.seed}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
                  if "epoch_step" in checkpoint.extra else ""))
+    # first-layer kernels at step 0 (kept in the checkpoint, so a resumed run still has them) and after each epoch
+    initial = checkpoint.extra_str("initial_kernels") if checkpoint is not None else None
+    initial = initial or json.dumps(snapshot(model.layers[0].params["W"], "step 0"))
+    first_layer = lambda m: {"kernels_snapshot": snapshot(m.layers[0].params["W"], "")["kernels"]}
     try:
         history = train_resumable(model, optimizer, x_train, y_train, x_test, y_test, epochs=args.epochs,
                                   batch_size=args.batch_size, rng=rng, checkpoint_path=checkpoint_path,
                                   scheduler=scheduler, augment=augment, resume=checkpoint,
-                                  extra={"config": json.dumps(config)}, progress=args.progress,
+                                  extra={"config": json.dumps(config), "initial_kernels": initial,
+                                         "normalization": json.dumps({"mean": data.spec.mean, "std": data.spec.std})},
+                                  on_epoch=first_layer, progress=args.progress,
                                   log=lambda line: print(line, flush=True))
     except TrainingInterrupted as e:
         print(f"\nstopped: {e}\n{resume_hint}")
@@ -257,17 +268,21 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
 
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
     W = model.layers[0].params["W"]
-    text, kernels = kernel_report(W)
-    print("\nfirst-layer kernels beside their best-matching oriented Sobel kernel:\n")
+    text, matches = describe_kernels(W)
+    kernels = match_records(W, matches)
+    print("\nfirst-layer kernels beside the oriented Sobel kernel each matches best:\n")
     print(text)
-    refs = np.array([k["polarity"] * get_kernel(k["match"], np.float64) for k in kernels])
-    png = viz.plot_kernel_matches(W[:, 0], refs, [f"{k['filter']}: {k['similarity']:+.2f}" for k in kernels],
-                                  out / "kernels.png")
+    png = plot_kernel_report(W, matches, out / "kernels.png",
+                             title=f"first-layer kernels of {checkpoint_path} (top) and their best Sobel match (bottom)")
+    evolution = [json.loads(initial)] + [{"label": f"epoch {r['epoch']}", "kernels": r.pop("kernels_snapshot")}
+                                         for r in history if "kernels_snapshot" in r]
+    plot_training_curves(history, out / "curves.png", title=f"training of {checkpoint_path}")
     metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": len(history),
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "wall_seconds_this_process": round(time.perf_counter() - started, 2),
                "train_images": len(x_train), "test_images": len(x_test), "config": config,
                "architecture": json.loads(architectures.to_json(model)), "history": history, "kernels": kernels,
+               "kernel_evolution": evolution,
                "checkpoint": str(checkpoint_path), "kernels_png": str(png) if png else None}
     write_json(out / "metrics.json", metrics)
     print(f"\ntest accuracy {test_accuracy:.4f} after {len(history)} epochs; training took "

@@ -11,28 +11,38 @@ Where things live (each subpackage's docstring says what it may import):
 """
 from minicnn.nn import (
                         SGD,
+                        AvgPool2D,
+                        BatchNorm1D,
+                        BatchNorm2D,
                         Conv2D,
                         CosineLR,
                         Dense,
+                        Dropout,
                         Flatten,
+                        GlobalAvgPool2D,
+                        LeakyReLU,
                         MaxPool2D,
                         ReLU,
                         Sequential,
+                        Sigmoid,
                         StepLR,
+                        Tanh,
                         current_engine,
                         mse,
                         softmax,
                         softmax_cross_entropy,
                         use_engine,
 )
+from minicnn.nn.optim import Adam, AdamW, RMSprop
 from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
+    "BatchNorm2D", "BatchNorm1D", "Dropout", "AvgPool2D", "GlobalAvgPool2D", "LeakyReLU", "Tanh", "Sigmoid",
     "softmax", "softmax_cross_entropy", "mse",
-    "Sequential", "SGD", "StepLR", "CosineLR",
+    "Sequential", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR",
     "fit", "evaluate", "predict", "NonFiniteLossError",
     "use_engine", "current_engine",
 ]

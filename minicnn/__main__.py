@@ -4,7 +4,8 @@ Commands
 --------
 explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
-fetch     download and verify a data set (``fetch mnist``)
+fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
+featuremaps, saliency, curves, confusion, predict: what a trained network does inside (minicnn.views)
 
 Each command lives in its own module, which exposes ``main(argv) -> int``;
 this file only dispatches, so ``python -m minicnn COMMAND --help`` shows the
@@ -18,14 +19,19 @@ from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
+    "fetch": ("minicnn.data.fetch", "download and verify a data set: fetch mnist, fetch fashion-mnist"),
+    "featuremaps": ("minicnn.views.featuremaps", "every convolution's output for one image"),
+    "saliency": ("minicnn.views.saliency", "which pixels the predicted class is most sensitive to"),
+    "curves": ("minicnn.views.curves", "loss, accuracy and learning rate per epoch of a run"),
+    "confusion": ("minicnn.views.confusion", "the test-set confusion matrix and the surest mistakes"),
+    "predict": ("minicnn.views.predict", "classify your own PNG or JPEG pictures"),
     "export": ("minicnn.export.command", "write a checkpoint as ONNX, or as PyTorch weights with the code to load them"),
-    "fetch": ("minicnn.data.mnist", "download and verify a data set, e.g. 'fetch mnist'"),
 }
 
 
 def _usage():
     lines = ["usage: python -m minicnn COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "'python -m minicnn COMMAND --help' shows a command's options."]
     return "\n".join(lines)
 

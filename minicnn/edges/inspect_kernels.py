@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.data.npz import NpzReader
-from minicnn.edges.filters import FAMILIES, best_match, get_kernel
-from minicnn.edges.viz import kernel_vs_reference, plot_kernel_matches, plot_kernels
+from minicnn.edges import viz
+from minicnn.edges.evolution import evolution_text, plot_evolution, read_snapshots
+from minicnn.edges.filters import ANGLES, FAMILIES, match_kernel
+from minicnn.edges.viz import format_kernel, kernel_vs_reference, plot_kernel_matches, plot_kernels, side_by_side
 from minicnn.utils.cli import command
 
 
@@ -123,11 +125,24 @@ def figure_path(checkpoint, out):
     return out / "kernels.png" if out.is_dir() else out
 
 
-def describe_kernels(W, family="sobel"):
-    """Text for every kernel against its best match, and the list of matches (None for non-3x3 kernels).
+def describe_kernels(W, family="sobel", columns=2):
+    """The kernel report: every kernel beside the kernel it matches best, as text and as records.
+
+    One function serves every report (``inspect``, the end of the MNIST run, the
+    edge classifier).  Each kernel is shown beside the kernel that matched (the
+    detector times its polarity, e.g. ``-sobel_y``) with the similarity to
+    *that* kernel, and the angle of the best edge detector at any angle
+    (:func:`minicnn.edges.filters.match_kernel`).  Kernels that are not 3x3
+    are printed without matching.
 
     Shape: W (F, C, KH, KW)
+
+    Returns
+    -------
+    text : str, ``columns`` kernels side by side, and a summary line
+    matches : list of F*C ``KernelMatch`` (None for non-3x3 kernels), filter-major
     """
+    W = np.asarray(W, dtype=np.float64)
     F, C, KH, KW = W.shape
     blocks, matches = [], []
     for f in range(F):
@@ -135,47 +150,121 @@ def describe_kernels(W, family="sobel"):
             label = f"filter {f}" + (f", channel {c}" if C > 1 else "")
             kernel = W[f, c]
             if (KH, KW) != (3, 3):
-                from minicnn.edges.viz import format_kernel
                 blocks.append(label + f" ({KH}x{KW}: matching needs 3x3 kernels)\n" + "\n".join(format_kernel(kernel)))
                 matches.append(None)
                 continue
-            m = best_match(kernel, family)
-            sign = "" if m.polarity > 0 else "-"
-            ref = m.polarity * get_kernel(m.name, np.float64)
-            blocks.append(f"{label}: best match {sign}{m.name} ({m.angle} degrees, polarity {m.polarity:+d})\n"
-                          + kernel_vs_reference(kernel, ref, label, f"{sign}{m.name}", similarity=m.similarity))
+            m = match_kernel(kernel, family)
+            blocks.append(f"{label}: best match {m.label} ({m.angle} degrees, polarity {m.polarity:+d})\n"
+                          + kernel_vs_reference(kernel, m.reference(), label, m.label, similarity=m.similarity)
+                          + f"\nbest edge at any angle: {m.orientation:.0f} degrees, similarity "
+                            f"{m.orientation_similarity:+.4f}")
             matches.append(m)
-    return "\n\n".join(blocks), matches
+    rows = [side_by_side([b.splitlines() for b in blocks[i:i + columns]], gap=6)
+            for i in range(0, len(blocks), columns)]
+    text = "\n\n".join(rows)
+    found = [m for m in matches if m is not None]
+    if found:
+        sims = np.array([m.similarity for m in found])
+        counts = {a: sum(m.angle == a for m in found) for a in ANGLES}
+        text += (f"\n\nmedian |similarity| to the nearest {family} edge detector: {np.median(sims):.3f} "
+                 f"over {len(found)} kernels (max {sims.max():.3f}, {int(np.sum(sims >= 0.8))} at or above 0.8); "
+                 "orientations: " + ", ".join(f"{a} deg x{n}" for a, n in counts.items()))
+    return text, matches
+
+
+def match_records(W, matches):
+    """JSON-ready dicts, one per kernel of ``describe_kernels``: filter, channel, kernel and the match.
+
+    Shape: W (F, C, KH, KW)
+    """
+    W = np.asarray(W, dtype=np.float64)
+    records = []
+    for i, m in enumerate(matches):
+        f, c = divmod(i, W.shape[1])
+        record = {"filter": f, "channel": c, "kernel": W[f, c].round(6).tolist()}
+        if m is not None:
+            record.update(match=m.name, label=m.label, angle=m.angle, polarity=m.polarity,
+                          similarity=round(m.similarity, 6), orientation=round(m.orientation, 2),
+                          orientation_similarity=round(m.orientation_similarity, 6))
+        records.append(record)
+    return records
+
+
+def plot_kernel_report(W, matches, path, title=None):
+    """kernels.png: each kernel above the kernel it matched, with the similarity to it (up to 8 pairs a row).
+
+    Without a match for every kernel (non-3x3 kernels) only the kernels are drawn.
+    Returns the path written, or None without matplotlib.
+    """
+    W = np.asarray(W)
+    F, C = W.shape[:2]
+    kernels = W.reshape(F * C, *W.shape[2:])
+    if not matches or any(m is None for m in matches):
+        return plot_kernels(kernels, path, title=title)
+    refs = np.stack([m.reference() for m in matches])
+    titles = [f"{i}: {m.label}\n{m.similarity:+.2f}, {m.orientation:.0f}\u00b0" for i, m in enumerate(matches)]
+    return plot_kernel_matches(kernels, refs, titles, path, title=title)
+
+
+def resolve_checkpoint(path):
+    """A run's folder means its checkpoint.npz; a file is itself."""
+    path = Path(path)
+    return path / "checkpoint.npz" if path.is_dir() else path
+
+
+def refuse_to_replace(path, overwrite):
+    """Raise ValueError when ``path`` exists and the user did not pass --overwrite."""
+    if Path(path).exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass --overwrite to replace it, or --out to write elsewhere")
 
 
 @command("inspect")
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn inspect", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="an .npz file of arrays, e.g. a saved state_dict")
+    p.add_argument("checkpoint", help="an .npz file of arrays (e.g. a saved state_dict), or a run's folder "
+                                      "(its checkpoint.npz, and its metrics.json for --evolution)")
     p.add_argument("--out", default=None, help="figure path; an existing directory means DIR/kernels.png "
-                                              "(default: <checkpoint>_kernels.png next to it)")
+                                              "(DIR/evolution.png with --evolution) (default: "
+                                              "<checkpoint>_kernels.png or <checkpoint>_evolution.png next to it)")
     p.add_argument("--family", choices=FAMILIES, default="sobel", help="edge family to match against (default: sobel)")
+    p.add_argument("--evolution", action="store_true",
+                   help="the first-layer kernels at step 0 and after every epoch, as the run's metrics.json "
+                        "kept them: epochs down, kernels across, each with its similarity to the best match")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing figure (default: refuse and say so)")
     args = p.parse_args(argv)
-    key, W = read_first_conv(args.checkpoint)
-    print(f"{args.checkpoint}: first-layer kernels '{key}', shape {W.shape} (filters, channels, height, width)\n")
+    if args.evolution:
+        return _evolution(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    key, W = read_first_conv(checkpoint)
+    out = figure_path(checkpoint, args.out)
+    if viz.have_matplotlib():
+        refuse_to_replace(out, args.overwrite or (args.out is not None and not Path(args.out).is_dir()))
+    print(f"{checkpoint}: first-layer kernels '{key}', shape {W.shape} (filters, channels, height, width)\n")
     text, matches = describe_kernels(W, args.family)
     print(text)
-    found = [m for m in matches if m is not None]
-    if found:
-        sims = np.abs([m.similarity for m in found])
-        counts = {a: sum(m.angle == a for m in found) for a in (0, 45, 90, 135)}
-        print(f"\nmedian |similarity| to the nearest {args.family} edge detector: {np.median(sims):.3f} "
-              f"over {len(found)} kernels; orientations: "
-              + ", ".join(f"{a} deg x{n}" for a, n in counts.items()))
-    out = figure_path(args.checkpoint, args.out)
-    F, C = W.shape[:2]
-    if found and len(found) == F * C:
-        kernels = W.reshape(F * C, 3, 3)
-        refs = np.stack([m.polarity * get_kernel(m.name, np.float64) for m in found])
-        titles = [f"{i}: {m.name} {m.similarity:+.2f}" for i, m in enumerate(found)]
-        written = plot_kernel_matches(kernels, refs, titles, out)
+    written = plot_kernel_report(W, matches, out, title=f"first-layer kernels of {checkpoint} (top) and the "
+                                                         f"{args.family} kernel each matches best (bottom)")
+    if written:
+        print(f"\nfigure: {written}")
+    return 0
+
+
+def _evolution(args):
+    folder = Path(args.checkpoint)
+    metrics = folder / "metrics.json" if folder.is_dir() else folder
+    labels, kernels = read_snapshots(metrics)
+    print(f"{metrics}: first-layer kernels at {len(labels)} points of training\n")
+    print(evolution_text(kernels, labels, args.family))
+    if args.out is not None:
+        out = Path(args.out) / "evolution.png" if Path(args.out).is_dir() else Path(args.out)
     else:
-        written = plot_kernels(W.reshape(F * C, *W.shape[2:]), out)
+        out = folder / "evolution.png" if folder.is_dir() else metrics.with_name(metrics.stem + "_evolution.png")
+    if viz.have_matplotlib():
+        refuse_to_replace(out, args.overwrite or (args.out is not None and not Path(args.out).is_dir()))
+    written = plot_evolution(kernels, labels, out, family=args.family,
+                             title=f"first-layer kernels of the run in {metrics.parent} during training "
+                                   f"(similarity to the best {args.family} match)")
     if written:
         print(f"\nfigure: {written}")
     return 0

@@ -109,7 +109,7 @@ def _vmax(arrays):
     return max(max(float(np.abs(a).max()) for a in arrays), 1e-12)
 
 
-def plot_kernels(kernels, path, titles=None, columns=8):
+def plot_kernels(kernels, path, titles=None, columns=8, title=None):
     """A grid of kernels on one shared, symmetric colour scale (blue negative, red positive).
 
     Shape: kernels (F, KH, KW) or (F, 1, KH, KW)
@@ -135,11 +135,13 @@ def plot_kernels(kernels, path, titles=None, columns=8):
         else:
             ax.axis("off")
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 
-def plot_kernel_matches(kernels, references, titles, path):
-    """Each learned kernel (top row) above its matched reference (bottom row).
+def plot_kernel_matches(kernels, references, titles, path, columns=8, title=None):
+    """Each learned kernel above its matched reference, at most ``columns`` pairs a row.
 
     Learned kernels share one colour scale; each reference is drawn on its own
     symmetric scale, since only the pattern matters.
@@ -151,16 +153,27 @@ def plot_kernel_matches(kernels, references, titles, path):
         raise ValueError(f"plot_kernel_matches expected kernels and references of one shape (F, KH, KW) and F titles, "
                          f"got {k.shape}, {r.shape} and {len(titles)} titles")
     F = k.shape[0]
-    fig = _figure(figsize=(1.7 * F + 0.5, 3.8))
+    cols = min(columns, F)
+    rows = -(-F // cols)
+    fig = _figure(figsize=(1.5 * cols + 0.9, 3.3 * rows + (0.5 if title else 0.1)), layout="constrained")
     if fig is None:
         return None
-    axes = fig.subplots(2, F, squeeze=False)
+    axes = fig.subplots(2 * rows, cols, squeeze=False)
     vmax = _vmax(k)
-    for f in range(F):
-        _draw_kernel(axes[0, f], k[f], vmax, titles[f])
-        _draw_kernel(axes[1, f], r[f], _vmax([r[f]]), None)
-    axes[0, 0].set_ylabel("learned", fontsize=8)
-    axes[1, 0].set_ylabel("best match", fontsize=8)
+    for i in range(rows * cols):
+        row, col = divmod(i, cols)
+        top, bottom = axes[2 * row, col], axes[2 * row + 1, col]
+        if i >= F:
+            top.axis("off")
+            bottom.axis("off")
+            continue
+        _draw_kernel(top, k[i], vmax, titles[i])
+        _draw_kernel(bottom, r[i], _vmax([r[i]]), None)
+        if col == 0:
+            top.set_ylabel("learned", fontsize=8)
+            bottom.set_ylabel("best match", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

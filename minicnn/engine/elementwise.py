@@ -1,7 +1,7 @@
 """Element-wise passes into reused buffers, in the memory layout of their input."""
 import numpy as np
 
-from minicnn.engine.buffers import recycled, recycled_like, scratch_like
+from minicnn.engine.buffers import recycled, recycled_like, scratch, scratch_like
 
 
 class FastReLU:
@@ -38,3 +38,102 @@ def unflatten_like(dout, x_shape, x_strides, store):
     out = recycled(store, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
     np.copyto(out, dx)
     return out
+
+
+class FastLeakyReLU:
+    """``x if x > 0 else slope * x`` and its backward, into reused buffers in x's memory layout.
+
+    Replaces the textbook ``np.where(x > 0, x, slope * x)`` of ``minicnn.nn.LeakyReLU`` (three arrays per call).
+    """
+
+    def __init__(self, negative_slope):
+        self.negative_slope = negative_slope
+        self._buffers = {}
+        self._slope = None
+
+    def forward(self, x):
+        """Shape: x (any) -> out (same shape, dtype and memory layout)
+
+        The local slope (1 where x > 0, negative_slope elsewhere) is built exactly from two
+        masks, without masked copies (which branch on every element of a random sign pattern):
+        ``slope = (x <= 0) * negative_slope + (x > 0)``; then ``out = x * slope``, ``dx = dout * slope``.
+        """
+        s = self._buffers
+        mask = np.less_equal(x, 0, out=scratch_like(s, "mask", x, bool))
+        self._slope = np.multiply(mask, x.dtype.type(self.negative_slope), out=scratch_like(s, "slope", x, x.dtype))
+        np.add(self._slope, np.logical_not(mask, out=mask), out=self._slope)
+        return np.multiply(x, self._slope, out=recycled_like(s, "out", x))
+
+    def backward(self, dout):
+        return np.multiply(dout, self._slope, out=recycled_like(self._buffers, "dx", dout))
+
+
+class FastTanh:
+    """``tanh(x)``, keeping its derivative ``1 - tanh(x)**2`` for backward ``dout * (1 - out**2)``.
+
+    Replaces the allocating expressions of ``minicnn.nn.Tanh``; outputs into reused buffers, in x's memory layout.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._slope = None
+
+    def forward(self, x):
+        s = self._buffers
+        out = np.tanh(x, out=recycled_like(s, "out", x))
+        self._slope = np.multiply(out, out, out=scratch_like(s, "slope", x, x.dtype))
+        np.subtract(x.dtype.type(1), self._slope, out=self._slope)
+        return out
+
+    def backward(self, dout):
+        return np.multiply(dout, self._slope, out=recycled_like(self._buffers, "dx", dout))
+
+
+class FastSigmoid:
+    """The stable logistic from ``z = exp(-|x|)`` (never overflows), keeping its derivative ``s * (1 - s)``.
+
+    Replaces the textbook ``np.where(x >= 0, 1, z) / (1 + z)`` of ``minicnn.nn.Sigmoid``:
+    the same formula, written into buffers reused between calls.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._slope = None
+
+    def forward(self, x):
+        s, one = self._buffers, x.dtype.type(1)
+        z = scratch_like(s, "z", x, x.dtype)
+        np.exp(np.negative(np.abs(x, out=z), out=z), out=z)                  # z = exp(-|x|) in (0, 1]
+        nonnegative = np.greater_equal(x, 0, out=scratch_like(s, "nonnegative", x, bool))
+        out = np.maximum(z, nonnegative, out=recycled_like(s, "out", x))   # numerator: 1 for x >= 0 (z <= 1), z for x < 0
+        np.divide(out, np.add(z, one, out=z), out=out)
+        self._slope = np.subtract(one, out, out=scratch_like(s, "slope", x, x.dtype))
+        np.multiply(self._slope, out, out=self._slope)
+        return out
+
+    def backward(self, dout):
+        return np.multiply(dout, self._slope, out=recycled_like(self._buffers, "dx", dout))
+
+
+class FastDropout:
+    """Inverted dropout into reused buffers; replaces the textbook mask of ``minicnn.nn.Dropout``.
+
+    The uniforms are drawn exactly as the textbook draws them (``rng.random`` of x's
+    shape, in C order), so one seed gives the same mask on both engines.  The
+    scaled mask ``(u >= p) / (1 - p)`` overwrites the uniforms and serves backward.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._mask = None
+
+    def forward(self, x, p, rng, draw_dtype):
+        """Shape: x (any) -> out (same shape, dtype and memory layout)"""
+        s = self._buffers
+        u = rng.random(dtype=draw_dtype, out=scratch(s, "u", x.shape, draw_dtype))
+        keep = np.greater_equal(u, draw_dtype.type(p), out=scratch(s, "keep", x.shape, bool))
+        self._mask = np.multiply(keep, x.dtype.type(1 / (1 - p)), out=scratch(s, "mask", x.shape, x.dtype))
+        return np.multiply(x, self._mask, out=recycled_like(s, "out", x))
+
+    def backward(self, dout):
+        return np.multiply(dout, self._mask, out=recycled_like(self._buffers, "dx", dout))

@@ -1,4 +1,4 @@
-"""The fast max-pool: replaces the sliding-window argmax of ``minicnn.nn.MaxPool2D``.
+"""The fast pooling layers: max-pool (replaces the sliding-window argmax of ``minicnn.nn.MaxPool2D``) and average pools.
 
 Both passes loop over the KH*KW window offsets only: offset k = (i, j) of every
 window is one strided slice of the input.  Forward keeps a running
@@ -12,7 +12,7 @@ Outputs and dx keep the memory layout of x (channels-last stays channels-last).
 """
 import numpy as np
 
-from minicnn.engine.buffers import recycled, recycled_like, scratch_like
+from minicnn.engine.buffers import recycled, recycled_like, scratch, scratch_like
 
 
 class FastMaxPool2D:
@@ -116,3 +116,121 @@ class FastMaxPool2D:
             else:
                 np.multiply(dout, won, out=dx[:, :, sh, sw])
         return dx
+
+
+def _padded(x, padding, store):
+    """x with ``padding`` = (ph, pw) zero rows/columns on each side, in a zero-bordered scratch buffer in x's layout.
+
+    Shape: x (N, C, H, W) -> (N, C, H + 2*ph, W + 2*pw)
+    """
+    ph, pw = padding
+    if (ph, pw) == (0, 0):
+        return x
+    N, C, H, W = x.shape
+    if x.strides[1] < min(x.strides[2], x.strides[3]):               # channels-last
+        xp = scratch(store, "xp", (N, H + 2 * ph, W + 2 * pw, C), x.dtype, zeros=True).transpose(0, 3, 1, 2)
+    else:
+        xp = scratch(store, "xp", (N, C, H + 2 * ph, W + 2 * pw), x.dtype, zeros=True)
+    xp[:, :, ph:ph + H, pw:pw + W] = x                                  # the border stays zero
+    return xp
+
+
+class FastAvgPool2D:
+    """Forward and backward of one average-pool layer; replaces the sliding-window mean of ``minicnn.nn.AvgPool2D``.
+
+    Forward adds the KH*KW strided slices (window offset (i, j) of every window at
+    once) into the output and scales by ``1 / (KH*KW)``; backward writes (or, where
+    windows overlap or leave inputs out, adds) the scaled gradient into each slice.
+    Zero padding counts in the mean, as in PyTorch's ``count_include_pad=True``.
+    Outputs and dx keep x's memory layout.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : (int, int)
+    """
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
+        self._buffers = {}
+        self._x_shape = self._x_strides = None
+
+    def _slices(self, H_out, W_out):
+        (KH, KW), (SH, SW) = self.kernel_size, self.stride
+        for i in range(KH):
+            for j in range(KW):
+                yield slice(i, i + SH * (H_out - 1) + 1, SH), slice(j, j + SW * (W_out - 1) + 1, SW)
+
+    def forward(self, x):
+        """Shape: x (N, C, H, W) -> out (N, C, H_out, W_out), H_out = (H + 2*ph - KH) // SH + 1, in x's layout."""
+        (KH, KW), (SH, SW) = self.kernel_size, self.stride
+        s = self._buffers
+        self._x_shape, self._x_strides = x.shape, x.strides
+        xp = _padded(x, self.padding, s)
+        H_out, W_out = (xp.shape[2] - KH) // SH + 1, (xp.shape[3] - KW) // SW + 1
+        views = [xp[:, :, sh, sw] for sh, sw in self._slices(H_out, W_out)]
+        out = recycled_like(s, "out", views[0])
+        if len(views) == 1:
+            np.copyto(out, views[0])
+        else:
+            np.add(views[0], views[1], out=out)
+            for view in views[2:]:
+                np.add(out, view, out=out)
+        return np.multiply(out, x.dtype.type(1 / (KH * KW)), out=out)
+
+    def backward(self, dout):
+        """Shape: dout (N, C, H_out, W_out) -> dx (N, C, H, W), in the memory layout x had."""
+        N, C, H, W = self._x_shape
+        (KH, KW), (SH, SW), (ph, pw) = self.kernel_size, self.stride, self.padding
+        H_out, W_out = dout.shape[2:]
+        s = self._buffers
+        channels_last = self._x_strides[1] < min(self._x_strides[2], self._x_strides[3])
+        if channels_last:
+            dx = recycled(s, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
+        else:
+            dx = recycled(s, "dx", (N, C, H, W), dout.dtype)
+        if (ph, pw) != (0, 0):          # gradients land in a padded scratch first, then the middle is copied out
+            shape = (N, H + 2 * ph, W + 2 * pw, C) if channels_last else (N, C, H + 2 * ph, W + 2 * pw)
+            dxp = scratch(s, "dxp", shape, dout.dtype)
+            dxp = dxp.transpose(0, 3, 1, 2) if channels_last else dxp
+        else:
+            dxp = dx
+        share = np.multiply(dout, dout.dtype.type(1 / (KH * KW)), out=scratch_like(s, "share", dout, dout.dtype))
+        tiled = (SH, SW) == (KH, KW) and H_out * KH == dxp.shape[2] and W_out * KW == dxp.shape[3]
+        if tiled:                                                        # every input in exactly one window
+            for sh, sw in self._slices(H_out, W_out):
+                np.copyto(dxp[:, :, sh, sw], share)
+        else:
+            dxp.fill(0)
+            for sh, sw in self._slices(H_out, W_out):
+                np.add(dxp[:, :, sh, sw], share, out=dxp[:, :, sh, sw])
+        if dxp is not dx:
+            np.copyto(dx, dxp[:, :, ph:ph + H, pw:pw + W])
+        return dx
+
+
+class FastGlobalAvgPool2D:
+    """Mean over H and W into a reused (N, C) buffer, and its backward spread into a buffer in x's layout.
+
+    Replaces ``x.mean(axis=(2, 3))`` and the ``np.broadcast_to(...).copy()`` of ``minicnn.nn.GlobalAvgPool2D``.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+        self._x_shape = self._x_strides = None
+
+    def forward(self, x):
+        """Shape: x (N, C, H, W) -> out (N, C)"""
+        N, C, H, W = x.shape
+        self._x_shape, self._x_strides = x.shape, x.strides
+        out = recycled(self._buffers, "out", (N, C), x.dtype)
+        np.add.reduce(x, axis=(2, 3), out=out)
+        return np.multiply(out, x.dtype.type(1 / (H * W)), out=out)
+
+    def backward(self, dout):
+        """Shape: dout (N, C) -> dx (N, C, H, W), in the memory layout x had."""
+        N, C, H, W = self._x_shape
+        if self._x_strides[1] < min(self._x_strides[2], self._x_strides[3]):
+            dx = recycled(self._buffers, "dx", (N, H, W, C), dout.dtype).transpose(0, 3, 1, 2)
+        else:
+            dx = recycled(self._buffers, "dx", (N, C, H, W), dout.dtype)
+        return np.multiply(dout[:, :, None, None], dout.dtype.type(1 / (H * W)), out=dx)

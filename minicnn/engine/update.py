@@ -1,14 +1,17 @@
-"""The fast optimizer update: the formulas of ``minicnn.nn.optim.SGD`` written into two reused buffers.
+"""The fast optimizer updates: the formulas of ``minicnn.nn.optim`` written into two reused buffers.
 
 The textbook step makes a fresh array for every intermediate of every
-parameter; this one writes them into two scratch arrays per parameter, with the
+parameter; these write them into two scratch arrays per parameter, with the
 same operations in the same order, so the result is bit-for-bit the same.
+Every scalar is cast to the parameter's dtype first (no float64 promotion).
+The optimizers compute their scalars (bias corrections, step sizes) once per
+step and hand them in.
 """
 import numpy as np
 
 
 def sgd_update(param, grad, velocity, buffers, *, lr, momentum, nesterov, weight_decay):
-    """Update ``param`` (and ``velocity``, when momentum is on) in place.
+    """``minicnn.nn.optim.SGD.step`` for one parameter: update ``param`` (and ``velocity``, with momentum) in place.
 
     ``buffers`` is a pair of scratch arrays shaped like ``param``.
     """
@@ -22,3 +25,60 @@ def sgd_update(param, grad, velocity, buffers, *, lr, momentum, nesterov, weight
         velocity += g
         g = np.add(g, np.multiply(np.asarray(momentum, dtype=dtype), velocity, out=tmp), out=acc) if nesterov else velocity
     param -= np.multiply(np.asarray(lr, dtype=dtype), g, out=tmp)
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, buffers, *, beta1, beta2, eps, weight_decay,
+                decay, step_size, bias_correction2_sqrt):
+    """``minicnn.nn.optim.Adam.step`` (and AdamW's) for one parameter, in place.
+
+    ``max_exp_avg_sq`` is None without amsgrad; ``decay`` is AdamW's factor
+    ``1 - lr * weight_decay`` (None for Adam, whose ``weight_decay`` is added to
+    the gradient instead).  ``buffers`` is a pair of scratch arrays shaped like ``param``.
+    """
+    tmp, acc = buffers
+    dtype = param.dtype
+    c = lambda v: np.asarray(v, dtype=dtype)
+    if decay is not None:
+        param *= c(decay)
+    g = grad.astype(dtype, copy=False)
+    if weight_decay:
+        g = np.add(g, np.multiply(c(weight_decay), param, out=tmp), out=acc)
+    exp_avg *= c(beta1)                                   # m = b1 * m + (1 - b1) * g
+    exp_avg += np.multiply(c(1 - beta1), g, out=tmp)
+    exp_avg_sq *= c(beta2)                                # v = b2 * v + (1 - b2) * g * g
+    np.multiply(c(1 - beta2), g, out=tmp)
+    tmp *= g
+    exp_avg_sq += tmp
+    v = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        v = np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    denom = np.sqrt(v, out=tmp)                           # sqrt(v) / sqrt(1 - b2**t) + eps
+    denom /= c(bias_correction2_sqrt)
+    denom += c(eps)
+    update = np.multiply(c(step_size), exp_avg, out=acc)  # lr / (1 - b1**t) * m / denom
+    update /= denom
+    param -= update
+
+
+def rmsprop_update(param, grad, square_avg, momentum_buffer, buffers, *, lr, alpha, eps, momentum, weight_decay):
+    """``minicnn.nn.optim.RMSprop.step`` for one parameter, in place (``momentum_buffer`` None without momentum)."""
+    tmp, acc = buffers
+    dtype = param.dtype
+    c = lambda v: np.asarray(v, dtype=dtype)
+    g = grad.astype(dtype, copy=False)
+    if weight_decay:
+        g = np.add(g, np.multiply(c(weight_decay), param, out=tmp), out=acc)
+    square_avg *= c(alpha)                                # s = alpha * s + (1 - alpha) * g * g
+    np.multiply(c(1 - alpha), g, out=tmp)
+    tmp *= g
+    square_avg += tmp
+    avg = np.sqrt(square_avg, out=tmp)                    # sqrt(s) + eps
+    avg += c(eps)
+    if momentum:
+        momentum_buffer *= c(momentum)                    # b = momentum * b + g / avg
+        momentum_buffer += np.divide(g, avg, out=tmp)
+        param -= np.multiply(c(lr), momentum_buffer, out=tmp)
+    else:
+        update = np.multiply(c(lr), g, out=acc)           # lr * g / avg
+        update /= avg
+        param -= update

@@ -60,6 +60,7 @@ class Conv2D:
         if bias:
             self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.training = True
         self._fast = FastConv2D(self.kernel_size, self.stride, self.padding)
         self._engine = None          # which engine the last forward ran on
         self._cols = self._x_shape = None

@@ -32,6 +32,7 @@ class Dense:
         self.params = {"W": he_normal(rng, (self.in_features, self.out_features), self.in_features, dtype),
                        "b": np.zeros(self.out_features, dtype=dtype)}
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.training = True
         self._x = self._engine = None
         self._buffers = {}
 

@@ -16,6 +16,7 @@ class Flatten:
 
     def __init__(self):
         self.params, self.grads = {}, {}
+        self.training = True
         self._x_shape = self._x_strides = self._engine = None
         self._buffers = {}
 

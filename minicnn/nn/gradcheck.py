@@ -19,14 +19,16 @@ import argparse
 
 import numpy as np
 
-from minicnn.nn.activations import ReLU
+from minicnn.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from minicnn.nn.conv import Conv2D
 from minicnn.nn.dense import Dense
+from minicnn.nn.dropout import Dropout
 from minicnn.nn.engines import ENGINES, use_engine
 from minicnn.nn.flatten import Flatten
 from minicnn.nn.losses import get_loss
 from minicnn.nn.model import Sequential
-from minicnn.nn.pooling import MaxPool2D
+from minicnn.nn.normalization import BatchNorm1D, BatchNorm2D
+from minicnn.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from minicnn.utils.cli import nonnegative_int
 
 LAYER_TOL = 1e-7
@@ -130,6 +132,49 @@ def small_cnn(rng, dtype=np.float64, channels=1, classes=5):
     ])
 
 
+class ReseededDropout(Dropout):
+    """Dropout whose generator is re-seeded with ``seed`` before every forward: the same mask at every call.
+
+    Finite differences call forward again and again; a fresh mask each time would
+    make them differentiate noise.  With the mask frozen this way, dropout is a
+    fixed linear map and its backward can be checked like any other layer's.
+    """
+
+    def __init__(self, p, seed):
+        super().__init__(p, rng=np.random.default_rng(seed))
+        self.seed = seed
+
+    def forward(self, x):
+        self.rng = np.random.default_rng(self.seed)
+        return super().forward(x)
+
+
+def _randomised(bn, rng, training=True):
+    """A batch-norm layer with random gamma, beta and running statistics (ones and zeros hide mistakes)."""
+    for p in bn.params.values():
+        p[...] = rng.uniform(0.5, 1.5, p.shape) * rng.choice([-1, 1], p.shape)
+    bn.buffers["running_mean"][...] = rng.standard_normal(bn.num_features)
+    bn.buffers["running_var"][...] = rng.uniform(0.5, 2.0, bn.num_features)
+    bn.training = training
+    return bn
+
+
+def small_cnn_bn_dropout(rng, dtype=np.float64, channels=1, classes=5, dropout_seed=0):
+    """conv-BN-relu-pool-conv-BN-leaky-avgpool-flatten-dense-tanh-BN-dropout-dense, for 8x8 inputs, in training mode.
+
+    The convolutions before a BatchNorm have no bias: the batch mean removes any
+    constant, so that bias's gradient is exactly 0 (and a relative error of noise over 0).
+    """
+    return Sequential([
+        Conv2D(channels, 3, 3, padding=1, bias=False, rng=rng, dtype=dtype), _randomised(BatchNorm2D(3, dtype=dtype), rng),
+        ReLU(), MaxPool2D(2),
+        Conv2D(3, 4, 3, padding="same", bias=False, rng=rng, dtype=dtype), _randomised(BatchNorm2D(4, dtype=dtype), rng),
+        LeakyReLU(0.1), AvgPool2D(2),
+        Flatten(), Dense(16, 6, rng=rng, dtype=dtype), Tanh(), _randomised(BatchNorm1D(6, dtype=dtype), rng),
+        ReseededDropout(0.3, dropout_seed), Dense(6, classes, rng=rng, dtype=dtype),
+    ])
+
+
 def _cases(rng):
     """(description, layer, input) for every layer type across strides, paddings and shapes."""
     f64 = np.float64
@@ -144,6 +189,22 @@ def _cases(rng):
     yield "MaxPool2D k(2,3) s(1,2)", MaxPool2D((2, 3), stride=(1, 2)), distinct_values((1, 2, 5, 7), rng)
     yield "Flatten", Flatten(), rng.standard_normal((3, 2, 3, 4))
     yield "Dense 7->5", Dense(7, 5, rng=rng, dtype=f64), rng.standard_normal((4, 7))
+    yield "BatchNorm2D 3 (training)", _randomised(BatchNorm2D(3, dtype=f64), rng), rng.standard_normal((3, 3, 4, 5))
+    yield "BatchNorm2D 2 (eval)", _randomised(BatchNorm2D(2, dtype=f64), rng, False), rng.standard_normal((2, 2, 3, 5))
+    yield ("BatchNorm2D 3 affine=False", _randomised(BatchNorm2D(3, affine=False, dtype=f64), rng),
+           rng.standard_normal((2, 3, 3, 4)))
+    yield "BatchNorm1D 5 (training)", _randomised(BatchNorm1D(5, dtype=f64), rng), rng.standard_normal((6, 5))
+    yield "BatchNorm1D 4 (eval)", _randomised(BatchNorm1D(4, dtype=f64), rng, False), rng.standard_normal((3, 4))
+    yield ("BatchNorm1D 4 affine=False", _randomised(BatchNorm1D(4, affine=False, dtype=f64), rng),
+           rng.standard_normal((5, 4)))
+    yield "Dropout p=0.4 (mask frozen)", ReseededDropout(0.4, 3), rng.standard_normal((4, 3, 2, 5))
+    yield "AvgPool2D k2", AvgPool2D(2), rng.standard_normal((2, 3, 6, 4))
+    yield "AvgPool2D k3 s2 p1", AvgPool2D(3, stride=2, padding=1), rng.standard_normal((2, 2, 7, 6))
+    yield "AvgPool2D k(2,3) s(1,2) p(1,1)", AvgPool2D((2, 3), stride=(1, 2), padding=(1, 1)), rng.standard_normal((1, 2, 5, 7))
+    yield "GlobalAvgPool2D", GlobalAvgPool2D(), rng.standard_normal((3, 4, 3, 5))
+    yield "LeakyReLU 0.1", LeakyReLU(0.1), distinct_values((3, 2, 4, 5), rng, 0.1)
+    yield "Tanh", Tanh(), rng.standard_normal((3, 2, 4, 5))
+    yield "Sigmoid", Sigmoid(), 3 * rng.standard_normal((3, 2, 4, 5))
 
 
 def run_all(rng=None, engines=ENGINES):
@@ -163,6 +224,10 @@ def run_all(rng=None, engines=ENGINES):
             x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
             rows += [(f"small CNN + cross-entropy [{engine}]", name, err, MODEL_TOL)
                      for name, err in check_model(model, x, y).items()]
+            model = small_cnn_bn_dropout(rng)
+            x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
+            rows += [(f"CNN + BatchNorm + Dropout [{engine}]", name, err, MODEL_TOL)
+                     for name, err in check_model(model, x, y).items()]
     return rows
 
 
@@ -173,15 +238,15 @@ def main(argv=None):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random inputs and weights (default: 0)")
     args = p.parse_args(argv)
     rows = run_all(np.random.default_rng(args.seed))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'layer':<{width}}  {'tensor':<6}  {'max rel error':>13}  result")
-    print("-" * (width + 32))
+    width, tw = max(len(r[0]) for r in rows), max(6, max(len(r[1]) for r in rows))
+    print(f"{'layer':<{width}}  {'tensor':<{tw}}  {'max rel error':>13}  result")
+    print("-" * (width + tw + 26))
     failed = 0
     for desc, name, err, tol in rows:
         ok = err < tol
         failed += not ok
-        print(f"{desc:<{width}}  {name:<6}  {err:>13.2e}  {'pass' if ok else f'FAIL (>= {tol:g})'}")
-    print("-" * (width + 32))
+        print(f"{desc:<{width}}  {name:<{tw}}  {err:>13.2e}  {'pass' if ok else f'FAIL (>= {tol:g})'}")
+    print("-" * (width + tw + 26))
     worst = max(rows, key=lambda r: r[2] / r[3])
     print(f"{len(rows) - failed} passed, {failed} failed; largest error {worst[2]:.2e} ({worst[0]}, {worst[1]})")
     return 1 if failed else 0

@@ -19,7 +19,12 @@ class Sequential:
     ``forward`` feeds each layer's output to the next; ``backward`` takes the
     gradient of the loss with respect to the model's output and walks the
     layers in reverse, each filling its own ``grads``.  Parameters are named
-    ``"<layer index>.<param name>"``, e.g. ``"0.W"`` for the first layer's weights.
+    ``"<layer index>.<param name>"``, e.g. ``"0.W"`` for the first layer's weights;
+    buffers (statistics a layer keeps that are not trained, such as a batch
+    norm's running mean, in its ``buffers`` dict) likewise, e.g. ``"1.running_mean"``.
+
+    ``train()`` and ``eval()`` set every layer's ``training`` flag (layers such
+    as dropout and batch norm behave differently in the two modes).
 
     Parameters
     ----------
@@ -33,7 +38,27 @@ class Sequential:
             if missing:
                 raise ValueError(f"Sequential expected layers with forward, backward, params and grads; "
                                  f"layer {i} ({type(layer).__name__}) lacks {', '.join(missing)}")
+            both = sorted(set(layer.params) & set(getattr(layer, "buffers", None) or {}))
+            if both:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) has {both} both as parameters and as buffers")
         self.layers = layers
+
+    def train(self, mode=True):
+        """Put every layer in training mode (``mode=False``: evaluation mode); returns the model."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"mode must be True or False, got {mode!r}")
+        for layer in self.layers:
+            layer.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Put every layer in evaluation mode (the same as ``train(False)``); returns the model."""
+        return self.train(False)
+
+    @property
+    def training(self):
+        """True when every layer is in training mode (a layer without a ``training`` flag counts as training)."""
+        return all(getattr(layer, "training", True) for layer in self.layers)
 
     def forward(self, x):
         for layer in self.layers:
@@ -65,20 +90,32 @@ class Sequential:
             for key, param in layer.params.items():
                 yield f"{i}.{key}", param, layer.grads[key]
 
+    def buffers(self):
+        """Yield ``(name, array)`` for every buffer (a layer's ``buffers`` dict, e.g. running statistics), in layer order."""
+        for i, layer in enumerate(self.layers):
+            for key, value in (getattr(layer, "buffers", None) or {}).items():
+                yield f"{i}.{key}", value
+
     def num_params(self):
         return sum(p.size for _, p, _ in self.parameters())
 
+    def _arrays(self):
+        """Every parameter and buffer, by name."""
+        own = {name: param for name, param, _ in self.parameters()}
+        own.update(self.buffers())
+        return own
+
     def state_dict(self):
-        """Copies of every parameter as plain NumPy arrays, keyed by name."""
-        return {name: param.copy() for name, param, _ in self.parameters()}
+        """Copies of every parameter and buffer as plain NumPy arrays, keyed by name."""
+        return {name: np.array(value, copy=True) for name, value in self._arrays().items()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters in place (optimizers keep pointing at them).
+        """Copy arrays into the parameters and buffers in place (optimizers keep pointing at them).
 
-        Every parameter must be present with exactly its shape; nothing is
-        changed unless all of them are.
+        Every parameter and buffer must be present with exactly its shape;
+        nothing is changed unless all of them are.
         """
-        own = {name: param for name, param, _ in self.parameters()}
+        own = self._arrays()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:

@@ -1,4 +1,4 @@
-"""Textbook convolution and max-pooling, forward and backward, written as plain nested loops.
+"""Textbook convolution, pooling and batch normalisation, written as plain nested loops.
 
 Slow on purpose: every output value is computed the way it is drawn on the
 blackboard, one window at a time, and every gradient by the chain rule one
@@ -125,3 +125,79 @@ def maxpool2d_backward_naive(x, dout, kernel_size, stride=None):
                     i, j = argmax[n, c, y, x_]
                     dx[n, c, i, j] += dout[n, c, y, x_]
     return dx
+
+
+def avgpool2d_naive(x, kernel_size, stride=None, padding=0):
+    """Mean of each window of the zero-padded input (the zeros count), loops over images, channels and windows.
+
+    Shape: x (N, C, H, W) -> out (N, C, H_out, W_out),  H_out = (H + 2*ph - KH) // SH + 1
+    """
+    KH, KW = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    stride = (KH, KW) if stride is None else stride
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    xp = _zero_padded(x, (ph, ph, pw, pw))
+    N, C, Hp, Wp = xp.shape
+    H_out, W_out = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for y in range(H_out):
+                for x_ in range(W_out):
+                    out[n, c, y, x_] = np.sum(xp[n, c, y * SH:y * SH + KH, x_ * SW:x_ * SW + KW]) / (KH * KW)
+    return out
+
+
+def avgpool2d_backward_naive(x, dout, kernel_size, stride=None, padding=0):
+    """Each output gradient shared equally, ``dout / (KH*KW)``, by the inputs of its window (padding dropped)."""
+    KH, KW = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    stride = (KH, KW) if stride is None else stride
+    SH, SW = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    N, C, H, W = x.shape
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+    for n in range(N):
+        for c in range(C):
+            for y in range(dout.shape[2]):
+                for x_ in range(dout.shape[3]):
+                    dxp[n, c, y * SH:y * SH + KH, x_ * SW:x_ * SW + KW] += dout[n, c, y, x_] / (KH * KW)
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def batchnorm_naive(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
+    """Batch normalisation one channel at a time: -> (out, mean, var).
+
+    Training (no running statistics given): each channel's mean and biased variance
+    are summed value by value over the batch (and H, W); evaluation: the given running
+    statistics.  ``out = gamma * (x - mean) / sqrt(var + eps) + beta``; ``var`` returned
+    is the biased one used here.
+
+    Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,)
+    """
+    x4 = x.reshape(x.shape + (1, 1)) if x.ndim == 2 else x
+    N, C, H, W = x4.shape
+    n = N * H * W
+    out = np.zeros_like(x4)
+    mean, var = np.zeros(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    for c in range(C):
+        if running_mean is None:
+            total = 0.0
+            for i in range(N):
+                for y in range(H):
+                    for x_ in range(W):
+                        total += x4[i, c, y, x_]
+            mean[c] = total / n
+            total = 0.0
+            for i in range(N):
+                for y in range(H):
+                    for x_ in range(W):
+                        total += (x4[i, c, y, x_] - mean[c]) ** 2
+            var[c] = total / n
+        else:
+            mean[c], var[c] = running_mean[c], running_var[c]
+        scale = gamma[c] / np.sqrt(var[c] + eps)
+        for i in range(N):
+            for y in range(H):
+                for x_ in range(W):
+                    out[i, c, y, x_] = (x4[i, c, y, x_] - mean[c]) * scale + beta[c]
+    return out.reshape(x.shape), mean, var

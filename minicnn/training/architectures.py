@@ -19,11 +19,28 @@ import json
 
 import numpy as np
 
-from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minicnn.nn import (
+    AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
 from minicnn.nn.conv import same_padding
 from minicnn.nn.model import Sequential
 
-# Arguments each layer type takes in a spec (besides "type"), with their defaults.
+# Arguments each layer type takes in a spec (besides "type"), with their defaults (None: required, except
+# a pool's stride, whose None means "the kernel size").  Dropout's generator is not part of a spec:
+# build_model passes its own rng.
+_BATCHNORM_ARGS = {"num_features": None, "eps": 1e-5, "momentum": 0.1, "affine": True}
 LAYER_ARGS = {
     "Conv2D": {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0,
                "bias": True},
@@ -31,8 +48,19 @@ LAYER_ARGS = {
     "MaxPool2D": {"kernel_size": None, "stride": None},
     "Flatten": {},
     "Dense": {"in_features": None, "out_features": None},
+    "BatchNorm2D": _BATCHNORM_ARGS,
+    "BatchNorm1D": _BATCHNORM_ARGS,
+    "Dropout": {"p": 0.5},
+    "AvgPool2D": {"kernel_size": None, "stride": None, "padding": 0},
+    "GlobalAvgPool2D": {},
+    "LeakyReLU": {"negative_slope": 0.01},
+    "Tanh": {},
+    "Sigmoid": {},
 }
-_CLASSES = {"Conv2D": Conv2D, "ReLU": ReLU, "MaxPool2D": MaxPool2D, "Flatten": Flatten, "Dense": Dense}
+_CLASSES = {"Conv2D": Conv2D, "ReLU": ReLU, "MaxPool2D": MaxPool2D, "Flatten": Flatten, "Dense": Dense,
+            "BatchNorm2D": BatchNorm2D, "BatchNorm1D": BatchNorm1D, "Dropout": Dropout, "AvgPool2D": AvgPool2D,
+            "GlobalAvgPool2D": GlobalAvgPool2D, "LeakyReLU": LeakyReLU, "Tanh": Tanh, "Sigmoid": Sigmoid}
+_POOLS = ("MaxPool2D", "AvgPool2D")
 
 
 def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3):
@@ -78,7 +106,7 @@ def _check_spec(spec):
             raise ValueError(f"layer {i} ({layer['type']}) has unknown arguments {unknown}; "
                              f"expected some of {sorted(allowed)}")
         missing = sorted(k for k, default in allowed.items() if default is None and k not in layer
-                         and not (layer["type"] == "MaxPool2D" and k == "stride"))
+                         and not (layer["type"] in _POOLS and k == "stride"))
         if missing:
             raise ValueError(f"layer {i} ({layer['type']}) lacks required arguments {missing}")
 
@@ -89,7 +117,7 @@ def build_model(spec, *, rng=None, dtype=np.float32):
     Parameters
     ----------
     spec : list of dict or str
-    rng : numpy.random.Generator, source of the initial weights
+    rng : numpy.random.Generator, source of the initial weights (and of the Dropout masks)
     dtype : float32 by default
     """
     if isinstance(spec, str):
@@ -101,6 +129,10 @@ def build_model(spec, *, rng=None, dtype=np.float32):
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in layer.items() if k != "type"}
         if kind in ("Conv2D", "Dense"):
             kwargs.update(rng=rng, dtype=dtype)
+        elif kind in ("BatchNorm2D", "BatchNorm1D"):
+            kwargs.update(dtype=dtype)
+        elif kind == "Dropout":
+            kwargs.update(rng=rng)
         layers.append(_CLASSES[kind](**kwargs))
     return Sequential(layers)
 
@@ -130,6 +162,15 @@ def model_spec(model):
             entry = {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride)}
         elif kind == "Dense":
             entry = {"in_features": layer.in_features, "out_features": layer.out_features}
+        elif kind in ("BatchNorm2D", "BatchNorm1D"):
+            entry = {"num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum,
+                     "affine": layer.affine}
+        elif kind == "Dropout":
+            entry = {"p": layer.p}
+        elif kind == "AvgPool2D":
+            entry = {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride), "padding": list(layer.padding)}
+        elif kind == "LeakyReLU":
+            entry = {"negative_slope": layer.negative_slope}
         else:
             entry = {}
         spec.append({"type": kind, **entry})
@@ -168,8 +209,12 @@ def describe(spec):
         if kind == "Conv2D":
             parts.append(f"Conv2D({layer['in_channels']}->{layer['out_channels']}, "
                          f"{layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
-        elif kind == "MaxPool2D":
-            parts.append(f"MaxPool2D({layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
+        elif kind in _POOLS:
+            parts.append(f"{kind}({layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
+        elif kind in ("BatchNorm2D", "BatchNorm1D"):
+            parts.append(f"{kind}({layer['num_features']})")
+        elif kind == "Dropout":
+            parts.append(f"Dropout({layer['p']:g})")
         elif kind == "Dense":
             parts.append(f"Dense({layer['in_features']}->{layer['out_features']})")
         else:

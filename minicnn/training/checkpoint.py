@@ -3,15 +3,21 @@
 Layout of the archive (every entry a plain NumPy array; nothing is pickled)::
 
     minicnn/format        "minicnn-checkpoint"        0-d unicode: what this file is
-    minicnn/version       1                           0-d int
+    minicnn/version       2                           0-d int
     minicnn/architecture  '[{"type": "Conv2D", ...}]' 0-d unicode: the network as JSON
     minicnn/digest        hex SHA-256 of every other entry (names, dtypes, shapes, bytes)
-    model/<name>          the weights, e.g. model/0.W (F, C, KH, KW), model/0.b (F,)
-    optim/<key>           optimizer state, e.g. optim/lr, optim/velocity/0.W
+    model/<name>          the weights, e.g. model/0.W (F, C, KH, KW), model/0.b (F,), then the
+                          layers' buffers, e.g. model/1.running_mean (C,)
+    optim/<key>           optimizer state: optim/type ("SGD", "Adam", ...), optim/lr, optim/steps,
+                          one array per parameter and kind, e.g. optim/velocity/0.W, optim/exp_avg/0.W
     scheduler/<key>       learning-rate schedule state (t, base_lr)
     rng                   0-d unicode: JSON of the numpy Generator's bit_generator.state
     epoch, step           0-d ints: completed epochs; optimizer steps so far
     extra/<key>           anything else the caller keeps (arrays; strings as 0-d unicode)
+
+Versions: 1 (minicnn 0.1) had no buffers and no ``optim/type`` (its optimizer
+state is SGD's); version 2 added both.  Both are read; a file from a later
+version is refused.
 
 Weights come first, so tools that take "the first 4-D array whose key ends in W"
 find the first convolution.  Writes are atomic: the archive is written to a
@@ -36,7 +42,8 @@ from minicnn.utils.files import atomic_write
 from minicnn.utils.validation import check_rng
 
 FORMAT = "minicnn-checkpoint"
-VERSION = 1
+VERSION = 2
+OLDEST = 1    # the oldest version this minicnn still reads
 _META = ("minicnn/format", "minicnn/version", "minicnn/architecture")
 _DIGEST = "minicnn/digest"
 
@@ -143,12 +150,22 @@ class Checkpoint:
     def restore(self, model, optimizer=None, scheduler=None, rng=None):
         """Load the saved state into a model (and optimizer, scheduler, rng when given).
 
-        The model must have the checkpoint's architecture; nothing is changed otherwise.
+        The model must have the checkpoint's architecture, and the optimizer be
+        of the class (and options, e.g. momentum, amsgrad) the state was saved
+        from; otherwise a ``CheckpointError`` says why and neither is changed.
         """
         check_architecture(self, model)
-        model.load_state_dict(self.model)
-        if optimizer is not None:
-            optimizer.load_state_dict(self.optim)
+        before = optimizer.state_dict() if optimizer is not None else None
+        try:
+            if optimizer is not None:
+                optimizer.load_state_dict(self.optim)
+            model.load_state_dict(self.model)
+        except CheckpointError:
+            raise
+        except ValueError as e:
+            if before is not None:
+                optimizer.load_state_dict(before)
+            raise CheckpointError(f"{self.path} does not fit: {e}") from None
         if scheduler is not None:
             scheduler.load_state_dict(self.scheduler)
         if rng is not None:
@@ -224,9 +241,16 @@ def load_checkpoint(path, architecture=None):
     missing = [k for k in (*_META, _DIGEST, "epoch", "step") if k not in arrays]
     if missing:
         raise CheckpointError(f"{path} is an incomplete minicnn checkpoint: missing {missing}")
-    version = int(arrays["minicnn/version"])
-    if version != VERSION:
-        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint; this minicnn reads version {VERSION}")
+    try:
+        version = int(arrays["minicnn/version"])
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path} has an unreadable version entry: {arrays['minicnn/version']!r}") from None
+    if version > VERSION:
+        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint, from a newer minicnn; this one "
+                              f"reads versions {OLDEST} to {VERSION}: upgrade minicnn to load it")
+    if version < OLDEST:
+        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint; this minicnn reads versions "
+                              f"{OLDEST} to {VERSION}")
     digest = str(arrays.pop(_DIGEST))
     if _digest(arrays) != digest:
         raise CheckpointError(f"{path} is corrupted: its contents do not match the SHA-256 recorded when it was saved")

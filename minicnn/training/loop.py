@@ -3,7 +3,12 @@
 ``fit`` returns a history (one dict per epoch) and never writes files; pass a
 ``callback`` to save checkpoints or log elsewhere.  A tqdm bar shows progress
 with the running loss and accuracy when stdout is a terminal.
+
+Modes: ``train_epoch`` (and so ``fit``) puts the model in training mode
+(``model.train()``); ``evaluate`` and ``predict`` run it in evaluation mode and
+then put back each layer's own ``training`` flag as they found it.
 """
+import contextlib
 import math
 import sys
 import time
@@ -49,13 +54,44 @@ def iterate_minibatches(n, batch_size, rng=None):
         yield order[start:start + batch_size]
 
 
+def _set_training(model, mode):
+    """``model.train(mode)`` for a Sequential; other models: each of their ``layers`` (if any) gets the flag."""
+    train = getattr(model, "train", None)
+    if callable(train):
+        train(mode)
+    else:
+        for layer in getattr(model, "layers", ()):
+            layer.training = mode
+
+
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def evaluation_mode(model):
+    """Run the body with ``model`` in evaluation mode, then put back every layer's flag as it was.
+
+    A layer that had no ``training`` attribute has none again afterwards.
+    """
+    found = [(layer, getattr(layer, "training", _ABSENT)) for layer in getattr(model, "layers", ())]
+    _set_training(model, False)
+    try:
+        yield model
+    finally:
+        for layer, flag in found:
+            if flag is not _ABSENT:
+                layer.training = flag
+            elif "training" in vars(layer):
+                del layer.training
+
+
 def _use_bar(progress):
     return sys.stdout.isatty() if progress is None else bool(progress)
 
 
 def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy", scheduler=None,
                 augment=None, progress=None, epoch=1, desc=None, order=None, start_step=0, on_step=None):
-    """One pass over (x, y) in shuffled minibatches.
+    """One pass over (x, y) in shuffled minibatches, with the model in training mode (left so afterwards).
 
     Returns {"loss", "accuracy" (None for mse), "seconds", "examples", "steps"} over the batches run here.
 
@@ -68,6 +104,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
     loss_fn = get_loss(loss)
     classify = loss_fn is softmax_cross_entropy
     start = time.perf_counter()
+    _set_training(model, True)
     if order is None:
         batches = list(iterate_minibatches(len(x), batch_size, rng))
     else:
@@ -113,7 +150,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     Parameters
     ----------
     model : Sequential
-    optimizer : SGD
+    optimizer : SGD, Adam, AdamW, RMSprop (anything with ``step()`` and ``lr``)
     x : (N, ...) floating array;  y : (N,) integer labels (cross-entropy) or targets shaped like the output (mse)
     epochs, batch_size : int
     rng : numpy.random.Generator, shuffles the minibatches (and is passed to ``augment``)
@@ -177,21 +214,23 @@ def predict(model, x, batch_size=1000, return_logits=False):
         raise ValueError(f"x contains {bad} NaN or infinite values; predictions on them are meaningless")
     if len(x) == 0 and not return_logits:
         return np.zeros((0,), dtype=np.int64)
-    outs = [model.forward(x[idx]) for idx in iterate_minibatches(len(x), batch_size)]
+    with evaluation_mode(model):
+        outs = [model.forward(x[idx]) for idx in iterate_minibatches(len(x), batch_size)]
     out = np.concatenate(outs) if outs else np.zeros((0,))
     return out if return_logits else out.argmax(axis=1)
 
 
 def evaluate(model, x, y, batch_size=1000, loss="cross_entropy"):
-    """Mean loss and accuracy over (x, y) in batches; accuracy is None for regression losses."""
+    """Mean loss and accuracy over (x, y) in batches, in evaluation mode; accuracy is None for regression losses."""
     check_dataset(x, y, "x")
     loss_fn = get_loss(loss)
     total, correct = 0.0, 0
-    for idx in iterate_minibatches(len(x), batch_size):
-        out = model.forward(x[idx])
-        value, _ = loss_fn(out, y[idx])
-        total += value * len(idx)
-        if loss_fn is softmax_cross_entropy:
-            correct += int(np.count_nonzero(out.argmax(axis=1) == y[idx]))
+    with evaluation_mode(model):
+        for idx in iterate_minibatches(len(x), batch_size):
+            out = model.forward(x[idx])
+            value, _ = loss_fn(out, y[idx])
+            total += value * len(idx)
+            if loss_fn is softmax_cross_entropy:
+                correct += int(np.count_nonzero(out.argmax(axis=1) == y[idx]))
     accuracy = correct / len(x) if loss_fn is softmax_cross_entropy else None
     return total / len(x), accuracy

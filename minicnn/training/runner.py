@@ -124,7 +124,7 @@ def _check_finite_weights(model, epoch, lr):
 
 def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_size, rng, checkpoint_path,
                     scheduler=None, augment=None, resume=None, extra=None, progress=None, on_step=None,
-                    log=print):
+                    on_epoch=None, log=print):
     """Train for ``epochs`` epochs with a checkpoint after each; returns the history (one dict per epoch).
 
     Parameters
@@ -140,6 +140,8 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
     extra : dict of str -> str saved in every checkpoint (e.g. the run's configuration as JSON)
     progress : tqdm bar per epoch (None: only on a terminal)
     on_step : optional callable(epoch, step) after every optimizer step (for tests and logging)
+    on_epoch : optional callable(model) -> dict of JSON-ready entries added to the epoch's history record
+               (e.g. a snapshot of the first-layer kernels); kept in the checkpoint with the history
     log : callable printing one line (``print``)
 
     Raises
@@ -203,6 +205,8 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
             if not math.isfinite(record["test_loss"]):
                 raise DivergedError(f"the test loss became {record['test_loss']} after the last step", epoch,
                                     peak_lr)
+            if on_epoch is not None:
+                record.update(on_epoch(model))
             record["seconds"] = partial["seconds"] + time.perf_counter() - epoch_start - part["seconds"]
             history.append(record)
             order, start_step, partial = None, 0, None

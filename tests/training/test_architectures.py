@@ -94,3 +94,35 @@ def test_pooling_before_relu_gives_the_same_outputs_and_gradients():
     np.testing.assert_array_equal(a.backward(dout), b.backward(dout))
     for (name, _, ga), (_, _, gb) in zip(a.parameters(), b.parameters()):
         np.testing.assert_array_equal(ga, gb, err_msg=name)
+
+
+def test_every_new_layer_round_trips_through_json():
+    spec = [{"type": "Conv2D", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
+            {"type": "BatchNorm2D", "num_features": 4, "momentum": 0.2},
+            {"type": "LeakyReLU", "negative_slope": 0.2},
+            {"type": "AvgPool2D", "kernel_size": 3, "stride": 2, "padding": 1},
+            {"type": "Tanh"}, {"type": "GlobalAvgPool2D"},
+            {"type": "BatchNorm1D", "num_features": 4, "eps": 1e-3, "affine": False},
+            {"type": "Dropout", "p": 0.25}, {"type": "Sigmoid"},
+            {"type": "Dense", "in_features": 4, "out_features": 3}]
+    assert set(architectures.LAYER_ARGS) == {s["type"] for s in spec} | {"ReLU", "MaxPool2D", "Flatten"}
+    model = architectures.build_model(spec, rng=np.random.default_rng(0), dtype=np.float64)
+    assert model.forward(np.zeros((2, 1, 8, 8))).shape == (2, 3)
+    text = architectures.to_json(model)
+    rebuilt = architectures.build_model(text, rng=np.random.default_rng(0), dtype=np.float64)
+    assert architectures.to_json(rebuilt) == text
+    canonical = json.loads(text)
+    assert canonical[1] == {"type": "BatchNorm2D", "num_features": 4, "eps": 1e-5, "momentum": 0.2, "affine": True}
+    assert canonical[3] == {"type": "AvgPool2D", "kernel_size": [3, 3], "stride": [2, 2], "padding": [1, 1]}
+    assert canonical[7] == {"type": "Dropout", "p": 0.25} and canonical[2]["negative_slope"] == 0.2
+    assert rebuilt.layers[1].buffers["running_var"].dtype == np.float64 and not rebuilt.layers[6].affine
+    assert architectures.describe(text).startswith("Conv2D(1->4, 3x3) BatchNorm2D(4) LeakyReLU AvgPool2D(3x3)")
+
+
+def test_dropout_masks_come_from_the_rng_given_to_build_model():
+    spec = [{"type": "Dropout", "p": 0.5}]
+    x = np.ones((4, 50), np.float32)
+    a = architectures.build_model(spec, rng=np.random.default_rng(3)).forward(x)
+    b = architectures.build_model(spec, rng=np.random.default_rng(3)).forward(x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, architectures.build_model(spec, rng=np.random.default_rng(4)).forward(x))

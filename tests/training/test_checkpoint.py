@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, CosineLR, softmax_cross_entropy
+from minicnn.nn.optim import Adam
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tests.nn.test_optim import IDS, OPTIMIZERS
 
 SPEC = architectures.mnist_cnn(channels=(4, 8), hidden=16)
+V1_FILE = Path(__file__).with_name("checkpoint_v1.npz")
 
 
 def trained_state(seed=0, steps=3):
@@ -196,8 +199,14 @@ def test_other_version_and_missing_entries_are_refused(saved):
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
     np.savez(path, **{**arrays, "minicnn/version": np.array(99)})
-    with pytest.raises(CheckpointError, match="version 99"):
+    with pytest.raises(CheckpointError, match=r"version 99 minicnn checkpoint, from a newer minicnn; this one reads "
+                                              r"versions 1 to 2: upgrade"):
         load_checkpoint(path)
+    for bad, message in ((np.array(0), r"version 0 minicnn checkpoint; this minicnn reads versions 1 to 2"),
+                         (np.array("two"), r"unreadable version entry: array\('two'")):
+        np.savez(path, **{**arrays, "minicnn/version": bad})
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
     del arrays["minicnn/digest"]
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match=r"incomplete .* missing \['minicnn/digest'\]"):
@@ -266,3 +275,105 @@ def test_fifo_is_refused_without_opening(tmp_path):
     os.mkfifo(tmp_path / "c.npz")
     with pytest.raises(CheckpointError, match=r"c\.npz: expected a regular npz archive, got a FIFO"):
         load_checkpoint(tmp_path / "c.npz")
+
+
+def test_a_version_1_checkpoint_still_loads_and_resumes():
+    """checkpoint_v1.npz was written by minicnn 0.1 (checkpoint format 1: no buffers, no optim/type) with::
+
+        SPEC = [{"type": "Flatten"}, {"type": "Dense", "in_features": 6, "out_features": 3}]
+        rng = np.random.default_rng(7); model = architectures.build_model(SPEC, rng=rng)
+        opt = SGD(model, lr=0.1, momentum=0.9); sched = CosineLR(opt, total_steps=10)
+        x = rng.standard_normal((4, 1, 2, 3)).astype(np.float32); y = rng.integers(0, 3, 4)
+        two steps of softmax_cross_entropy, backward, opt.step(), sched.step(), then
+        save_checkpoint(path, model=model, optimizer=opt, scheduler=sched, rng=rng, epoch=1, step=2,
+                        extra={"note": "written by minicnn 0.1.0, checkpoint format 1"})
+    """
+    spec = [{"type": "Flatten"}, {"type": "Dense", "in_features": 6, "out_features": 3}]
+    with np.load(V1_FILE, allow_pickle=False) as npz:
+        assert int(npz["minicnn/version"]) == 1 and "optim/type" not in npz.files
+    ck = load_checkpoint(V1_FILE, architecture=spec)
+    assert (ck.epoch, ck.step) == (1, 2) and ck.extra_str("note").startswith("written by minicnn 0.1.0")
+    # the same run, again: the restored state is where those two steps lead (float32 rounding may differ by CPU)
+    rng = np.random.default_rng(7)
+    model = architectures.build_model(spec, rng=rng)
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    sched = CosineLR(opt, total_steps=10)
+    x, y = rng.standard_normal((4, 1, 2, 3)).astype(np.float32), rng.integers(0, 3, 4)
+    for _ in range(2):
+        _, dout = softmax_cross_entropy(model.forward(x), y)
+        model.backward(dout)
+        opt.step()
+        sched.step()
+    model2, rng2 = architectures.build_model(spec, rng=np.random.default_rng(0)), np.random.default_rng(0)
+    opt2 = SGD(model2, lr=0.5, momentum=0.9)
+    sched2 = CosineLR(opt2, total_steps=10)
+    ck.restore(model2, opt2, sched2, rng2)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(model2.state_dict()[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    for name, v in opt.velocity.items():
+        np.testing.assert_allclose(opt2.velocity[name], v, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert opt2.steps == 2 and opt2.lr == opt.lr == sched.lr_at(2) and sched2.t == 2
+    np.testing.assert_array_equal(rng2.random(3), rng.random(3))
+    with pytest.raises(CheckpointError, match=r"checkpoint_v1.npz does not fit: optimizer state is from SGD, "
+                                              r"this optimizer is Adam"):
+        ck.restore(architectures.build_model(spec, rng=np.random.default_rng(0)), Adam(model2))
+
+
+def _with_buffers(model):
+    """Give the last Dense layer of ``model`` a buffer, as a batch norm has (the architecture still describes it)."""
+    model.layers[-1].buffers = {"running_mean": np.zeros(10, np.float32), "seen": np.zeros((), np.int64)}
+    return model
+
+
+def test_buffers_round_trip_through_a_checkpoint(tmp_path):
+    model, opt, sched, rng = trained_state()
+    _with_buffers(model)
+    model.layers[-1].buffers["running_mean"][:] = np.arange(10)
+    model.layers[-1].buffers["seen"][...] = 24
+    last = len(model.layers) - 1
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng)
+    with np.load(path, allow_pickle=False) as npz:
+        assert int(npz["minicnn/version"]) == 2 and str(npz["optim/type"]) == "SGD"
+        np.testing.assert_array_equal(npz[f"model/{last}.running_mean"], np.arange(10))
+    model2, opt2, sched2, rng2 = fresh()
+    _with_buffers(model2)
+    held = model2.layers[-1].buffers["running_mean"]
+    load_checkpoint(path, architecture=SPEC).restore(model2, opt2, sched2, rng2)
+    assert model2.layers[-1].buffers["running_mean"] is held
+    np.testing.assert_array_equal(held, np.arange(10))
+    assert int(model2.layers[-1].buffers["seen"]) == 24
+    model3, opt3, _, _ = fresh()                    # a model without the buffers: refused, nothing changed
+    before, opt_before = model3.state_dict(), opt3.state_dict()
+    with pytest.raises(CheckpointError, match=rf"does not fit: state_dict does not fit this model: missing \[\], "
+                                              rf"unexpected \['{last}.running_mean', '{last}.seen'\]"):
+        load_checkpoint(path).restore(model3, opt3)
+    for name, value in model3.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert opt3.state_dict().keys() == opt_before.keys() and opt3.steps == 0 and not opt3.velocity
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_every_optimizers_state_round_trips_through_a_checkpoint(tmp_path, cls, kwargs):
+    def build(seed):
+        model = architectures.build_model(SPEC, rng=np.random.default_rng(seed))
+        return model, cls(model, **kwargs)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 6)
+
+    def steps(model, opt, n):
+        for _ in range(n):
+            _, dout = softmax_cross_entropy(model.forward(x), y)
+            model.backward(dout)
+            opt.step()
+
+    model, opt = build(1)
+    steps(model, opt, 2)
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
+    steps(model, opt, 2)
+    model2, opt2 = build(2)
+    load_checkpoint(path, architecture=SPEC).restore(model2, opt2)
+    assert opt2.steps == 2 and str(load_checkpoint(path).optim["type"]) == cls.__name__
+    steps(model2, opt2, 2)
+    for (name, p, _), (_, q, _) in zip(model.parameters(), model2.parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=name)

@@ -109,3 +109,66 @@ def test_non_finite_loss_stops_with_epoch_step_and_lr():
         with pytest.raises(NonFiniteLossError, match=r"at epoch \d+, step \d+ \(learning rate 1e\+06\)"):
             fit(model, SGD(model, lr=1e6), x * 1e3, y, epochs=5, batch_size=4, rng=rng, progress=False,
                 verbose=False)
+
+
+class ModeSpy:
+    """A test double whose output depends on its mode: x in training, 2 * x in evaluation; it logs (rows, training)."""
+
+    def __init__(self, fail_in_eval=False):
+        self.params, self.grads = {}, {}
+        self.training, self.calls, self.fail_in_eval = True, [], fail_in_eval
+
+    def forward(self, x):
+        self.calls.append((len(x), self.training))
+        if not self.training and self.fail_in_eval:
+            raise RuntimeError("spy failed")
+        return x if self.training else 2 * x
+
+    def backward(self, dout, need_dx=True):
+        return dout
+
+
+def _spy_model(rng, *spies):
+    return Sequential([Flatten(), *spies, Dense(64, 4, rng=rng)])
+
+
+def test_fit_trains_in_training_mode_and_validates_in_evaluation_mode():
+    rng = np.random.default_rng(3)
+    x, y = _data(rng, n=24)
+    spy = ModeSpy()
+    model = _spy_model(rng, spy)
+    model.eval()                                   # fit switches to training mode itself
+    fit(model, SGD(model, lr=0.01), x, y, epochs=2, batch_size=8, rng=rng, x_val=x[:5], y_val=y[:5],
+        progress=False, verbose=False)
+    assert spy.calls == 2 * ([(8, True)] * 3 + [(5, False)])
+    assert model.training                          # left in training mode, as evaluate found it
+
+
+def test_evaluate_and_predict_run_in_evaluation_mode_and_restore_each_layers_flag():
+    rng = np.random.default_rng(4)
+    x, y = _data(rng, n=6)
+    a, b = ModeSpy(), ModeSpy()
+    model = _spy_model(rng, a, b)
+    a.training = False                             # a mixed model: each flag is put back as it was
+    dense = model.layers[-1]
+    assert not hasattr(dense, "training") or dense.training
+    had_flag = hasattr(dense, "training")
+    logits = predict(model, x, return_logits=True)
+    np.testing.assert_allclose(logits, dense.forward(4 * x.reshape(6, -1)), rtol=1e-6)   # both spies doubled
+    loss, _ = evaluate(model, x, y)
+    assert a.calls == b.calls == [(6, False), (6, False)]
+    assert (a.training, b.training) == (False, True) and hasattr(dense, "training") == had_flag
+    model.train()
+    np.testing.assert_array_equal(predict(model, x), predict(model, x))
+    assert model.training and loss == pytest.approx(evaluate(model, x, y)[0], rel=1e-6)
+
+
+def test_evaluation_mode_is_restored_when_evaluation_fails():
+    rng = np.random.default_rng(5)
+    x, y = _data(rng, n=4)
+    spy = ModeSpy(fail_in_eval=True)
+    model = _spy_model(rng, spy)
+    for run in (lambda: evaluate(model, x, y), lambda: predict(model, x)):
+        with pytest.raises(RuntimeError, match="spy failed"):
+            run()
+        assert spy.training and model.training

