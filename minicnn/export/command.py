@@ -13,35 +13,12 @@ import argparse
 import json
 from pathlib import Path
 
-from minicnn.data.mnist import MNIST_MEAN, MNIST_STD
+from minicnn.data.fetch import DATASETS
 from minicnn.export.onnx_graph import to_onnx
 from minicnn.export.torch_weights import to_torch_state_dict, torch_code
-from minicnn.training.architectures import build_model
-from minicnn.training.checkpoint import load_checkpoint
+from minicnn.training.checkpoint import load_model, trained_on
 from minicnn.utils.cli import command
 from minicnn.utils.files import write_bytes_atomic
-
-# What each data set's networks expect: (input shape, training mean and std, class names).
-DATASETS = {"mnist": ((1, 28, 28), (MNIST_MEAN, MNIST_STD), tuple(str(d) for d in range(10)))}
-
-
-def load_model(path):
-    """(model, checkpoint): the network a checkpoint describes, with its weights, in eval mode."""
-    checkpoint = load_checkpoint(path)
-    model = build_model(checkpoint.architecture)
-    checkpoint.restore(model)
-    if hasattr(model, "eval"):
-        model.eval()
-    return model, checkpoint
-
-
-def dataset_of(checkpoint):
-    """The data set a checkpoint was trained on (from the run's saved config), MNIST when it does not say."""
-    config = json.loads(checkpoint.extra_str("config", "null") or "null") or {}
-    name = config.get("dataset", "mnist")
-    if name not in DATASETS:
-        raise ValueError(f"{checkpoint.path} was trained on {name!r}; export knows {sorted(DATASETS)}")
-    return name
 
 
 def _refuse_existing(path, overwrite):
@@ -78,7 +55,11 @@ def main(argv=None):
         if path:
             _refuse_existing(path, args.overwrite)
     model, checkpoint = load_model(args.checkpoint)
-    input_shape, mean_std, class_names = DATASETS[dataset_of(checkpoint)]
+    dataset, mean, std = trained_on(checkpoint)
+    if dataset not in DATASETS:
+        raise ValueError(f"{checkpoint.path} was trained on {dataset!r}; export knows {sorted(DATASETS)}")
+    spec = DATASETS[dataset].spec
+    input_shape, mean_std, class_names = (1,) + spec.shapes["train_images"][1:], (mean, std), spec.class_names
     if args.onnx:
         _need("onnx")
         proto = to_onnx(model, input_shape, args.onnx, normalize=mean_std if args.with_normalization else None,

@@ -1,8 +1,11 @@
 """A minicnn ``Sequential`` as an ONNX graph, built with the ``onnx`` package's own helpers.
 
-One ONNX operator (or two) per layer, in order, in eval mode: Conv2D -> Conv,
-ReLU -> Relu, MaxPool2D -> MaxPool, Flatten -> Flatten(axis=1), Dense -> Gemm,
-and the rest as listed in ``_LAYERS``.  The input is named ``input`` with a
+One ONNX operator (or two) per layer, in order, in eval mode (``_LAYERS``):
+Conv2D -> Conv, Dense -> Gemm, MaxPool2D -> MaxPool, AvgPool2D -> AveragePool
+(count_include_pad=1), GlobalAvgPool2D -> GlobalAveragePool + Flatten,
+Flatten -> Flatten(axis=1), BatchNorm2D/1D -> BatchNormalization with the
+running statistics, ReLU, LeakyReLU, Tanh, Sigmoid -> their operators; Dropout
+is left out (inference is eval mode).  The input is named ``input`` with a
 dynamic batch dimension ``N``; the output is ``logits``.  The preprocessing the
 model expects (the mean and std used in training) and the class names go into
 the model's metadata; ``normalize=(mean, std)`` also puts ``(x - mean) / std``
@@ -37,12 +40,40 @@ def _flatten(layer, name, x, g):
     return g.node("Flatten", [x], name, axis=1)
 
 
+def _avgpool(layer, name, x, g):
+    ph, pw = layer.padding
+    return g.node("AveragePool", [x], name, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                  pads=[ph, pw, ph, pw], count_include_pad=1)      # zeros of the padding count in the mean, as in minicnn
+
+
+def _global_avgpool(layer, name, x, g):
+    return g.node("Flatten", [g.node("GlobalAveragePool", [x], f"{name}.pool")], name, axis=1)   # (N, C, 1, 1) -> (N, C)
+
+
+def _batchnorm(layer, name, x, g):
+    C = layer.num_features
+    gamma = layer.params["gamma"] if layer.affine else np.ones(C)
+    beta = layer.params["beta"] if layer.affine else np.zeros(C)
+    inputs = [x, g.weight(f"{name}.gamma", gamma), g.weight(f"{name}.beta", beta),
+              g.weight(f"{name}.running_mean", layer.buffers["running_mean"]),
+              g.weight(f"{name}.running_var", layer.buffers["running_var"])]
+    return g.node("BatchNormalization", inputs, name, epsilon=float(layer.eps))   # eval mode: the running statistics
+
+
 _LAYERS = {
     "Conv2D": _conv,
     "Dense": _dense,
     "MaxPool2D": _maxpool,
+    "AvgPool2D": _avgpool,
+    "GlobalAvgPool2D": _global_avgpool,
     "Flatten": _flatten,
+    "BatchNorm2D": _batchnorm,
+    "BatchNorm1D": _batchnorm,
+    "Dropout": lambda layer, name, x, g: x,                      # inference is eval mode, where Dropout is the identity
     "ReLU": lambda layer, name, x, g: g.node("Relu", [x], name),
+    "LeakyReLU": lambda layer, name, x, g: g.node("LeakyRelu", [x], name, alpha=float(layer.negative_slope)),
+    "Tanh": lambda layer, name, x, g: g.node("Tanh", [x], name),
+    "Sigmoid": lambda layer, name, x, g: g.node("Sigmoid", [x], name),
 }
 
 
@@ -91,7 +122,11 @@ def to_onnx(model, input_shape, path=None, *, normalize=None, class_names=None, 
         x = g.node("Div", [x, g.weight("normalize.std", np.array(std))], "normalize.div")
     for i, layer in enumerate(model.layers):
         x = _LAYERS[type(layer).__name__](layer, f"{i}.{type(layer).__name__}", x, g)
-    g.nodes[-1].output[0] = "logits"
+    if x == "input" or not g.nodes:
+        raise ValueError("the model computes nothing to export (no layer maps to an ONNX operator)")
+    for node in g.nodes:                       # the last layer's output is the graph's output
+        node.output[:] = ["logits" if o == x else o for o in node.output]
+        node.input[:] = ["logits" if i == x else i for i in node.input]
     out_features = model.layers[-1].out_features if hasattr(model.layers[-1], "out_features") else None
     graph = helper.make_graph(
         g.nodes, "minicnn",

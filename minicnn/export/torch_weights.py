@@ -30,9 +30,32 @@ def _dense(layer):
             {"weight": layer.params["W"].T, "bias": layer.params["b"]})
 
 
+def _batchnorm(layer):
+    kind = "BatchNorm2d" if type(layer).__name__ == "BatchNorm2D" else "BatchNorm1d"
+    weights = {"running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"],
+               "num_batches_tracked": np.array(0)}    # torch counts it only for momentum=None; minicnn's momentum is fixed
+    if layer.affine:
+        weights = {"weight": layer.params["gamma"], "bias": layer.params["beta"], **weights}
+    return (f"nn.{kind}({layer.num_features}, eps={layer.eps!r}, momentum={layer.momentum!r}, affine={layer.affine})",
+            weights)
+
+
+def _avgpool(layer):
+    return (f"nn.AvgPool2d(kernel_size={tuple(layer.kernel_size)}, stride={tuple(layer.stride)}, "
+            f"padding={tuple(layer.padding)}, count_include_pad=True)", {})
+
+
 _LAYERS = {
     "Conv2D": _conv,
     "Dense": _dense,
+    "BatchNorm2D": _batchnorm,
+    "BatchNorm1D": _batchnorm,
+    "AvgPool2D": _avgpool,
+    "GlobalAvgPool2D": lambda layer: ("nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())", {}),
+    "Dropout": lambda layer: (f"nn.Dropout({layer.p!r})", {}),
+    "LeakyReLU": lambda layer: (f"nn.LeakyReLU({layer.negative_slope!r})", {}),
+    "Tanh": lambda layer: ("nn.Tanh()", {}),
+    "Sigmoid": lambda layer: ("nn.Sigmoid()", {}),
     "ReLU": lambda layer: ("nn.ReLU()", {}),
     "MaxPool2D": lambda layer: (f"nn.MaxPool2d(kernel_size={tuple(layer.kernel_size)}, stride={tuple(layer.stride)})", {}),
     "Flatten": lambda layer: ("nn.Flatten()", {}),

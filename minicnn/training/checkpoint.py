@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.data import npz
+from minicnn.data.fetch import DATASETS
 from minicnn.training import architectures
 from minicnn.utils.files import atomic_write
 from minicnn.utils.validation import check_rng
@@ -262,3 +263,34 @@ def load_checkpoint(path, architecture=None):
     if architecture is not None:
         check_architecture(checkpoint, architecture)
     return checkpoint
+
+
+def load_model(path):
+    """``(model, checkpoint)``: the network a checkpoint describes, with its weights (and buffers), in eval mode."""
+    checkpoint = load_checkpoint(path)
+    model = architectures.build_model(checkpoint.architecture)
+    checkpoint.restore(model)
+    return model.eval(), checkpoint
+
+
+def trained_on(checkpoint):
+    """``(dataset, mean, std)``: the data set a run trained on and the normalisation of its inputs.
+
+    From the run's saved config and normalisation; runs that saved neither trained on MNIST with its mean and std.
+    """
+    config = _json_or(checkpoint.extra_str("config"), {})
+    dataset = str(config.get("dataset", "mnist")) if isinstance(config, dict) else "mnist"
+    norm = _json_or(checkpoint.extra_str("normalization"), None)
+    if isinstance(norm, dict) and {"mean", "std"} <= set(norm):
+        return dataset, float(norm["mean"]), float(norm["std"])
+    if dataset not in DATASETS:
+        raise CheckpointError(f"{checkpoint.path} was trained on {dataset!r}, which this minicnn does not know")
+    spec = DATASETS[dataset].spec
+    return dataset, spec.mean, spec.std
+
+
+def _json_or(text, default):
+    try:
+        return json.loads(text) if text else default
+    except json.JSONDecodeError:
+        return default

@@ -1,15 +1,13 @@
 """What every view needs: a checkpoint's model and how it was trained, test images, and where figures go."""
-import json
 from pathlib import Path
 
 import numpy as np
 
 from minicnn.data.fetch import DATASETS
-from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, normalize
+from minicnn.data.mnist import normalize
 from minicnn.edges import viz
 from minicnn.nn.conv import Conv2D
-from minicnn.training import architectures
-from minicnn.training.checkpoint import load_checkpoint
+from minicnn.training.checkpoint import load_model, trained_on
 from minicnn.utils.cli import nonnegative_int
 from minicnn.views.images import digit_image
 
@@ -38,16 +36,8 @@ class Run:
         self.path = Path(path)
         if self.path.is_dir():
             self.path = self.path / "checkpoint.npz"
-        self.checkpoint = load_checkpoint(self.path)
-        self.model = architectures.build_model(self.checkpoint.architecture)
-        self.checkpoint.restore(self.model)
-        config = _json(self.checkpoint.extra_str("config"), {})
-        self.dataset = str(config.get("dataset", "mnist")) if isinstance(config, dict) else "mnist"
-        norm = _json(self.checkpoint.extra_str("normalization"), None)
-        if isinstance(norm, dict) and {"mean", "std"} <= set(norm):
-            self.mean, self.std = float(norm["mean"]), float(norm["std"])
-        else:  # runs from before the normalisation was stored: the one train_mnist.py always used
-            self.mean, self.std = MNIST_MEAN, MNIST_STD
+        self.model, self.checkpoint = load_model(self.path)          # in eval mode
+        self.dataset, self.mean, self.std = trained_on(self.checkpoint)
         K = self.model.layers[-1].params["W"].shape[1] if "W" in self.model.layers[-1].params else 10
         self.classes = class_names(self.dataset, K)
 
@@ -67,13 +57,6 @@ class Run:
         _, _, images, labels = known.load(root or known.spec.default_root, download=False)
         images, labels = images[:limit], labels[:limit].astype(np.int64)
         return images, self.prepare(images), labels
-
-
-def _json(text, default):
-    try:
-        return json.loads(text) if text else default
-    except json.JSONDecodeError:
-        return default
 
 
 def conv_layers(model):

@@ -97,3 +97,23 @@ def test_a_layer_without_mapping_is_named():
 def test_shapes_that_do_not_fit_are_refused_before_export(mnist_model):
     with pytest.raises(ValueError, match="shapes do not fit"):
         to_onnx(mnist_model, (1, 32, 32))
+
+
+@pytest.mark.parametrize("which,shape", [("bn_model", (1, 28, 28)), ("every_layer_model", (3, 12, 10))])
+def test_batchnorm_network_and_every_layer_type(which, shape, request, tmp_path):
+    model = request.getfixturevalue(which)
+    path = tmp_path / "m.onnx"
+    proto = to_onnx(model, shape, path)
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Dropout" not in ops and ops.count("BatchNormalization") == sum(
+        type(layer).__name__.startswith("BatchNorm") for layer in model.layers)
+    x = np.random.default_rng(6).standard_normal((9,) + shape).astype(np.float32)
+    assert_same_logits(predict(model, x, return_logits=True), run_onnx(path, x))
+
+
+def test_batchnorm_network_on_100_mnist_images_and_raw_pixels(bn_model, mnist_root, tmp_path):
+    _, _, images, _ = load_mnist(mnist_root, download=False)
+    expected = predict(bn_model, normalize(images[:100]), return_logits=True)
+    path = tmp_path / "norm.onnx"
+    to_onnx(bn_model, (1, 28, 28), path, normalize=(MNIST_MEAN, MNIST_STD))
+    assert_same_logits(expected, run_onnx(path, to_float32(images[:100])))

@@ -59,3 +59,15 @@ def test_printed_code_and_weights_give_minicnns_logits_in_torch(mnist_model, bui
     expected = predict(model, x, return_logits=True)
     got = _torch_logits(model, x, tmp_path)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+
+
+@pytest.mark.parametrize("which,shape", [("bn_model", (1, 28, 28)), ("every_layer_model", (3, 12, 10))])
+def test_batchnorm_and_every_layer_type_in_torch(which, shape, request, tmp_path):
+    model = request.getfixturevalue(which)
+    state = to_torch_state_dict(model)
+    assert all(f"{i}.running_var" in state and f"{i}.num_batches_tracked" in state
+               for i, layer in enumerate(model.layers) if type(layer).__name__.startswith("BatchNorm"))
+    x = np.random.default_rng(7).standard_normal((6,) + shape).astype(np.float32)
+    expected = predict(model, x, return_logits=True)
+    got = _torch_logits(model, x, tmp_path)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
