@@ -9,7 +9,6 @@ logit difference of each, the argmax agreement and the file sizes; also as JSON.
 Needs the export extra: pip install "minicnn[export]".
 """
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np

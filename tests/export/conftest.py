@@ -50,8 +50,22 @@ def make_bn_model():
 
 def make_every_layer_model():
     """One of every minicnn layer type, in eval mode (input (3, 12, 10))."""
-    from minicnn import (AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                         LeakyReLU, MaxPool2D, ReLU, Sequential, Sigmoid, Tanh)
+    from minicnn import (
+        AvgPool2D,
+        BatchNorm1D,
+        BatchNorm2D,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        GlobalAvgPool2D,
+        LeakyReLU,
+        MaxPool2D,
+        ReLU,
+        Sequential,
+        Sigmoid,
+        Tanh,
+    )
     rng = np.random.default_rng(4)
     model = Sequential([Conv2D(3, 6, (3, 2), stride=(1, 2), padding=(1, 1), rng=rng), BatchNorm2D(6, affine=False),
                         LeakyReLU(0.1), AvgPool2D(3, stride=1, padding=1), Conv2D(6, 8, 3, padding="same", rng=rng),
