@@ -8,12 +8,16 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_example_runs_and_learns(capsys):
     text = README.read_text()
     section = text[text.index("## A CNN in a dozen lines"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code, more = re.findall(r"```python\n(.*?)```", section[:section.index("\n## ", 3)], re.S)[:2]
     namespace = {}
     exec(compile(code, "README example", "exec"), namespace)
     loss, accuracy = namespace["evaluate"](namespace["model"], namespace["x"][2500:], namespace["y"][2500:])
     assert accuracy > 0.9, (loss, accuracy)
     assert "Total params: 2,132" in capsys.readouterr().out
+    exec(compile(more, "README example, continued", "exec"), namespace)     # batch norm, dropout, AdamW
+    loss, accuracy = namespace["evaluate"](namespace["model"], namespace["x"][2500:], namespace["y"][2500:])
+    assert accuracy > 0.9, (loss, accuracy)
+    assert namespace["model"].layers[1].buffers["running_var"].std() > 0   # the running statistics were updated
 
 
 def test_readme_quick_start_has_the_ci_test_command():
