@@ -55,7 +55,7 @@ for upto, name in ((1, "conv 1"), (2, "conv 1 + pool"), (4, "conv 2"), (6, "conv
     fields[name] = field(upto)
     h, w = extent(fields[name])
     print(f"{name:>21}: sees {h} x {w} pixels of the 28 x 28 image ({fields[name].sum()} pixels)")
-show(image_row([fields[n].astype(float) for n in fields], list(fields), height=1.8))
+show(image_row([fields[n].astype(float) for n in fields], list(fields), height=1.8, limits=(0, 1)))
 
 # %% [markdown]
 # Only the dense layers at the end see the whole image; every convolution looks through a small

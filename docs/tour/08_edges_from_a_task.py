@@ -55,7 +55,7 @@ trained_sims = np.array([m.similarity for m in matches])
 initial_sims = np.array([m.similarity for m in initial_matches])
 print(f"median similarity to the best Sobel match: {np.median(initial_sims):.3f} at the start, "
       f"{np.median(trained_sims):.3f} after training")
-print(f"best match at any angle (minicnn.edges.filters.edge_orientation): "
+print("best match at any angle (minicnn.edges.filters.edge_orientation): "
       + ", ".join(f"{m.orientation:.0f} deg {m.orientation_similarity:+.2f}" for m in matches))
 
 # %% [markdown]

@@ -60,8 +60,11 @@ def show_png(data):
         display(Image(data=data, format="png"))
 
 
-def image_row(images, titles, cmap="gray", height=2.2, symmetric=False):
-    """Draw images side by side, each under its title; returns the figure (None without matplotlib)."""
+def image_row(images, titles, cmap="gray", height=2.2, symmetric=False, limits=None):
+    """Draw images side by side, each under its title; returns the figure (None without matplotlib).
+
+    ``symmetric``: blue negative, red positive on one scale per image; ``limits``: (vmin, vmax) for all.
+    """
     fig = figure(height * len(images), height + 0.3)
     if fig is None:
         return None
@@ -71,7 +74,7 @@ def image_row(images, titles, cmap="gray", height=2.2, symmetric=False):
             v = max(float(np.abs(image).max()), 1e-12)
             ax.imshow(image, cmap="RdBu_r", vmin=-v, vmax=v)
         else:
-            ax.imshow(image, cmap=cmap)
+            ax.imshow(image, cmap=cmap, **({} if limits is None else {"vmin": limits[0], "vmax": limits[1]}))
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
