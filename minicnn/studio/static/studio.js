@@ -363,7 +363,11 @@ async function setupStepper() {
     stepper.kernel = resizeGrid(stepper.kernel, k, k); customKernel();
   });
   for (const id of ["stride", "padding"]) {
-    $(id).addEventListener("change", () => { state[id] = parseInt($(id).value, 10); state.step = 0; convolve(); });
+    $(id).addEventListener("change", () => {
+      const v = parseInt($(id).value, 10), lo = id === "stride" ? 1 : 0, hi = INFO.limits[id];
+      if (Number.isNaN(v)) { $(id).value = state[id]; return; }  // half-typed: keep what was there
+      state[id] = Math.max(lo, Math.min(hi, v)); $(id).value = state[id]; state.step = 0; convolve();
+    });
   }
   $("step-forward").addEventListener("click", () => stepBy(1));
   $("step-back").addEventListener("click", () => stepBy(-1));
@@ -424,7 +428,7 @@ function showPrediction(r, ms) {
   box.innerHTML = "";
   for (const layer of r.featuremaps) {
     const div = document.createElement("div"); div.className = "layer-maps";
-    const h = document.createElement("h4"); h.textContent = `${layer.name}: ${layer.shape.join(" x ")} (after the activation)`;
+    const h = document.createElement("h4"); h.textContent = `${layer.name}: ${layer.shape.join(" x ")}`;
     div.appendChild(h);
     const maps = document.createElement("div"); maps.className = "maps";
     const side = layer.shape[1] >= 20 ? 56 : 42;
@@ -621,4 +625,6 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
+// a link to another moment pasted into this tab: start again from it
+window.addEventListener("hashchange", () => location.reload());
 start();
