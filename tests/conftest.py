@@ -11,9 +11,13 @@ fetch: official site, else the Debian package; ``$MINICNN_FASHION_ROOT`` or
 ``datasets/fashion-mnist`` reused when they verify). Where neither source is
 reachable, ``fashion_fetched`` skips, saying why.
 
+``trained_run`` is a small checkpoint for the views' and the studio's tests: a narrow network, a few seconds
+of MNIST.
+
 Tests that may touch the network carry the ``network`` marker (added here
 automatically for users of these fixtures); ``-m "not network"`` deselects them.
 """
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -106,3 +110,24 @@ def fashion_root(request):
             except ValueError:
                 pass
     return Path(request.getfixturevalue("fashion_fetched")["root"])
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "train_mnist.py"
+
+
+def _train_mnist():
+    spec = importlib.util.spec_from_file_location("train_mnist_for_views", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def trained_run(mnist_root, tmp_path_factory):
+    """The folder of a 1-epoch run on 8000 MNIST images (checkpoint.npz, metrics.json), tested on 300."""
+    out = tmp_path_factory.mktemp("views-run")
+    code = _train_mnist().main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
+                             "--batch-size", "32", "--max-shift", "0", "--warmup", "0.1", "--channels", "8,16",
+                             "--hidden", "64", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out

@@ -17,31 +17,40 @@ INSTALL_HINT = 'reading pictures needs Pillow: pip install "minicnn[plot]"'
 
 def read_grayscale(path):
     """The picture at ``path`` as a float64 array (H, W) in [0, 255]; ValueError for anything but a sane image."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise ValueError(INSTALL_HINT) from None
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such image file: {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); expected a PNG or JPEG picture")
+    with open(path, "rb") as f:
+        return decode_grayscale(f, path)
+
+
+def decode_grayscale(source, name="the picture"):
+    """A PNG or JPEG from an open binary file (or ``io.BytesIO``) -> float64 (H, W) in [0, 255].
+
+    ``name`` says in errors what was read (a path, or e.g. "the drawing").
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ValueError(INSTALL_HINT) from None
     Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             W, H = im.size  # from the header: nothing is decoded yet
             if W > MAX_SIDE or H > MAX_SIDE or W < 1 or H < 1:
-                raise ValueError(f"{path} is {W}x{H} pixels; expected a picture of at most {MAX_SIDE}x{MAX_SIDE}")
+                raise ValueError(f"{name} is {W}x{H} pixels; expected a picture of at most {MAX_SIDE}x{MAX_SIDE}")
             if im.format not in ("PNG", "JPEG"):
-                raise ValueError(f"{path} is a {im.format} image; expected a PNG or JPEG picture")
+                raise ValueError(f"{name} is a {im.format} image; expected a PNG or JPEG picture")
             if "A" in im.getbands():  # transparent pixels count as the white paper they are drawn on
                 background = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(background, im.convert("RGBA"))
             gray = np.asarray(im.convert("L"), dtype=np.float64)
     except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image Pillow can read; expected a PNG or JPEG picture") from None
+        raise ValueError(f"{name} is not an image Pillow can read; expected a PNG or JPEG picture") from None
     except (OSError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path} could not be decoded as a PNG or JPEG picture: {e}") from None
+        raise ValueError(f"{name} could not be decoded as a PNG or JPEG picture: {e}") from None
     return gray
 
 

@@ -1,30 +1,7 @@
-"""A small trained checkpoint for the views' tests: a narrow network, a few seconds of MNIST."""
-import importlib.util
-from pathlib import Path
-
+"""The views' test helpers; their small trained checkpoint, ``trained_run``, is in tests/conftest.py."""
 import pytest
 
 from minicnn.edges import viz
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "train_mnist.py"
-
-
-def _train_mnist():
-    spec = importlib.util.spec_from_file_location("train_mnist_for_views", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def trained_run(mnist_root, tmp_path_factory):
-    """The folder of a 1-epoch run on 8000 MNIST images (checkpoint.npz, metrics.json), tested on 300."""
-    out = tmp_path_factory.mktemp("views-run")
-    code = _train_mnist().main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
-                             "--batch-size", "32", "--max-shift", "0", "--warmup", "0.1", "--channels", "8,16",
-                             "--hidden", "64", "--out", str(out), "--no-progress"])
-    assert code == 0
-    return out
 
 
 @pytest.fixture
