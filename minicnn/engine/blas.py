@@ -39,52 +39,19 @@ def gemm(a, b, out, accumulate=False):
     return out
 
 
-# Rows per block of ``tall_product``: both operands of a block (4096 x (48 + 32) floats, 1.3 MB at most for
-# REF-CNN's conv2) stay in L2/L3 while BLAS packs them; 1024-8192 measured within noise of each other.
-TALL_BLOCK_ROWS = 4096
-
-
-def tall_product(a, b, out, store, block_rows=TALL_BLOCK_ROWS):
-    """``out[...] = a.T @ b`` for tall a (K, m), b (K, n) and a small result, in row blocks; replaces ``gemm(a.T, b, out)``.
-
-    A weight gradient is such a product: tens of thousands of rows (one per
-    output position) summed into a (KW*C, F) result.  Handed to BLAS in one
-    call it ran at a third of the rate of the forward product of the same size
-    (scipy's OpenBLAS, AMD EPYC); blocks of ``block_rows`` rows through
-    ``np.matmul`` (NumPy's OpenBLAS) ran 2-2.5x faster.  The blocks' products
-    are added in block order, so the result depends on ``block_rows`` but not
-    on the thread count.  ``store`` keeps the block's scratch result.
-
-    Shape: a (K, m), b (K, n), out (m, n) C-contiguous -> out
-    """
-    K = a.shape[0]
-    if a.shape[0] != b.shape[0] or out.shape != (a.shape[1], b.shape[1]):
-        raise ValueError(f"tall_product needs a (K, m) and b (K, n) into (m, n); got {a.shape}, {b.shape} into {out.shape}")
-    if K <= block_rows:
-        return np.matmul(a.T, b, out=out)
-    key = ("tall_part", out.shape, out.dtype)
-    part = store.get(key)
-    if part is None:
-        part = store[key] = np.empty(out.shape, out.dtype)
-    np.matmul(a[:block_rows].T, b[:block_rows], out=out)
-    for r0 in range(block_rows, K, block_rows):
-        out += np.matmul(a[r0:r0 + block_rows].T, b[r0:r0 + block_rows], out=part)
-    return out
-
-
 def column_sums(m, store):
     """``m.sum(axis=0)`` as a matrix-vector product (ones @ m): much faster than NumPy's reduction for narrow rows.
 
-    ``store`` keeps the column of ones between calls; the product runs in ``tall_product``'s row blocks.
+    ``store`` keeps the row of ones between calls.
 
     Shape: m (rows, n) -> (n,)
     """
     if m.dtype not in _GEMM or not m.flags.c_contiguous:
         return m.sum(axis=0)
     ones = store.get("ones")
-    if ones is None or ones.shape[0] < m.shape[0] or ones.dtype != m.dtype:
-        ones = store["ones"] = np.ones((m.shape[0], 1), m.dtype)
-    return tall_product(ones[:m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype), store)[0]
+    if ones is None or ones.shape[1] < m.shape[0] or ones.dtype != m.dtype:
+        ones = store["ones"] = np.ones((1, m.shape[0]), m.dtype)
+    return gemm(ones[:, :m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype))[0]
 
 
 def fill_rows(out, row):

@@ -13,7 +13,7 @@ views of channels-last buffers, which the next layer takes as they are.
 """
 import numpy as np
 
-from minicnn.engine.blas import column_sums, fill_rows, gemm, tall_product
+from minicnn.engine.blas import column_sums, fill_rows, gemm
 from minicnn.engine.buffers import recycled, scratch
 from minicnn.engine.windows import (
     col2im_channels_last,
@@ -98,7 +98,7 @@ class FastConv2D:
             dpad[:, :H_out, :W_out, :] = dout_hwc
             d = dpad.reshape(-1, F)[:M]                                                # (M, F)
             for i in range(KH):
-                tall_product(wide[i * Wp:i * Wp + M], d, dW_k[i].reshape(KW * C, F), s)  # (KW*C, F)
+                gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))        # (KW*C, F)
             if need_dx:
                 # Kernel row 0 and width offset 0 write their whole range, so only the rows after it need zeros.
                 dwide = scratch(s, "dwide", wide.shape, dtype)
@@ -116,7 +116,7 @@ class FastConv2D:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
             cols = s["cols"]
             cols = cols.reshape(KH * KW * C, d.shape[0]).T if C == 1 else cols.reshape(d.shape[0], KH * KW * C)
-            tall_product(cols, d, dW_k.reshape(-1, F), s)
+            gemm(cols.T, d, dW_k.reshape(-1, F))
             if need_dx:
                 dcols = gemm(d, W_k.reshape(-1, F).T, scratch(s, "dcols", cols.shape, dtype))
                 dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, recycled(s, "dx", xp.shape, dtype))
