@@ -50,6 +50,7 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=30, help="timed calls per figure (default: 30; --quick: 3)")
     p.add_argument("--batches", type=str, default="64,256", help="batch sizes for layers and training (default: 64,256)")
     p.add_argument("--memory-steps", type=int, default=200, help="training steps in each peak-memory run (default: 200)")
+    p.add_argument("--rounds", type=int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument("--out", type=str, default="runs/benchmark", help="output folder (default: runs/benchmark)")
@@ -161,7 +162,7 @@ def main(argv=None):
                 ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"), ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"),
                 ("minicnn/torch (median of pairs)", lambda r: f"{r['ratio_median_of_pairs']:.2f}x"),
                 ("fastest/fastest", lambda r: f"{r['ratio_of_fastest']:.2f}x")]))
-        result["torch"]["alone"] = [_alone(b, 5 if quick else max(repeats, 40), 1 if quick else 3, args.threads)
+        result["torch"]["alone"] = [_alone(b, 5 if quick else max(repeats, 40), 1 if quick else args.rounds, args.threads)
                                     for b in batches]
         print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
               "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [
