@@ -328,18 +328,21 @@ def test_the_mnist_defaults_are_those_of_before_the_recipes():
 
 def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     args = recipe_args(["--dataset", "fashion-mnist"])
-    assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "32,64", 0.25, True)
-    model = architectures.build_model(train_mnist.network_spec(args, (32, 64)), rng=np.random.default_rng(0))
+    assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48", 0.0, True)
+    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 8, 64, 2)
+    model = architectures.build_model(train_mnist.network_spec(args, (24, 48)), rng=np.random.default_rng(0))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
-                     "Flatten", "Dense", "ReLU", "Dropout", "Dense"]
+                     "Flatten", "Dense", "ReLU", "Dense"]
     assert "b" not in model.layers[0].params and "b" not in model.layers[4].params  # the batch norm shifts
-    # 3x3x32 + 2x32 + 3x3x32x64 + 2x64 + (64x7x7)x128 + 128 + 128x10 + 10
-    assert model.num_params() == 288 + 64 + 18432 + 128 + 401536 + 1290 == 421738
+    # 3x3x24 + 2x24 + 3x3x24x48 + 2x48 + (48x7x7)x128 + 128 + 128x10 + 10
+    assert model.num_params() == 216 + 48 + 10368 + 96 + 301184 + 1290 == 313202
     assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
-    args = recipe_args(["--dataset", "fashion-mnist", "--architecture", "mnist_cnn", "--dropout", "0", "--no-flip",
-                        "--epochs", "3", "--lr", "0.1", "--channels", "16,32"])
-    assert (args.architecture, args.dropout, args.flip, args.epochs, args.lr) == ("mnist_cnn", 0.0, False, 3, 0.1)
+    args = recipe_args(["--dataset", "fashion-mnist", "--architecture", "mnist_cnn", "--dropout", "0.25", "--no-flip",
+                        "--epochs", "3", "--lr", "0.05", "--channels", "16,32"])
+    assert (args.architecture, args.dropout, args.flip, args.epochs, args.lr) == ("mnist_cnn", 0.25, False, 3, 0.05)
+    assert [type(layer).__name__ for layer in architectures.build_model(
+        train_mnist.network_spec(args, (16, 32))).layers][-2:] == ["Dropout", "Dense"]
     assert recipe_args(["--flip"]).flip is True
     help_text = " ".join(train_mnist.build_parser().format_help().split())
     assert "(default: mnist_cnn for mnist, fashion_cnn for fashion-mnist)" in help_text
@@ -365,8 +368,8 @@ def test_augmentation_flips_clothing_never_digits():
 
 
 def test_the_fashion_recipe_runs_and_resumes_bit_identical(fashion_root, tmp_path, monkeypatch, capsys):
-    """Its batch norms' running statistics and its dropout masks continue exactly after a Ctrl-C."""
-    run = ["--dataset", "fashion-mnist", "--data", str(fashion_root), "--limit-train", "256", "--limit-test", "128",
+    """Its batch norms' running statistics (and dropout masks) continue exactly after a Ctrl-C."""
+    run = ["--dataset", "fashion-mnist", "--dropout", "0.5", "--data", str(fashion_root), "--limit-train", "256", "--limit-test", "128",
            "--epochs", "1", "--no-progress"]
     for picture in ("plot_kernel_report", "plot_training_curves"):  # matplotlib would take most of the time,
         monkeypatch.setattr(train_mnist, picture, lambda *args, **kwargs: None)
@@ -374,7 +377,7 @@ def test_the_fashion_recipe_runs_and_resumes_bit_identical(fashion_root, tmp_pat
     arrays = fashion.load(fashion_root, download=False)
     monkeypatch.setitem(train_mnist.DATASETS, "fashion-mnist", fashion._replace(load=lambda root, **kw: arrays))
     assert train_mnist.main(run + ["--out", str(tmp_path / "full")]) == 0
-    assert "BatchNorm2D(32)" in capsys.readouterr().out
+    assert "BatchNorm2D(24)" in capsys.readouterr().out
     real = train_mnist.train_resumable
 
     def ctrl_c_after_2_of_4_steps(*args, **kwargs):
@@ -399,7 +402,7 @@ def test_the_fashion_recipe_runs_and_resumes_bit_identical(fashion_root, tmp_pat
     assert a.epoch == b.epoch == 1 and a.model.keys() == b.model.keys()
     for name, value in a.model.items():
         np.testing.assert_array_equal(b.model[name], value, err_msg=name)
-    assert not np.array_equal(a.model["1.running_var"], np.ones(32, np.float32))  # the statistics were updated
+    assert not np.array_equal(a.model["1.running_var"], np.ones(24, np.float32))  # the statistics were updated
 
 
 def test_fashion_run_records_its_data_set_and_refuses_to_resume_on_mnist(fashion_root, mnist_root, tmp_path, capsys):

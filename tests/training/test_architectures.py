@@ -138,7 +138,7 @@ def test_fashion_cnn_normalizes_each_conv_and_drops_out_before_the_last_dense():
     model = architectures.build_model(spec, rng=np.random.default_rng(0))
     assert model.num_params() == 9 * 4 + 2 * 4 + 9 * 4 * 8 + 2 * 8 + (8 * 49 * 16 + 16) + (16 * 10 + 10)
     assert architectures.to_json(architectures.from_json(architectures.to_json(model))) == architectures.to_json(spec)
-    assert "Dropout" not in [layer["type"] for layer in architectures.fashion_cnn(dropout=0)]
+    assert "Dropout" not in [layer["type"] for layer in architectures.fashion_cnn()]
     # mnist_cnn takes the same sizes; its dropout is off unless asked for
     assert architectures.mnist_cnn(dropout=0.0) == architectures.mnist_cnn()
     assert [layer["type"] for layer in architectures.mnist_cnn(dropout=0.3)][-2:] == ["Dropout", "Dense"]
