@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import evaluate
+from minicnn import SGD, CosineLR, evaluate
 from minicnn.data.mnist import load_mnist, normalize
 from minicnn.edges import viz
 from minicnn.training import architectures
@@ -434,3 +434,27 @@ def test_a_checkpoint_from_before_the_dataset_option_resumes_as_mnist(mnist_root
     capsys.readouterr()
     code = train_mnist.main(["--resume", str(old), "--dataset", "fashion-mnist", "--no-progress"])
     assert code == 2 and "drop --dataset fashion-mnist (the run used mnist)" in capsys.readouterr().err
+
+
+def test_a_fashion_checkpoint_from_before_the_recipes_resumes_with_the_mnist_network_and_flips(
+        fashion_root, tmp_path, capsys):
+    """Runs saved before recipes named their network have no architecture, dropout or flip in their config."""
+    out = tmp_path / "old"
+    assert train_mnist.main(TINY + ["--dataset", "fashion-mnist", "--data", str(fashion_root), "--out", str(out),
+                                    "--epochs", "1", "--architecture", "mnist_cnn", "--flip"]) == 0
+    ck = load_checkpoint(out / "checkpoint.npz")
+    config = json.loads(ck.extra_str("config"))
+    for key in ("architecture", "dropout", "flip"):
+        del config[key]
+    model = architectures.build_model(ck.architecture)
+    optimizer, rng = SGD(model, lr=0.05, momentum=0.9, nesterov=True), np.random.default_rng(0)
+    scheduler = CosineLR(optimizer, total_steps=2, warmup_steps=1)
+    ck.restore(model, optimizer, scheduler, rng)
+    save_checkpoint(out / "checkpoint.npz", model=model, optimizer=optimizer, scheduler=scheduler, rng=rng,
+                    epoch=ck.epoch, step=ck.step, extra={**ck.extra, "config": json.dumps(config)})
+    capsys.readouterr()
+    assert train_mnist.main(["--resume", str(out / "checkpoint.npz"), "--data", str(fashion_root),
+                             "--no-progress"]) == 0
+    assert "left-right flips" in capsys.readouterr().out
+    resumed = json.loads((out / "metrics.json").read_text())["config"]
+    assert (resumed["architecture"], resumed["dropout"], resumed["flip"]) == ("mnist_cnn", 0.0, True)
