@@ -1,7 +1,7 @@
 """Train minicnn's default CNN on MNIST (or Fashion-MNIST), then compare its first-layer kernels with Sobel.
 
     python experiments/train_mnist.py                 # the default run (fetches MNIST on first use)
-    python experiments/train_mnist.py --dataset fashion-mnist    # clothing; shifts and left-right flips
+    python experiments/train_mnist.py --dataset fashion-mnist    # clothing: its own recipe (batch norm, flips)
     python experiments/train_mnist.py --resume runs/mnist/checkpoint.npz
 
 Writes under --out: checkpoint.npz (every epoch; Ctrl-C or SIGTERM saves one
@@ -54,29 +54,66 @@ from minicnn.utils.files import remove_stale_temporaries
 from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
-RUN_OPTIONS = ("dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup", "max_shift", "channels",
-               "hidden", "seed", "limit_train", "limit_test")
-# What differs between the data sets' default runs: a mirrored shirt is a shirt, a mirrored digit is not.
-RECIPES = {"mnist": {"flip": False}, "fashion-mnist": {"flip": True}}
+RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
+               "weight_decay", "warmup", "max_shift", "flip", "seed", "limit_train", "limit_test")
+# Each data set's default run; every entry can be changed with its command-line option (--help lists both).
+# Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none).
+# Clothing: wider, with batch norm after each conv, which lets the learning rate double, and left-right flips
+# (a mirrored shirt is a shirt); the README gives the pilot runs that chose it.
+RECIPES = {
+    "mnist": {"architecture": "mnist_cnn", "channels": "16,32", "hidden": 128, "dropout": 0.0, "epochs": 8,
+              "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
+              "flip": False},
+    "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
+                      "epochs": 8, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                      "warmup": 0.3, "max_shift": 2, "flip": True},
+}
+# Options added after runs were saved without them: what those runs used.
+_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0}
+
+
+def recipe_default(key):
+    """The help text's default of a recipe option: one value, or one per data set."""
+    values = {name: recipe[key] for name, recipe in RECIPES.items()}
+    show = lambda v: ("on" if v else "off") if isinstance(v, bool) else str(v)
+    if len(set(map(show, values.values()))) == 1:
+        return f"(default: {show(values['mnist'])})"
+    return "(default: " + ", ".join(f"{show(v)} for {name}" for name, v in values.items()) + ")"
 
 
 def build_parser(defaults=True):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=None if defaults else argparse.SUPPRESS)
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    from_recipe = d(None)  # a recipe option: None until fill_recipe puts in the data set's value
     p.add_argument("--dataset", choices=list(DATASETS), default=d("mnist"),
-                   help="mnist (digits) or fashion-mnist (clothing; adds random left-right flips) (default: mnist)")
-    p.add_argument("--epochs", type=positive_int, default=d(8), help="passes over the training set (default: 8)")
-    p.add_argument("--batch-size", type=positive_int, default=d(64), help="(default: 64)")
-    p.add_argument("--lr", type=float, default=d(0.05), help="peak learning rate (default: 0.05)")
-    p.add_argument("--momentum", type=float, default=d(0.9), help="SGD momentum, Nesterov (default: 0.9)")
-    p.add_argument("--weight-decay", type=float, default=d(5e-4), help="L2 penalty (default: 5e-4)")
-    p.add_argument("--warmup", type=float, default=d(0.3),
-                   help="epochs of linear warm-up before the cosine decay to 0 (default: 0.3)")
-    p.add_argument("--max-shift", type=nonnegative_int, default=d(2),
-                   help="augmentation: random shifts of up to this many pixels, 0 for none (default: 2)")
-    p.add_argument("--channels", type=str, default=d("16,32"), help="filters of the two conv layers (default: 16,32)")
-    p.add_argument("--hidden", type=positive_int, default=d(128), help="units of the hidden dense layer (default: 128)")
+                   help="mnist (digits) or fashion-mnist (clothing); picks the recipe, the defaults of the "
+                        "options below that name both (default: mnist)")
+    p.add_argument("--architecture", choices=list(architectures.ARCHITECTURES), default=from_recipe,
+                   help="the network, a function in minicnn/training/architectures.py "
+                        + recipe_default("architecture"))
+    p.add_argument("--channels", type=str, default=from_recipe,
+                   help="filters of the two conv layers " + recipe_default("channels"))
+    p.add_argument("--hidden", type=positive_int, default=from_recipe,
+                   help="units of the hidden dense layer " + recipe_default("hidden"))
+    p.add_argument("--dropout", type=probability, default=from_recipe,
+                   help="dropout before the last dense layer, 0 for none " + recipe_default("dropout"))
+    p.add_argument("--epochs", type=positive_int, default=from_recipe,
+                   help="passes over the training set " + recipe_default("epochs"))
+    p.add_argument("--batch-size", type=positive_int, default=from_recipe, help=recipe_default("batch_size"))
+    p.add_argument("--lr", type=float, default=from_recipe, help="peak learning rate " + recipe_default("lr"))
+    p.add_argument("--momentum", type=float, default=from_recipe,
+                   help="SGD momentum, Nesterov " + recipe_default("momentum"))
+    p.add_argument("--weight-decay", type=float, default=from_recipe,
+                   help="L2 penalty " + recipe_default("weight_decay"))
+    p.add_argument("--warmup", type=float, default=from_recipe,
+                   help="epochs of linear warm-up before the cosine decay to 0 " + recipe_default("warmup"))
+    p.add_argument("--max-shift", type=nonnegative_int, default=from_recipe,
+                   help="augmentation: random shifts of up to this many pixels, 0 for none "
+                        + recipe_default("max_shift"))
+    p.add_argument("--flip", dest="flip", action="store_true", default=from_recipe,
+                   help="augmentation: random left-right flips " + recipe_default("flip"))
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
     p.add_argument("--seed", type=nonnegative_int, default=d(0), help="(default: 0)")
     p.add_argument("--limit-train", type=positive_int, default=d(None), metavar="N",
                    help="train on the first N training images only (default: all 60000)")
@@ -97,6 +134,24 @@ def build_parser(defaults=True):
     return p
 
 
+def probability(text):
+    """argparse type: a float in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def fill_recipe(args):
+    """Every recipe option not given on the command line takes the data set's recipe value."""
+    for key, value in RECIPES[args.dataset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def parse_args(argv):
     args = build_parser().parse_args(argv)
     explicit = vars(build_parser(defaults=False).parse_args(argv))
@@ -110,6 +165,9 @@ def resolve_resume(args, explicit):
     if not isinstance(saved, dict):
         raise ValueError(f"{args.resume} holds no training configuration; it was not written by this script")
     saved.setdefault("dataset", "mnist")  # runs saved before there was a choice were MNIST runs
+    for k, value in _BEFORE_RECIPES.items():  # runs saved before recipes named their network
+        saved.setdefault(k, value)
+    saved.setdefault("flip", saved["dataset"] == "fashion-mnist")
     conflicts = [f"--{k.replace('_', '-')} {explicit[k]} (the run used {saved.get(k)})"
                  for k in RUN_OPTIONS if k in explicit and explicit[k] != saved.get(k)]
     if conflicts:
@@ -119,6 +177,12 @@ def resolve_resume(args, explicit):
     if "out" not in explicit:
         args.out = str(Path(args.resume).parent)
     return checkpoint
+
+
+def network_spec(args, channels):
+    """The spec of the run's network: its architecture function called with the run's sizes."""
+    return architectures.ARCHITECTURES[args.architecture](channels=channels, hidden=args.hidden,
+                                                          dropout=args.dropout)
 
 
 def make_augment(max_shift, flip):
@@ -163,6 +227,8 @@ def _main(argv):
     args, explicit = parse_args(argv)
     try:
         checkpoint = resolve_resume(args, explicit) if args.resume else None
+        if checkpoint is None:
+            fill_recipe(args)
     except (ValueError, FileNotFoundError) as e:
         return error(e)
     args.data = args.data or DATASETS[args.dataset].spec.default_root
@@ -215,7 +281,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     x_test, y_test = scale(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
 
     rng = np.random.default_rng(args.seed)
-    spec = architectures.mnist_cnn(channels=channels, hidden=args.hidden)
+    spec = network_spec(args, channels)
     model = architectures.build_model(spec, rng=rng)
     if checkpoint is not None:
         try:
@@ -226,7 +292,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     total = args.epochs * steps_per_epoch
     scheduler = CosineLR(optimizer, total_steps=total, warmup_steps=min(int(args.warmup * steps_per_epoch), total - 1))
-    augment = make_augment(args.max_shift, RECIPES[args.dataset]["flip"])
+    augment = make_augment(args.max_shift, args.flip)
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(checkpoint_path):
@@ -241,7 +307,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
-          + (", left-right flips" if RECIPES[args.dataset]["flip"] else "") + f", seed {args.seed}")
+          + (", left-right flips" if args.flip else "") + f", seed {args.seed}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"

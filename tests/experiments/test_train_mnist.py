@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import evaluate
+from minicnn import SGD, CosineLR, evaluate
 from minicnn.data.mnist import load_mnist, normalize
 from minicnn.edges import viz
 from minicnn.training import architectures
@@ -299,16 +299,110 @@ def test_output_cut_short_by_head_ends_quietly(mnist_root, tmp_path):
 
 # ------------------------------------------------------------ --dataset fashion-mnist
 
+# The MNIST run as it was before data sets had recipes (README: 99.43%); it must not change.
+OLD_MNIST_DEFAULTS = {"dataset": "mnist", "epochs": 8, "batch_size": 64, "lr": 0.05, "momentum": 0.9,
+                      "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2, "channels": "16,32", "hidden": 128,
+                      "seed": 0, "limit_train": None, "limit_test": None}
+OLD_MNIST_NETWORK = [
+    {"type": "Conv2D", "in_channels": 1, "out_channels": 16, "kernel_size": 3, "padding": "same"},
+    {"type": "MaxPool2D", "kernel_size": 2}, {"type": "ReLU"},
+    {"type": "Conv2D", "in_channels": 16, "out_channels": 32, "kernel_size": 3, "padding": "same"},
+    {"type": "MaxPool2D", "kernel_size": 2}, {"type": "ReLU"}, {"type": "Flatten"},
+    {"type": "Dense", "in_features": 1568, "out_features": 128}, {"type": "ReLU"},
+    {"type": "Dense", "in_features": 128, "out_features": 10}]
+
+
+def recipe_args(argv):
+    args, _ = train_mnist.parse_args(argv)
+    train_mnist.fill_recipe(args)
+    return args
+
+
+def test_the_mnist_defaults_are_those_of_before_the_recipes():
+    args = recipe_args([])
+    assert {k: getattr(args, k) for k in OLD_MNIST_DEFAULTS} == OLD_MNIST_DEFAULTS
+    assert (args.architecture, args.dropout, args.flip) == ("mnist_cnn", 0.0, False)
+    spec = train_mnist.network_spec(args, (16, 32))
+    assert architectures.to_json(spec) == architectures.to_json(OLD_MNIST_NETWORK)
+
+
+def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
+    args = recipe_args(["--dataset", "fashion-mnist"])
+    assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48", 0.0, True)
+    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 8, 64, 2)
+    model = architectures.build_model(train_mnist.network_spec(args, (24, 48)), rng=np.random.default_rng(0))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
+                     "Flatten", "Dense", "ReLU", "Dense"]
+    assert "b" not in model.layers[0].params and "b" not in model.layers[4].params  # the batch norm shifts
+    # 3x3x24 + 2x24 + 3x3x24x48 + 2x48 + (48x7x7)x128 + 128 + 128x10 + 10
+    assert model.num_params() == 216 + 48 + 10368 + 96 + 301184 + 1290 == 313202
+    assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+    args = recipe_args(["--dataset", "fashion-mnist", "--architecture", "mnist_cnn", "--dropout", "0.25", "--no-flip",
+                        "--epochs", "3", "--lr", "0.05", "--channels", "16,32"])
+    assert (args.architecture, args.dropout, args.flip, args.epochs, args.lr) == ("mnist_cnn", 0.25, False, 3, 0.05)
+    assert [type(layer).__name__ for layer in architectures.build_model(
+        train_mnist.network_spec(args, (16, 32))).layers][-2:] == ["Dropout", "Dense"]
+    assert recipe_args(["--flip"]).flip is True
+    help_text = " ".join(train_mnist.build_parser().format_help().split())
+    assert "(default: mnist_cnn for mnist, fashion_cnn for fashion-mnist)" in help_text
+    assert "(default: off for mnist, on for fashion-mnist)" in help_text
+
+
+def test_dropout_must_be_a_probability(capsys):
+    with pytest.raises(SystemExit):
+        train_mnist.parse_args(["--dropout", "1.5"])
+    assert "expected a number in [0, 1), got '1.5'" in capsys.readouterr().err
+
+
 def test_augmentation_flips_clothing_never_digits():
     from minicnn.data.augment import random_flip, random_shift
 
-    assert train_mnist.RECIPES == {"mnist": {"flip": False}, "fashion-mnist": {"flip": True}}
+    assert train_mnist.RECIPES["mnist"]["flip"] is False and train_mnist.RECIPES["fashion-mnist"]["flip"] is True
     x = np.random.default_rng(0).random((16, 1, 6, 6)).astype(np.float32)
     digits, clothes = train_mnist.make_augment(2, False), train_mnist.make_augment(2, True)
     np.testing.assert_array_equal(digits(x, np.random.default_rng(1)), random_shift(x, np.random.default_rng(1), 2))
     g = np.random.default_rng(1)
     np.testing.assert_array_equal(clothes(x, np.random.default_rng(1)), random_flip(random_shift(x, g, 2), g))
     assert train_mnist.make_augment(0, False) is None
+
+
+def test_the_fashion_recipe_runs_and_resumes_bit_identical(fashion_root, tmp_path, monkeypatch, capsys):
+    """Its batch norms' running statistics (and dropout masks) continue exactly after a Ctrl-C."""
+    run = ["--dataset", "fashion-mnist", "--dropout", "0.5", "--data", str(fashion_root), "--limit-train", "256", "--limit-test", "128",
+           "--epochs", "1", "--no-progress"]
+    for picture in ("plot_kernel_report", "plot_training_curves"):  # matplotlib would take most of the time,
+        monkeypatch.setattr(train_mnist, picture, lambda *args, **kwargs: None)
+    fashion = train_mnist.DATASETS["fashion-mnist"]           # and reading and verifying the files 3 times
+    arrays = fashion.load(fashion_root, download=False)
+    monkeypatch.setitem(train_mnist.DATASETS, "fashion-mnist", fashion._replace(load=lambda root, **kw: arrays))
+    assert train_mnist.main(run + ["--out", str(tmp_path / "full")]) == 0
+    assert "BatchNorm2D(24)" in capsys.readouterr().out
+    real = train_mnist.train_resumable
+
+    def ctrl_c_after_2_of_4_steps(*args, **kwargs):
+        def hook(epoch, step):
+            if (epoch, step) == (1, 2):
+                os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs, on_step=hook)
+
+    found = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even in a background job
+    try:
+        monkeypatch.setattr(train_mnist, "train_resumable", ctrl_c_after_2_of_4_steps)
+        assert train_mnist.main(run + ["--out", str(tmp_path / "cut")]) == 130
+    finally:
+        signal.signal(signal.SIGINT, found)
+    monkeypatch.setattr(train_mnist, "train_resumable", real)
+    stopped = load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
+    assert (stopped.epoch, int(stopped.extra["epoch_step"])) == (0, 2)
+    assert train_mnist.main(["--resume", str(tmp_path / "cut" / "checkpoint.npz"), "--data", str(fashion_root),
+                             "--no-progress"]) == 0
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("full", "cut"))
+    assert {"model/1.running_mean", "model/5.running_var"} <= {f"model/{k}" for k in a.model}
+    assert a.epoch == b.epoch == 1 and a.model.keys() == b.model.keys()
+    for name, value in a.model.items():
+        np.testing.assert_array_equal(b.model[name], value, err_msg=name)
+    assert not np.array_equal(a.model["1.running_var"], np.ones(24, np.float32))  # the statistics were updated
 
 
 def test_fashion_run_records_its_data_set_and_refuses_to_resume_on_mnist(fashion_root, mnist_root, tmp_path, capsys):
@@ -340,3 +434,27 @@ def test_a_checkpoint_from_before_the_dataset_option_resumes_as_mnist(mnist_root
     capsys.readouterr()
     code = train_mnist.main(["--resume", str(old), "--dataset", "fashion-mnist", "--no-progress"])
     assert code == 2 and "drop --dataset fashion-mnist (the run used mnist)" in capsys.readouterr().err
+
+
+def test_a_fashion_checkpoint_from_before_the_recipes_resumes_with_the_mnist_network_and_flips(
+        fashion_root, tmp_path, capsys):
+    """Runs saved before recipes named their network have no architecture, dropout or flip in their config."""
+    out = tmp_path / "old"
+    assert train_mnist.main(TINY + ["--dataset", "fashion-mnist", "--data", str(fashion_root), "--out", str(out),
+                                    "--epochs", "1", "--architecture", "mnist_cnn", "--flip"]) == 0
+    ck = load_checkpoint(out / "checkpoint.npz")
+    config = json.loads(ck.extra_str("config"))
+    for key in ("architecture", "dropout", "flip"):
+        del config[key]
+    model = architectures.build_model(ck.architecture)
+    optimizer, rng = SGD(model, lr=0.05, momentum=0.9, nesterov=True), np.random.default_rng(0)
+    scheduler = CosineLR(optimizer, total_steps=2, warmup_steps=1)
+    ck.restore(model, optimizer, scheduler, rng)
+    save_checkpoint(out / "checkpoint.npz", model=model, optimizer=optimizer, scheduler=scheduler, rng=rng,
+                    epoch=ck.epoch, step=ck.step, extra={**ck.extra, "config": json.dumps(config)})
+    capsys.readouterr()
+    assert train_mnist.main(["--resume", str(out / "checkpoint.npz"), "--data", str(fashion_root),
+                             "--no-progress"]) == 0
+    assert "left-right flips" in capsys.readouterr().out
+    resumed = json.loads((out / "metrics.json").read_text())["config"]
+    assert (resumed["architecture"], resumed["dropout"], resumed["flip"]) == ("mnist_cnn", 0.0, True)

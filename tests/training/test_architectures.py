@@ -126,3 +126,20 @@ def test_dropout_masks_come_from_the_rng_given_to_build_model():
     b = architectures.build_model(spec, rng=np.random.default_rng(3)).forward(x)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, architectures.build_model(spec, rng=np.random.default_rng(4)).forward(x))
+
+
+def test_fashion_cnn_normalizes_each_conv_and_drops_out_before_the_last_dense():
+    spec = architectures.fashion_cnn(channels=(4, 8), hidden=16, dropout=0.5)
+    assert [layer["type"] for layer in spec] == [
+        "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Flatten",
+        "Dense", "ReLU", "Dropout", "Dense"]
+    assert [layer.get("bias") for layer in spec if layer["type"] == "Conv2D"] == [False, False]
+    assert [layer["num_features"] for layer in spec if layer["type"] == "BatchNorm2D"] == [4, 8]
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    assert model.num_params() == 9 * 4 + 2 * 4 + 9 * 4 * 8 + 2 * 8 + (8 * 49 * 16 + 16) + (16 * 10 + 10)
+    assert architectures.to_json(architectures.from_json(architectures.to_json(model))) == architectures.to_json(spec)
+    assert "Dropout" not in [layer["type"] for layer in architectures.fashion_cnn()]
+    # mnist_cnn takes the same sizes; its dropout is off unless asked for
+    assert architectures.mnist_cnn(dropout=0.0) == architectures.mnist_cnn()
+    assert [layer["type"] for layer in architectures.mnist_cnn(dropout=0.3)][-2:] == ["Dropout", "Dense"]
+    assert set(architectures.ARCHITECTURES) == {"mnist_cnn", "fashion_cnn"}

@@ -377,3 +377,37 @@ def test_every_optimizers_state_round_trips_through_a_checkpoint(tmp_path, cls, 
     steps(model2, opt2, 2)
     for (name, p, _), (_, q, _) in zip(model.parameters(), model2.parameters()):
         np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+def test_a_batch_norm_network_round_trips_with_its_running_statistics(tmp_path):
+    """A real BatchNorm2D/1D net: after training steps its running mean and variance are in the file, a fresh
+    network gets them back, and in evaluation mode (where they are used) it gives the same outputs."""
+    spec = [{"type": "Conv2D", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": "same",
+             "bias": False},
+            {"type": "BatchNorm2D", "num_features": 3}, {"type": "ReLU"}, {"type": "MaxPool2D", "kernel_size": 2},
+            {"type": "Flatten"}, {"type": "Dense", "in_features": 3 * 4 * 4, "out_features": 6},
+            {"type": "BatchNorm1D", "num_features": 6}, {"type": "Dense", "in_features": 6, "out_features": 4}]
+    rng = np.random.default_rng(0)
+    model = architectures.build_model(spec, rng=rng)
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    x = (3 + 2 * rng.standard_normal((16, 1, 8, 8))).astype(np.float32)  # far from mean 0, variance 1
+    y = rng.integers(0, 4, 16)
+    model.train()
+    for _ in range(3):
+        _, dout = softmax_cross_entropy(model.forward(x), y)
+        model.backward(dout)
+        opt.step()
+    running = dict(model.buffers())
+    assert sorted(running) == ["1.running_mean", "1.running_var", "6.running_mean", "6.running_var"]
+    assert not np.allclose(running["1.running_mean"], 0) and not np.allclose(running["1.running_var"], 1)
+    path = save_checkpoint(tmp_path / "bn.npz", model=model, architecture=spec, optimizer=opt, rng=rng)
+    ck = load_checkpoint(path, architecture=spec)
+    for name, value in running.items():
+        np.testing.assert_array_equal(ck.model[name], value, err_msg=name)
+    model2 = architectures.build_model(spec, rng=np.random.default_rng(9))
+    opt2 = SGD(model2, lr=0.1, momentum=0.9)
+    ck.restore(model2, opt2)
+    for name, value in model2.buffers():
+        np.testing.assert_array_equal(value, running[name], err_msg=name)
+    model.eval(), model2.eval()
+    np.testing.assert_array_equal(model2.forward(x), model.forward(x))

@@ -26,16 +26,16 @@ def data():
     return x, y, x[:20], y[:20]
 
 
-def setup(seed=0, optimizer=None):
+def setup(seed=0, optimizer=None, spec=SPEC):
     rng = np.random.default_rng(seed)
-    model = architectures.build_model(SPEC, rng=rng)
+    model = architectures.build_model(spec, rng=rng)
     opt = (optimizer or (lambda m: SGD(m, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)))(model)
     sched = CosineLR(opt, total_steps=EPOCHS * 5, warmup_steps=2)
     return model, opt, sched, rng
 
 
-def run(path, resume=None, on_step=None, seed=0, optimizer=None):
-    model, opt, sched, rng = setup(seed, optimizer)
+def run(path, resume=None, on_step=None, seed=0, optimizer=None, spec=SPEC):
+    model, opt, sched, rng = setup(seed, optimizer, spec)
     x, y, xt, yt = data()
     history = train_resumable(model, opt, x, y, xt, yt, epochs=EPOCHS, batch_size=BATCH, rng=rng,
                               checkpoint_path=path, scheduler=sched, augment=lambda xb, g: random_shift(xb, g, 2),
@@ -278,3 +278,19 @@ def test_resume_with_adaptive_optimizers_is_bit_identical(tmp_path, optimizer):
     assert_same_weights(resumed, full)
     with pytest.raises(CheckpointError, match=r"does not fit: optimizer state is from"):
         run(path, resume=load_checkpoint(path))            # resumed with SGD: refused
+
+
+def test_resume_of_a_batch_norm_and_dropout_network_is_bit_identical(tmp_path):
+    """The running statistics (buffers) and the dropout masks (drawn from the run's rng) continue exactly."""
+    spec = architectures.fashion_cnn(channels=(2, 4), hidden=8, dropout=0.5)
+    full, _ = run(tmp_path / "full.npz", spec=spec)
+    path = tmp_path / "checkpoint.npz"
+    with pytest.raises(TrainingInterrupted):
+        run(path, on_step=sigint_at(2, 3), spec=spec)
+    stopped = load_checkpoint(path)
+    assert "1.running_mean" in stopped.model and "5.running_var" in stopped.model
+    resumed, _ = run(path, resume=stopped, spec=spec)
+    assert_same_weights(resumed, full)
+    for (name, a), (_, b) in zip(full.buffers(), resumed.buffers()):
+        np.testing.assert_array_equal(b, a, err_msg=name)
+    assert not np.array_equal(dict(full.buffers())["1.running_var"], np.ones(2, np.float32))
