@@ -65,7 +65,7 @@ RECIPES = {
               "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
               "flip": False},
     "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
-                      "epochs": 8, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                      "epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
                       "warmup": 0.3, "max_shift": 2, "flip": True},
 }
 # Options added after runs were saved without them: what those runs used.

@@ -329,7 +329,7 @@ def test_the_mnist_defaults_are_those_of_before_the_recipes():
 def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     args = recipe_args(["--dataset", "fashion-mnist"])
     assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48", 0.0, True)
-    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 8, 64, 2)
+    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 10, 64, 2)
     model = architectures.build_model(train_mnist.network_spec(args, (24, 48)), rng=np.random.default_rng(0))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
