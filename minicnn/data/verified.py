@@ -101,7 +101,9 @@ def load(ds, root, fetch_missing, *, download=True, progress=None):
                          f"{ds.fetch_hint('DIR')} or pass download=True")
     if missing:
         print(f"{ds.name}: {len(missing)} file(s) missing in {root}; fetching", file=sys.stderr)
-        fetch_missing(root, progress=progress, replace_bad=False)
+        report = fetch_missing(root, progress=progress, replace_bad=False)
+        if isinstance(report, dict) and report.get("source"):
+            print(f"{ds.name}: fetched from {report['source']}", file=sys.stderr)
     try:
         return tuple(read_verified(ds, root, key) for key in KEYS)
     except ValueError as e:
