@@ -26,13 +26,10 @@ from pathlib import Path
 
 from minicnn.data import images, verified
 from minicnn.data.deb import read_deb_files
-from minicnn.data.verified import STANDARD_FILES, IdxDataset
+from minicnn.data.verified import STANDARD_FILES, STANDARD_SHAPES, IdxDataset
 
 FASHION_FILES = dict(STANDARD_FILES)
-FASHION_SHAPES = {
-    "train_images": (60000, 28, 28), "train_labels": (60000,),
-    "test_images": (10000, 28, 28), "test_labels": (10000,),
-}
+FASHION_SHAPES = dict(STANDARD_SHAPES)
 # SHA-256 of the decoded uint8 arrays' bytes in row-major order.
 FASHION_SHA256 = {
     "train_images": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",

@@ -33,13 +33,10 @@ import numpy as np
 from minicnn.data import images, verified
 from minicnn.data.idx import gunzip
 from minicnn.data.images import to_float32  # noqa: F401  (re-exported: mnist.to_float32)
-from minicnn.data.verified import STANDARD_FILES, IdxDataset
+from minicnn.data.verified import STANDARD_FILES, STANDARD_SHAPES, IdxDataset
 
 MNIST_FILES = dict(STANDARD_FILES)
-MNIST_SHAPES = {
-    "train_images": (60000, 28, 28), "train_labels": (60000,),
-    "test_images": (10000, 28, 28), "test_labels": (10000,),
-}
+MNIST_SHAPES = dict(STANDARD_SHAPES)
 # SHA-256 of the decoded uint8 arrays' bytes in row-major order.
 MNIST_SHA256 = {
     "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",

@@ -36,6 +36,11 @@ STANDARD_FILES = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
+# The shapes of the four standard arrays: 60,000 training and 10,000 test images of 28x28 pixels, and their labels.
+STANDARD_SHAPES = {
+    "train_images": (60000, 28, 28), "train_labels": (60000,),
+    "test_images": (10000, 28, 28), "test_labels": (10000,),
+}
 
 
 @dataclass(frozen=True)
