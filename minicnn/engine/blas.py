@@ -1,17 +1,21 @@
-"""Matrix products handed straight to BLAS, writing into a buffer you give (no temporary, no transpose copy)."""
-import numpy as np
-from scipy.linalg import blas as _blas
+"""Matrix products handed straight to BLAS, writing into a buffer you give (no temporary, no transpose copy).
 
-_GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
+The products go to the OpenBLAS that NumPy itself ships with, through its CBLAS
+interface (``cblas.py``), so that a training step runs on one BLAS and one pool
+of threads; SciPy's Fortran BLAS is the fallback where that library is not found.
+"""
+import numpy as np
+
+from minicnn.engine import cblas
 
 
 def _blas_operand(m):
-    """(array, trans) with op(array) == m for Fortran BLAS, copying only if m is neither C- nor F-contiguous."""
-    if m.flags.f_contiguous:
-        return m, 0
+    """(array, transposed) with op(array) == m for a row-major BLAS, copying only if m is neither C- nor F-contiguous."""
     if m.flags.c_contiguous:
-        return m.T, 1
-    return np.asfortranarray(m), 0
+        return m, False
+    if m.flags.f_contiguous:
+        return m.T, True
+    return np.ascontiguousarray(m), False
 
 
 def gemm(a, b, out, accumulate=False):
@@ -22,8 +26,8 @@ def gemm(a, b, out, accumulate=False):
 
     Shape: a (m, k), b (k, n), out (m, n)
     """
-    fn = _GEMM.get(out.dtype)
-    if fn is None or a.dtype != out.dtype or b.dtype != out.dtype or out.size == 0 or a.shape[1] == 0:
+    if (out.dtype not in cblas.GEMM_DTYPES or a.dtype != out.dtype or b.dtype != out.dtype
+            or out.size == 0 or a.shape[1] == 0):
         if accumulate:
             out += a @ b
         else:
@@ -32,10 +36,9 @@ def gemm(a, b, out, accumulate=False):
     if not out.flags.c_contiguous or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1]):
         raise ValueError(f"gemm needs a (m, k) @ (k, n) into a C-contiguous (m, n); got {a.shape} @ {b.shape} "
                          f"into {out.shape} (C-contiguous: {out.flags.c_contiguous})")
-    # In Fortran order out is out.T (n, m) = b.T @ a.T.
-    bt, trans_b = _blas_operand(b.T)
-    at, trans_a = _blas_operand(a.T)
-    fn(1.0, bt, at, beta=1.0 if accumulate else 0.0, c=out.T, overwrite_c=1, trans_a=trans_b, trans_b=trans_a)
+    a, trans_a = _blas_operand(a)
+    b, trans_b = _blas_operand(b)
+    cblas.gemm_row_major(a, trans_a, b, trans_b, out, beta=1.0 if accumulate else 0.0)
     return out
 
 
@@ -46,7 +49,7 @@ def column_sums(m, store):
 
     Shape: m (rows, n) -> (n,)
     """
-    if m.dtype not in _GEMM or not m.flags.c_contiguous:
+    if m.dtype not in cblas.GEMM_DTYPES or not m.flags.c_contiguous:
         return m.sum(axis=0)
     ones = store.get("ones")
     if ones is None or ones.shape[1] < m.shape[0] or ones.dtype != m.dtype:

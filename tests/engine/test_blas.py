@@ -2,8 +2,40 @@
 import numpy as np
 import pytest
 
+from minicnn.engine import cblas
 from minicnn.engine.blas import column_sums, gemm
 from tests.tolerances import assert_close, product_tolerance, sum_tolerance
+
+
+@pytest.fixture(params=["chosen", "scipy"], autouse=True)
+def backend(request, monkeypatch):
+    """Every test runs on the BLAS the engine chose (NumPy's OpenBLAS where found) and on SciPy's fallback."""
+    if request.param == "scipy":
+        monkeypatch.setattr(cblas, "_FUNCTIONS", None)
+    return request.param
+
+
+def test_the_backend_is_named_and_numpys_openblas_is_found_beside_numpys_wheel():
+    assert cblas.BACKEND in ("numpy-openblas", "scipy")
+    import glob
+    import os
+    bundled = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs", "libscipy_openblas64_*"))
+    if bundled:                     # NumPy's Linux wheels: the library is there, so it must have been taken
+        assert cblas.BACKEND == "numpy-openblas"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_row_major_every_transpose_with_beta(dtype):
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    start = rng.standard_normal((6, 5)).astype(dtype)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            out = start.copy()
+            cblas.gemm_row_major(np.ascontiguousarray(a.T) if trans_a else a, trans_a,
+                                 np.ascontiguousarray(b.T) if trans_b else b, trans_b, out, beta=1.0)
+            assert_close(out, a64 @ b64 + start, product_tolerance(a, b, 4 + 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
