@@ -1,14 +1,21 @@
-"""Benchmark minicnn on REF-CNN: naive loops vs Conv2D, layer by layer, training throughput, memory, and PyTorch.
+"""Benchmark minicnn on REF-CNN and BN-CNN: naive loops vs Conv2D, layer by layer, training throughput, memory, and PyTorch.
 
     python experiments/benchmark.py --threads 2 --torch          # the full run (PyTorch optional)
     python experiments/benchmark.py --quick                      # a smoke test in a few seconds
+    python experiments/benchmark.py --networks bn-cnn --torch    # only BN-CNN in sections 2, 3 and 5
 
-Every figure is a median over --repeats after a warm-up.  With --torch (and
-PyTorch importable) the same network runs in PyTorch with minicnn's weights, the
-logits and gradients are compared, and training steps are timed alternately
-(minicnn, torch, minicnn, ...) in this process: the ratio is minicnn / torch.
-Peak memory is measured in a fresh process per framework.  Results are printed
-and written as JSON (--json, default <out>/benchmark.json).
+The networks are in experiments/benchmarking.py (REF-CNN: conv-ReLU-pool twice,
+dense 128, dense 10; BN-CNN: conv-BN-ReLU-pool twice, dense 10, in training mode).
+Sections 2 (per layer), 3 (training) and 5 (PyTorch) run for each of --networks;
+sections 1 (naive loops), 2b (the layers beyond REF-CNN) and 4 (peak memory) are about
+REF-CNN's shapes only.  Every figure is a median over --repeats after a warm-up.  With
+--torch (and PyTorch importable) each network runs in PyTorch with minicnn's weights,
+the logits, gradients and running statistics are compared, and training steps are
+timed alternately (minicnn, torch, minicnn, ...) in this process, then each framework
+alone in its own process: the ratio is minicnn / torch.  Peak memory is measured in a
+fresh process per framework.  Results are printed and written as JSON (--json,
+default <out>/benchmark.json); every row of "layers", "training", "torch"."runs" and
+"torch"."alone" names its "network", rows ordered by --networks, then by batch.
 """
 import os
 import sys
@@ -49,6 +56,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="tiny repeats and batches: a smoke test (default: off)")
     p.add_argument("--repeats", type=int, default=30, help="timed calls per figure (default: 30; --quick: 3)")
     p.add_argument("--batches", type=str, default="64,256", help="batch sizes for layers and training (default: 64,256)")
+    p.add_argument("--networks", type=_networks, default="ref-cnn,bn-cnn",
+                   help=f"comma-separated networks for sections 2, 3 and 5, of {', '.join(bench.NETWORKS)} (default: ref-cnn,bn-cnn)")
     p.add_argument("--memory-steps", type=int, default=200, help="training steps in each peak-memory run (default: 200)")
     p.add_argument("--rounds", type=int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
@@ -56,6 +65,15 @@ def parse_args(argv):
     p.add_argument("--out", type=str, default="runs/benchmark", help="output folder (default: runs/benchmark)")
     p.add_argument("--json", type=str, default=None, help="JSON path (default: <out>/benchmark.json)")
     return p.parse_args(argv)
+
+
+def _networks(text):
+    """--networks: comma-separated names from bench.NETWORKS, as a list."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in bench.NETWORKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names of {', '.join(bench.NETWORKS)}, got {text!r}")
+    return names
 
 
 def _rerun_with_threads(argv, threads):
@@ -74,14 +92,14 @@ def _worker(*args, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _alone(batch, steps, rounds, threads):
+def _alone(network, batch, steps, rounds, threads):
     """Each framework alone in its own process, processes alternated: medians of the per-process medians."""
     runs = {"minicnn": [], "torch": []}
     for _ in range(rounds):
         for fw in runs:
-            runs[fw].append(_worker("alone", fw, batch, steps, threads, threads=threads)["step_ms"])
+            runs[fw].append(_worker("alone", fw, batch, steps, threads, network, threads=threads)["step_ms"])
     ours, theirs = float(np.median(runs["minicnn"])), float(np.median(runs["torch"]))
-    return {"batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
+    return {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
             "torch_step_ms": theirs, "ratio": ours / theirs, "minicnn_runs_ms": runs["minicnn"], "torch_runs_ms": runs["torch"]}
 
 
@@ -100,8 +118,10 @@ def main(argv=None):
     quick = args.quick
     repeats = 3 if quick else args.repeats
     batches = [8, 16] if quick else [int(b) for b in args.batches.split(",")]
+    networks = args.networks
     rng = np.random.default_rng(args.seed)
     result = {"command": "python experiments/benchmark.py " + " ".join(argv), "quick": quick, "threads": args.threads,
+              "networks": networks,
               "machine": bench.machine_info(), "versions": bench.versions(), "repeats": repeats}
     print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load average "
           f"{result['machine']['load_average_1_5_15']}; threads {args.threads}; {result['versions']}")
@@ -115,9 +135,10 @@ def main(argv=None):
         ("naive", lambda r: f"{r['naive_ms_per_image']:.2f}"), ("Conv2D", lambda r: f"{r['conv2d_ms_per_image']:.4f}"),
         ("speedup", lambda r: f"{r['speedup']:.0f}x")]))
 
-    result["layers"] = [row for b in batches for row in bench.per_layer(b, repeats, result["sgemm_gflops"], rng)]
-    print("\n2. REF-CNN per layer (ms; conv GFLOP/s of forward+backward and share of sgemm)\n" + _table(result["layers"], [
-        ("batch", lambda r: str(r["batch"])), ("layer", lambda r: f"{r['index']} {r['layer']}"),
+    result["layers"] = [row for net in networks for b in batches
+                        for row in bench.per_layer(b, repeats, result["sgemm_gflops"], rng, net)]
+    print("\n2. per layer (ms; conv GFLOP/s of forward+backward and share of sgemm)\n" + _table(result["layers"], [
+        ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])), ("layer", lambda r: f"{r['index']} {r['layer']}"),
         ("forward", lambda r: f"{r['forward_ms']:.3f}"), ("backward", lambda r: f"{r['backward_ms']:.3f}"),
         ("GFLOP/s", lambda r: f"{r['gflops_total']:.1f}" if "gflops_total" in r else ""),
         ("of sgemm", lambda r: f"{100 * r['share_of_sgemm']:.0f}%" if "share_of_sgemm" in r else "")]))
@@ -134,42 +155,48 @@ def main(argv=None):
               ("torch bwd", lambda r: f"{r['torch_backward_ms']:.3f}" if "ratio" in r else ""),
               ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x" if "ratio" in r else "")]))
 
-    result["training"] = [bench.training_throughput(b, repeats, rng) for b in batches]
+    result["training"] = [bench.training_throughput(b, repeats, rng, net) for net in networks for b in batches]
     if args.epoch and not quick:
         result["epoch"] = bench.real_epoch(64, 60000, rng)
-    print("\n3. REF-CNN training (forward, backward, SGD step)\n" + _table(result["training"], [
-        ("batch", lambda r: str(r["batch"])), ("ms/step", lambda r: f"{r['step_ms']:.2f}"),
+    print("\n3. training (forward, backward, SGD step)\n" + _table(result["training"], [
+        ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])), ("ms/step", lambda r: f"{r['step_ms']:.2f}"),
         ("images/s", lambda r: f"{r['images_per_s']:.0f}"), ("s per 60k epoch (from steps)", lambda r: f"{r['epoch_s_estimated']:.1f}")]))
     if "epoch" in result:
-        print(f"one real epoch (train_epoch, batch 64, 60,000 images): {result['epoch']['seconds']:.1f} s")
+        print(f"one real REF-CNN epoch (train_epoch, batch 64, 60,000 images): {result['epoch']['seconds']:.1f} s")
 
     steps = 5 if quick else args.memory_steps
     images = 1000 if quick else 60000
     result["peak_rss_mb"] = {fw: _worker("memory", fw, batches[0], steps, args.threads, images, threads=args.threads)
                              for fw in (["minicnn", "torch"] if use_torch else ["minicnn"])}
-    print(f"\n4. peak RSS training on {images:,} in-memory images, batch {batches[0]}, {steps} steps: " + ", ".join(
+    print(f"\n4. peak RSS training REF-CNN on {images:,} in-memory images, batch {batches[0]}, {steps} steps: " + ", ".join(
         f"{fw} {r['peak_rss_mb']:.0f} MB (with data, before training: {r['rss_with_data_mb']:.0f} MB)"
         for fw, r in result["peak_rss_mb"].items()))
 
     result["torch"] = {"available": have_torch, "requested": args.torch}
     if use_torch:
-        result["torch"]["runs"] = [bench.compare_with_torch(b, 5 if quick else max(repeats, 40), args.threads, rng)
-                                   for b in batches]
+        result["torch"]["runs"] = [bench.compare_with_torch(b, 5 if quick else max(repeats, 40), args.threads, rng, net)
+                                   for net in networks for b in batches]
         print(f"\n5. against PyTorch {result['versions']['torch']}, {args.threads} threads, steps alternated\n" + _table(
             result["torch"]["runs"], [
-                ("batch", lambda r: str(r["batch"])), ("logits max diff", lambda r: f"{r['logits_max_abs_diff']:.1e}"),
+                ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])),
+                ("logits max diff", lambda r: f"{r['logits_max_abs_diff']:.1e}"),
                 ("grads rel diff", lambda r: f"{r['grads_max_rel_diff']:.1e}"),
+                ("running stats rel diff", lambda r: f"{r['running_stats_max_rel_diff']:.1e}" if r["buffers_compared"] else "none"),
                 ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"), ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"),
                 ("minicnn/torch (median of pairs)", lambda r: f"{r['ratio_median_of_pairs']:.2f}x"),
                 ("fastest/fastest", lambda r: f"{r['ratio_of_fastest']:.2f}x")]))
-        result["torch"]["alone"] = [_alone(b, 5 if quick else max(repeats, 40), 1 if quick else args.rounds, args.threads)
-                                    for b in batches]
+        result["torch"]["alone"] = [_alone(net, b, 5 if quick else max(repeats, 40), 1 if quick else args.rounds, args.threads)
+                                    for net in networks for b in batches]
         print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
               "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [
-                  ("batch", lambda r: str(r["batch"])), ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"),
+                  ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])),
+                  ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"),
                   ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"), ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x")]))
-        if not all(r["logits_match"] and r["grads_match"] for r in result["torch"]["runs"]):
-            print("WARNING: minicnn and PyTorch disagree (logits >= 1e-4 or gradients >= 1e-3 relative)")
+        disagree = [f"{r['network']} batch {r['batch']}" for r in result["torch"]["runs"]
+                    if not (r["logits_match"] and r["grads_match"] and r["running_stats_match"])]
+        if disagree:
+            print("WARNING: minicnn and PyTorch disagree (logits >= 1e-4, gradients >= 1e-3 or running statistics >= 1e-4 "
+                  "relative) on " + ", ".join(disagree))
     elif args.torch:
         print("\n5. PyTorch is not installed: skipped.  Get it with `pip install torch==2.13.0` (CPU build).")
     else:

@@ -1,8 +1,15 @@
-"""Speed measurements behind ``experiments/benchmark.py``: REF-CNN layer by layer, in training, and against PyTorch.
+"""Speed measurements behind ``experiments/benchmark.py``: the benchmark networks layer by layer, in training, and against PyTorch.
 
 REF-CNN (issue 5): input 1x28x28, Conv2D(1->16, 3x3, pad 1), ReLU, MaxPool 2x2,
 Conv2D(16->32, 3x3, pad 1), ReLU, MaxPool 2x2, Flatten (1568), Dense(1568->128),
-ReLU, Dense(128->10), softmax cross-entropy; SGD lr 0.05, momentum 0.9; float32.
+ReLU, Dense(128->10).
+
+BN-CNN (issue 13): input 1x28x28, Conv2D(1->16, 3x3, pad 1, no bias), BatchNorm2D(16),
+ReLU, MaxPool 2x2, Conv2D(16->32, 3x3, pad 1, no bias), BatchNorm2D(32), ReLU,
+MaxPool 2x2, Flatten (1568), Dense(1568->10); in training mode (batch statistics).
+
+Both: softmax cross-entropy; SGD lr 0.05, momentum 0.9; float32.  ``NETWORKS``
+maps each name ("ref-cnn", "bn-cnn") to its minicnn builder and its PyTorch twin.
 
 Every time is a median over ``repeats`` calls after ``warmup`` calls.  PyTorch is
 optional: ``torch_available()`` says whether it can be imported, and nothing
@@ -46,6 +53,21 @@ def ref_cnn(rng, dtype=np.float32):
         Conv2D(16, 32, 3, padding=1, rng=rng, dtype=dtype), ReLU(), MaxPool2D(2),
         Flatten(), Dense(1568, 128, rng=rng, dtype=dtype), ReLU(), Dense(128, 10, rng=rng, dtype=dtype),
     ])
+
+
+def bn_cnn(rng, dtype=np.float32):
+    return Sequential([
+        Conv2D(1, 16, 3, padding=1, bias=False, rng=rng, dtype=dtype), BatchNorm2D(16, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(16, 32, 3, padding=1, bias=False, rng=rng, dtype=dtype), BatchNorm2D(32, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(1568, 10, rng=rng, dtype=dtype),
+    ])
+
+
+def lookup_network(name):
+    """(minicnn builder from an rng, PyTorch twin from a minicnn model) of the benchmark network ``name``."""
+    if name not in NETWORKS:
+        raise ValueError(f"unknown benchmark network {name!r}: expected one of {', '.join(NETWORKS)}")
+    return NETWORKS[name]
 
 
 def mnist_like(n, rng):
@@ -146,9 +168,9 @@ def conv_flops(layer, x_shape):
     return 2 * x_shape[0] * F * H_out * W_out * C * KH * KW
 
 
-def per_layer(batch, repeats, sgemm_rate, rng):
-    """Forward and backward ms of each REF-CNN layer at one batch size; conv GFLOP/s and share of sgemm."""
-    model = ref_cnn(rng)
+def per_layer(batch, repeats, sgemm_rate, rng, network="ref-cnn"):
+    """Forward and backward ms of each layer of a benchmark network at one batch size; conv GFLOP/s and share of sgemm."""
+    model = lookup_network(network)[0](rng)
     x, y = mnist_like(batch, rng)
     inputs, h = [], x
     for layer in model.layers:
@@ -163,7 +185,7 @@ def per_layer(batch, repeats, sgemm_rate, rng):
     for i, layer in enumerate(model.layers):
         fwd = median_ms(lambda: layer.forward(inputs[i]), repeats)
         bwd = median_ms(lambda: layer.backward(douts[i]), repeats)   # after a forward on the same input
-        row = {"batch": batch, "index": i, "layer": type(layer).__name__, "forward_ms": fwd, "backward_ms": bwd}
+        row = {"network": network, "batch": batch, "index": i, "layer": type(layer).__name__, "forward_ms": fwd, "backward_ms": bwd}
         if isinstance(layer, Conv2D):
             flops = conv_flops(layer, inputs[i].shape)
             row["gflops_forward"] = flops / (fwd * 1e-3) / 1e9
@@ -224,12 +246,14 @@ def new_layers(batch, repeats, rng, use_torch=False, threads=1):
 
 # -- 3. training throughput ---------------------------------------------------------------------
 
-def training_throughput(batch, repeats, rng):
-    model = ref_cnn(rng)
+def training_throughput(batch, repeats, rng, network="ref-cnn"):
+    """ms per training step (forward, loss, backward, SGD) of a benchmark network, images/s, and the 60,000-image epoch it implies."""
+    model = lookup_network(network)[0](rng)
     optimizer = SGD(model, LR, momentum=MOMENTUM)
     x, y = mnist_like(batch, rng)
     ms = median_ms(lambda: train_step(model, optimizer, x, y), repeats, warmup=3)
-    return {"batch": batch, "step_ms": ms, "images_per_s": batch / (ms * 1e-3), "epoch_s_estimated": 60000 * ms * 1e-3 / batch}
+    return {"network": network, "batch": batch, "step_ms": ms, "images_per_s": batch / (ms * 1e-3),
+            "epoch_s_estimated": 60000 * ms * 1e-3 / batch}
 
 
 def real_epoch(batch, n, rng):
@@ -286,6 +310,30 @@ def torch_available():
     return True
 
 
+# minicnn parameter name -> torch attribute, per layer type; Dense's W (in, out) goes in transposed, as Linear keeps (out, in)
+_TORCH_NAMES = {Conv2D: {"W": "weight", "b": "bias"}, Dense: {"W": "weight", "b": "bias"},
+                BatchNorm2D: {"gamma": "weight", "beta": "bias"}}
+
+
+def _copy_into_torch(model, net):
+    """Copy ``model``'s parameters and buffers into the layer-for-layer twin ``net``, in ``model``'s dtype.
+
+    Returns (net, [(minicnn name, torch parameter)]) for every parameter of ``model``.
+    """
+    import torch
+    net.to(torch.from_numpy(next(model.parameters())[1]).dtype)
+    pairs = []
+    with torch.no_grad():
+        for i, layer in enumerate(model.layers):
+            for key, value in layer.params.items():
+                target = getattr(net[i], _TORCH_NAMES[type(layer)][key])
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value.T if isinstance(layer, Dense) and key == "W" else value)))
+                pairs.append((f"{i}.{key}", target))
+            for key, value in (getattr(layer, "buffers", None) or {}).items():
+                getattr(net[i], key).copy_(torch.from_numpy(value))
+    return net, pairs
+
+
 def torch_ref_cnn(model):
     """The same REF-CNN in PyTorch with minicnn's weights copied in; returns (net, [(minicnn name, torch param)])."""
     import torch
@@ -293,24 +341,39 @@ def torch_ref_cnn(model):
     net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(), nn.Linear(128, 10))
-    pairs = []
-    with torch.no_grad():
-        for i, layer in enumerate(model.layers):
-            if not layer.params:
-                continue
-            W = layer.params["W"] if isinstance(layer, Conv2D) else layer.params["W"].T   # Linear keeps (out, in)
-            net[i].weight.copy_(torch.from_numpy(np.ascontiguousarray(W)))
-            net[i].bias.copy_(torch.from_numpy(layer.params["b"]))
-            pairs += [(f"{i}.W", net[i].weight), (f"{i}.b", net[i].bias)]
-    return net, pairs
+    return _copy_into_torch(model, net)
 
 
-def compare_with_torch(batch, repeats, threads, rng):
-    """Same logits and gradients, then alternating timed steps; ratio = minicnn step time / torch step time."""
+def torch_bn_cnn(model):
+    """The same BN-CNN in PyTorch (BatchNorm2d with minicnn's eps and momentum) with minicnn's weights and running stats."""
+    import torch
+    nn = torch.nn
+    bn1, bn2 = model.layers[1], model.layers[5]
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(16, eps=bn1.eps, momentum=bn1.momentum), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(16, 32, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(32, eps=bn2.eps, momentum=bn2.momentum), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(1568, 10))
+    return _copy_into_torch(model, net)
+
+
+# name -> (minicnn model from an rng, its PyTorch twin from that model)
+NETWORKS = {"ref-cnn": (ref_cnn, torch_ref_cnn), "bn-cnn": (bn_cnn, torch_bn_cnn)}
+
+
+def compare_with_torch(batch, repeats, threads, rng, network="ref-cnn"):
+    """Same logits, gradients and running statistics, then alternating timed steps; ratio = minicnn step time / torch step time.
+
+    Both run in training mode; ``params_compared`` counts the gradients compared
+    (every parameter), ``buffers_compared`` the running statistics after the step's forward
+    (relative: max |ours - theirs| / max |ours| per array; gradients: / max |theirs|).
+    """
     import torch
     torch.set_num_threads(threads)
-    model = ref_cnn(rng)
-    net, pairs = torch_ref_cnn(model)
+    make, make_torch = lookup_network(network)
+    model = make(rng)
+    net, pairs = make_torch(model)
+    net.train()
     x, y = mnist_like(batch, rng)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -324,6 +387,10 @@ def compare_with_torch(batch, repeats, threads, rng):
     for name, p in pairs:
         theirs = p.grad.numpy().T if name.endswith("W") and p.grad.ndim == 2 else p.grad.numpy()
         grad_err = max(grad_err, float(np.max(np.abs(grads[name] - theirs)) / max(1e-12, np.max(np.abs(theirs)))))
+    torch_buffers = dict(net.named_buffers())
+    buffer_diffs = [float(np.max(np.abs(value - torch_buffers[name].numpy())) / max(1e-12, np.max(np.abs(value))))
+                    for name, value in model.buffers()]   # both named "<layer index>.running_mean" etc.
+    buffer_err = max(buffer_diffs, default=0.0)
     optimizer = SGD(model, LR, momentum=MOMENTUM)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
 
@@ -342,24 +409,27 @@ def compare_with_torch(batch, repeats, threads, rng):
             fn()
             times.append(time.perf_counter() - start)
     ours, theirs = np.array(ours), np.array(theirs)
-    return {"batch": batch, "logits_max_abs_diff": logits_diff, "logits_match": logits_diff < 1e-4,
-            "grads_max_rel_diff": grad_err, "grads_match": grad_err < 1e-3,
+    return {"network": network, "batch": batch, "logits_max_abs_diff": logits_diff, "logits_match": logits_diff < 1e-4,
+            "grads_max_rel_diff": grad_err, "grads_match": grad_err < 1e-3, "params_compared": len(pairs),
+            "running_stats_max_rel_diff": buffer_err, "running_stats_match": buffer_err < 1e-4,
+            "buffers_compared": len(buffer_diffs),
             "minicnn_step_ms": 1e3 * float(np.median(ours)), "torch_step_ms": 1e3 * float(np.median(theirs)),
             "ratio_median_of_pairs": float(np.median(ours / theirs)),
             "ratio_of_medians": float(np.median(ours) / np.median(theirs)),
             "ratio_of_fastest": float(ours.min() / theirs.min()), "pairs": len(ours)}
 
 
-def alone_step_ms(framework, batch, steps, threads):
-    """Median ms of a training step with only this framework in the process (no second thread pool around)."""
+def alone_step_ms(framework, batch, steps, threads, network="ref-cnn"):
+    """Median ms of a training step of a benchmark network with only this framework in the process (no second thread pool around)."""
     rng = np.random.default_rng(0)
-    model = ref_cnn(rng)
+    make, make_torch = lookup_network(network)
+    model = make(rng)
     x, y = mnist_like(batch, rng)
     if framework == "torch":
         import torch
         torch.set_num_threads(threads)
-        net, _ = torch_ref_cnn(model)
-        opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+        net, _ = make_torch(model)
+        opt = torch.optim.SGD(net.train().parameters(), lr=LR, momentum=MOMENTUM)
         loss_fn = torch.nn.CrossEntropyLoss()
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -372,17 +442,28 @@ def alone_step_ms(framework, batch, steps, threads):
 
         def step():
             train_step(model, optimizer, x, y)
-    return {"framework": framework, "batch": batch, "steps": steps, "step_ms": median_ms(step, steps, warmup=5)}
+    return {"framework": framework, "network": network, "batch": batch, "steps": steps,
+            "step_ms": median_ms(step, steps, warmup=5)}
+
+
+WORKER_USAGE = ("python experiments/benchmarking.py memory FRAMEWORK BATCH STEPS THREADS IMAGES   (REF-CNN)\n"
+                "python experiments/benchmarking.py alone FRAMEWORK BATCH STEPS THREADS [NETWORK]  (default ref-cnn)\n"
+                "FRAMEWORK: minicnn or torch; NETWORK: " + " or ".join(NETWORKS))
 
 
 def worker_main(argv=None):
-    """``python experiments/benchmarking.py memory|alone FRAMEWORK BATCH STEPS THREADS [IMAGES]``: one run, printed as JSON."""
+    """One run in this process, printed as one line of JSON; the command lines are in ``WORKER_USAGE``."""
     import json
-    mode, framework, batch, steps, threads, *images = (argv if argv is not None else sys.argv[1:])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    mode, rest = (argv[0], argv[5:]) if len(argv) >= 5 else (None, [])
+    if mode not in ("memory", "alone") or argv[1] not in ("minicnn", "torch") or len(rest) > 1 \
+            or (mode == "memory" and len(rest) != 1):
+        raise SystemExit(f"usage:\n{WORKER_USAGE}\ngot: {' '.join(argv)}")
+    framework, batch, steps, threads = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     if mode == "memory":
-        result = peak_memory_run(framework, int(batch), int(steps), int(threads), int(images[0]))
+        result = peak_memory_run(framework, batch, steps, threads, int(rest[0]))
     else:
-        result = alone_step_ms(framework, int(batch), int(steps), int(threads))
+        result = alone_step_ms(framework, batch, steps, threads, *rest)
     print(json.dumps(result))
     return 0
 
