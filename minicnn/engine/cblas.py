@@ -38,24 +38,66 @@ def _numpy_openblas():
     return None
 
 
+def _numpy_openblas_threads():
+    """(get, set) of the OpenBLAS thread count in NumPy's library, or None."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            get, put = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
+        except (OSError, AttributeError):
+            continue
+        get.argtypes, get.restype = [], ctypes.c_int
+        put.argtypes, put.restype = [ctypes.c_int], None
+        return get, put
+    return None
+
+
+def blas_threads():
+    """How many threads NumPy's OpenBLAS runs a product on (1 if that library is not found)."""
+    return 1 if _THREAD_COUNT is None else max(1, int(_THREAD_COUNT[0]()))
+
+
+def set_blas_threads(n):
+    """Set NumPy's OpenBLAS thread count (for every caller); returns the previous one.  No-op without that library."""
+    if _THREAD_COUNT is None:
+        return 1
+    previous = blas_threads()
+    if n != previous:
+        _THREAD_COUNT[1](n)
+    return previous
+
+
+def _leading(m):
+    """The row stride of a 2-D operand whose rows are adjacent numbers, in numbers (BLAS's ld)."""
+    return max(1, m.shape[1], m.strides[0] // m.itemsize if m.shape[0] > 1 else 0)
+
+
 def _call_numpy_openblas(fn, a, trans_a, b, trans_b, out, beta):
     m, n = out.shape
     k = a.shape[0] if trans_a else a.shape[1]
     fn(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0,
-       a.ctypes.data, max(1, a.shape[1]), b.ctypes.data, max(1, b.shape[1]), beta, out.ctypes.data, max(1, n))
+       a.ctypes.data, _leading(a), b.ctypes.data, _leading(b), beta, out.ctypes.data, _leading(out))
 
 
 def _call_scipy(a, trans_a, b, trans_b, out, beta):
     from scipy.linalg import blas
     fn = blas.sgemm if out.dtype == np.float32 else blas.dgemm
+    if not out.flags.c_contiguous:               # f2py would write into a copy
+        part = np.ascontiguousarray(out)
+        fn(1.0, b.T, a.T, beta=beta, c=part.T, overwrite_c=1, trans_a=int(trans_b), trans_b=int(trans_a))
+        out[...] = part
+        return
     # In Fortran order out is out.T (n, m) = op(b).T @ op(a).T, and a C-contiguous x is x.T in Fortran order.
     fn(1.0, b.T, a.T, beta=beta, c=out.T, overwrite_c=1, trans_a=int(trans_b), trans_b=int(trans_a))
 
 
 def gemm_row_major(a, trans_a, b, trans_b, out, beta=0.0):
-    """``out = op(a) @ op(b) + beta * out``, op(x) = x.T if trans_x else x; every array C-contiguous, dtypes equal.
+    """``out = op(a) @ op(b) + beta * out``, op(x) = x.T if trans_x else x; dtypes equal.
 
-    The caller checks the shapes (``minicnn.engine.blas.gemm`` does): nothing here does.
+    Every array is rows of adjacent numbers, evenly spaced (a C-contiguous array, or
+    a block of its columns); the caller checks that and the shapes
+    (``minicnn.engine.blas.gemm`` does): nothing here does.
 
     Shape: op(a) (m, k), op(b) (k, n), out (m, n)
     """
@@ -85,4 +127,5 @@ def _checks_out(functions):
 _FUNCTIONS = _numpy_openblas()
 if _FUNCTIONS is not None and not _checks_out(_FUNCTIONS):
     _FUNCTIONS = None
+_THREAD_COUNT = _numpy_openblas_threads() if _FUNCTIONS is not None else None
 BACKEND = "scipy" if _FUNCTIONS is None else "numpy-openblas"

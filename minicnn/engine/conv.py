@@ -28,6 +28,48 @@ from minicnn.engine.windows import (
 WIDTH_WINDOW_MIN_CHANNELS = 4
 
 
+# Rows of a product done at a time: the block's slices of the width windows and of the output stay in the
+# cache across the KH products over them, instead of each product streaming the whole batch from memory.
+ROW_BLOCK = 8192
+
+
+def row_blocks(n, size=None):
+    """The [lo, hi) blocks of ``size`` (default ``ROW_BLOCK``) rows that cover range(n)."""
+    size = ROW_BLOCK if size is None else size
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
+    """dx of a width-window convolution, a block of rows at a time; replaces two whole-batch passes.
+
+    ``dwide[r] = sum_i d[r - i*Wp] @ W_i.T`` (each block gathers what reaches its
+    rows, so blocks never overlap), then the adjoint of ``width_windows``:
+    ``dx_rows[r] = sum_j dwide[r - j, j*C:(j+1)*C]``.
+
+    Shape: W_rows KH x (KW*C, F), d (M, F), dwide (R, KW*C), dx_rows (R + KW - 1, C)
+    """
+    M, R, C = d.shape[0], dwide.shape[0], dx_rows.shape[1]
+    KW = dwide.shape[1] // C
+    for lo, hi in row_blocks(R):
+        top = min(hi, M)
+        if lo < top:
+            gemm(d[lo:top], W_rows[0].T, dwide[lo:top])
+        if hi > max(lo, M):
+            dwide[max(lo, M):hi] = 0                       # rows past M only gather from kernel rows i >= 1
+        for i in range(1, len(W_rows)):
+            first, last = max(lo, i * Wp), min(hi, M + i * Wp)
+            if first < last:
+                gemm(d[first - i * Wp:last - i * Wp], W_rows[i].T, dwide[first:last], accumulate=True)
+        dx_rows[lo:hi] = dwide[lo:hi, :C]
+        for j in range(1, KW):
+            first = max(lo, j)
+            dx_rows[first:hi] += dwide[first - j:hi - j, j * C:(j + 1) * C]
+    dx_rows[R:] = 0                                        # the last KW - 1 rows: only offsets j reach them
+    for j in range(1, KW):
+        dx_rows[R:R + j] += dwide[R - j:R, j * C:(j + 1) * C]
+    return dx_rows
+
+
 class FastConv2D:
     """Forward and backward of one convolution layer, with the buffers they reuse between calls.
 
@@ -59,10 +101,12 @@ class FastConv2D:
             M, Wp = product_rows(xp.shape, self.kernel_size), xp.shape[2]
             wide = width_windows(xp, KW, scratch(s, "wide", (xp.size // C - KW + 1, KW * C), dtype))
             out = recycled(s, "out", (xp.size // C, F), dtype)                        # (N*Hp*Wp, F); rows past M unread
-            if b is not None:
-                fill_rows(out[:M], b)
-            for i in range(KH):
-                gemm(wide[i * Wp:i * Wp + M], W_k[i].reshape(KW * C, F), out[:M], accumulate=b is not None or i > 0)
+            W_rows = [W_k[i].reshape(KW * C, F) for i in range(KH)]
+            for lo, hi in row_blocks(M):                    # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
+                if b is not None:
+                    fill_rows(out[lo:hi], b)
+                for i in range(KH):
+                    gemm(wide[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
             if C == 1:
@@ -97,21 +141,13 @@ class FastConv2D:
             dpad = scratch(s, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
             dpad[:, :H_out, :W_out, :] = dout_hwc
             d = dpad.reshape(-1, F)[:M]                                                # (M, F)
-            for i in range(KH):
-                gemm(wide[i * Wp:i * Wp + M].T, d, dW_k[i].reshape(KW * C, F))        # (KW*C, F)
-            if need_dx:
-                # Kernel row 0 and width offset 0 write their whole range, so only the rows after it need zeros.
-                dwide = scratch(s, "dwide", wide.shape, dtype)
-                R = dwide.shape[0]
-                dwide[M:] = 0
+            for lo, hi in row_blocks(M):                    # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
                 for i in range(KH):
-                    gemm(d, W_k[i].reshape(KW * C, F).T, dwide[i * Wp:i * Wp + M], accumulate=i > 0)
+                    gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], dW_k[i].reshape(KW * C, F), accumulate=lo > 0)
+            if need_dx:
+                dwide = scratch(s, "dwide", wide.shape, dtype)
                 dxp = recycled(s, "dx", xp.shape, dtype)
-                dx_rows = dxp.reshape(-1, C)
-                dx_rows[:R] = dwide[:, :C]
-                dx_rows[R:] = 0
-                for j in range(1, KW):                                                  # adjoint of width_windows
-                    dx_rows[j:j + R] += dwide[:, j * C:(j + 1) * C]
+                _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, Wp, dwide, dxp.reshape(-1, C))
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
             cols = s["cols"]

@@ -1,6 +1,7 @@
 """Element-wise passes into reused buffers, in the memory layout of their input."""
 import numpy as np
 
+from minicnn.engine import threads
 from minicnn.engine.buffers import recycled, recycled_like, scratch, scratch_like
 
 
@@ -16,11 +17,25 @@ class FastReLU:
 
     def forward(self, x):
         """Shape: x (any) -> out (same shape, dtype and memory layout)"""
-        self._mask = np.greater(x, 0, out=scratch_like(self._buffers, "mask", x, bool))
-        return np.maximum(x, _zeros_like_one_example(x, self._buffers), out=recycled_like(self._buffers, "out", x))
+        mask = self._mask = scratch_like(self._buffers, "mask", x, bool)
+        out, zeros = recycled_like(self._buffers, "out", x), _zeros_like_one_example(x, self._buffers)
+        if x.ndim == 0:
+            np.greater(x, 0, out=mask)
+            return np.maximum(x, zeros, out=out)
+
+        def part(lo, hi):                                                # examples lo:hi
+            np.greater(x[lo:hi], 0, out=mask[lo:hi])
+            np.maximum(x[lo:hi], zeros, out=out[lo:hi])
+
+        threads.over_rows(part, len(x), x[:1].size)
+        return out
 
     def backward(self, dout):
-        return np.multiply(dout, self._mask, out=recycled_like(self._buffers, "dx", dout))
+        dx, mask = recycled_like(self._buffers, "dx", dout), self._mask
+        if dout.ndim == 0:
+            return np.multiply(dout, mask, out=dx)
+        threads.over_rows(lambda lo, hi: np.multiply(dout[lo:hi], mask[lo:hi], out=dx[lo:hi]), len(dout), dout[:1].size)
+        return dx
 
 
 def _zeros_like_one_example(x, store):

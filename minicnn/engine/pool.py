@@ -12,6 +12,7 @@ Outputs and dx keep the memory layout of x (channels-last stays channels-last).
 """
 import numpy as np
 
+from minicnn.engine import threads
 from minicnn.engine.buffers import recycled, recycled_like, scratch, scratch_like
 
 
@@ -76,17 +77,27 @@ class FastMaxPool2D:
         and the right one from the top row.
         """
         s = self._buffers
-        top, bottom = x[:, :, 0:2 * H_out:2, :2 * W_out], x[:, :, 1:2 * H_out:2, :2 * W_out]   # (N, C, H_out, 2*W_out)
-        self._down = down = np.greater(bottom, top, out=scratch_like(s, "down", top, bool))
-        rows = np.maximum(top, bottom, out=scratch_like(s, "rows", top, x.dtype))
-        left, right = rows[..., 0::2], rows[..., 1::2]                                           # (N, C, H_out, W_out)
-        self._right = goes_right = np.greater(right, left, out=scratch_like(s, "right", left, bool))
-        tie = np.equal(right, left, out=scratch_like(s, "tie", left, bool))
-        np.logical_and(tie, down[..., 0::2], out=tie)                    # ... the left maximum is in the bottom row
-        np.greater(tie, down[..., 1::2], out=tie)                        # ... and the right one in the top row
-        np.logical_or(goes_right, tie, out=goes_right)
-        self._winner = goes_right
-        return np.maximum(left, right, out=recycled_like(s, "out", left))
+        top = x[:, :, 0:2 * H_out:2, :2 * W_out]                                                   # (N, C, H_out, 2*W_out)
+        self._down = down = scratch_like(s, "down", top, bool)
+        rows = scratch_like(s, "rows", top, x.dtype)
+        self._right = self._winner = goes_right = scratch_like(s, "right", rows[..., 0::2], bool)  # (N, C, H_out, W_out)
+        tie = scratch_like(s, "tie", goes_right, bool)
+        out = recycled_like(s, "out", goes_right, x.dtype)
+
+        def part(lo, hi):                                                # images lo:hi
+            top, bottom = x[lo:hi, :, 0:2 * H_out:2, :2 * W_out], x[lo:hi, :, 1:2 * H_out:2, :2 * W_out]
+            np.greater(bottom, top, out=down[lo:hi])
+            np.maximum(top, bottom, out=rows[lo:hi])
+            left, right = rows[lo:hi, ..., 0::2], rows[lo:hi, ..., 1::2]
+            np.greater(right, left, out=goes_right[lo:hi])
+            np.equal(right, left, out=tie[lo:hi])
+            np.logical_and(tie[lo:hi], down[lo:hi, ..., 0::2], out=tie[lo:hi])   # ... the left maximum is in the bottom row
+            np.greater(tie[lo:hi], down[lo:hi, ..., 1::2], out=tie[lo:hi])       # ... and the right one in the top row
+            np.logical_or(goes_right[lo:hi], tie[lo:hi], out=goes_right[lo:hi])
+            np.maximum(left, right, out=out[lo:hi])
+
+        threads.over_rows(part, len(x), x[:1].size)
+        return out
 
     def _backward_2x2(self, dout, dx):
         # Each gradient goes to one of two places: the masked share, and the rest as a difference
@@ -94,11 +105,16 @@ class FastMaxPool2D:
         # the row maxima, then rows, so that the full-size writes into dx run along whole rows.
         s = self._buffers
         H_out, W_out = dout.shape[2:]
-        d_rows = scratch_like(s, "d_rows", self._down, dout.dtype)                               # (N, C, H_out, 2*W_out)
-        to_right = np.multiply(dout, self._right, out=d_rows[..., 1::2])
-        np.subtract(dout, to_right, out=d_rows[..., 0::2])
-        to_bottom = np.multiply(d_rows, self._down, out=dx[:, :, 1:2 * H_out:2, :2 * W_out])
-        np.subtract(d_rows, to_bottom, out=dx[:, :, 0:2 * H_out:2, :2 * W_out])
+        down, goes_right = self._down, self._right
+        d_rows = scratch_like(s, "d_rows", down, dout.dtype)                                     # (N, C, H_out, 2*W_out)
+
+        def part(lo, hi):                                                # images lo:hi
+            to_right = np.multiply(dout[lo:hi], goes_right[lo:hi], out=d_rows[lo:hi, ..., 1::2])
+            np.subtract(dout[lo:hi], to_right, out=d_rows[lo:hi, ..., 0::2])
+            to_bottom = np.multiply(d_rows[lo:hi], down[lo:hi], out=dx[lo:hi, :, 1:2 * H_out:2, :2 * W_out])
+            np.subtract(d_rows[lo:hi], to_bottom, out=dx[lo:hi, :, 0:2 * H_out:2, :2 * W_out])
+
+        threads.over_rows(part, len(dout), dx[:1].size)
         return dx
 
     def backward(self, dout):

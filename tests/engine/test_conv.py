@@ -15,10 +15,13 @@ def channels_last(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-@pytest.fixture(params=["shifted", "im2col"])
+@pytest.fixture(params=["shifted", "shifted-blocks-of-7", "im2col"])
 def engine(request, monkeypatch):
-    """Run the test once with every stride-1 conv on shifted products, once with all on im2col."""
-    monkeypatch.setattr(fast_conv, "WIDTH_WINDOW_MIN_CHANNELS", 1 if request.param == "shifted" else 10**9)
+    """Run the test with every stride-1 conv on shifted products (once in blocks of 7 rows, so that
+    blocks end everywhere: inside an image, at the last output row, in the padding), once with all on im2col."""
+    monkeypatch.setattr(fast_conv, "WIDTH_WINDOW_MIN_CHANNELS", 10**9 if request.param == "im2col" else 1)
+    if request.param == "shifted-blocks-of-7":
+        monkeypatch.setattr(fast_conv, "ROW_BLOCK", 7)
     return request.param
 
 

@@ -1,0 +1,71 @@
+"""The batch split between threads: NumPy's loops and BLAS let go of the GIL, so the parts of one pass run at once.
+
+One training step is a few dozen passes (products, element-wise passes, copies),
+each over the whole batch.  With ``threads() == T > 1`` the engine cuts the big
+ones into T parts along their first axis and runs them on a pool of T workers,
+while BLAS itself runs one thread per call: two pools of spinning threads (ours
+and OpenBLAS's) on two cores would slow each other down.  The parts are fixed
+by the shapes and T, so one thread setting gives one result.
+
+``threads()`` starts as the number of threads NumPy's OpenBLAS was given
+(``OPENBLAS_NUM_THREADS`` or the cores) and is 1 where that library is not
+found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
+per part run whole on the calling thread.
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from minicnn.engine import cblas
+
+MIN_PART = 1 << 15           # numbers per part below which splitting costs more than it saves
+
+_lock = threading.Lock()
+_threads = cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" else 1
+_pool = None
+
+
+def threads():
+    """How many parts the engine splits a big pass into."""
+    return _threads
+
+
+def set_threads(n):
+    """Split big passes into ``n`` parts on ``n`` threads (1: everything on the calling thread)."""
+    global _threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_threads expects a whole number of at least 1, got {n!r}")
+    with _lock:
+        if _pool is not None and n != _threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+
+
+def _get_pool():
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="minicnn-engine")
+        return _pool
+
+
+def parts(n, size_per_row=1):
+    """The [lo, hi) ranges that cut ``range(n)`` into ``threads()`` parts, or one part if they would be small."""
+    count = min(_threads, n, max(1, (n * size_per_row) // MIN_PART))
+    bounds = [n * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def run(fn, ranges):
+    """``fn(lo, hi)`` for every range, on the pool when there are several; returns their results in order."""
+    if len(ranges) == 1:
+        return [fn(*ranges[0])]
+    pool = _get_pool()
+    futures = [pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
+    first = fn(*ranges[0])                        # the calling thread takes the first part itself
+    return [first] + [f.result() for f in futures]
+
+
+def over_rows(fn, n, size_per_row=1):
+    """``fn(lo, hi)`` over ``threads()`` parts of ``range(n)``; replaces one call ``fn(0, n)``."""
+    return run(fn, parts(n, size_per_row))
