@@ -36,6 +36,9 @@ def _threads_from_argv(argv):
 if __name__ == "__main__":   # BLAS reads these once, when NumPy is imported: set them first
     for _var in THREAD_VARS:
         os.environ[_var] = _threads_from_argv(sys.argv[1:])
+    # Idle OpenBLAS threads sleep at once instead of spinning ~0.1 s, which leaves the second core to the
+    # engine's own threads (minicnn.engine.threads); read once, when NumPy loads OpenBLAS.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -79,6 +82,7 @@ def _networks(text):
 def _rerun_with_threads(argv, threads):
     """NumPy was imported before the thread count could be pinned: run this script again in a fresh process."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.call([sys.executable, str(Path(__file__).resolve())] + list(argv), env=env)
 
@@ -113,7 +117,8 @@ def _table(rows, columns):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2]):
+    if (any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2])
+            or "OPENBLAS_THREAD_TIMEOUT" not in os.environ):
         return _rerun_with_threads(argv, args.threads)
     quick = args.quick
     repeats = 3 if quick else args.repeats
@@ -121,10 +126,10 @@ def main(argv=None):
     networks = args.networks
     rng = np.random.default_rng(args.seed)
     result = {"command": "python experiments/benchmark.py " + " ".join(argv), "quick": quick, "threads": args.threads,
-              "networks": networks,
+              "networks": networks, "engine": bench.engine_info(),
               "machine": bench.machine_info(), "versions": bench.versions(), "repeats": repeats}
     print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load average "
-          f"{result['machine']['load_average_1_5_15']}; threads {args.threads}; {result['versions']}")
+          f"{result['machine']['load_average_1_5_15']}; threads {args.threads}; {result['versions']}; {result['engine']}")
 
     result["sgemm_gflops"] = bench.sgemm_gflops(3 if quick else 10, size=512 if quick else 2048)
     print(f"\nsgemm {'512' if quick else '2048'}x{'512' if quick else '2048'} float32: {result['sgemm_gflops']:.1f} GFLOP/s")

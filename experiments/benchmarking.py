@@ -107,6 +107,13 @@ def machine_info():
             "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
+def engine_info():
+    """Which BLAS the engine calls, how many threads it splits passes over, and the OpenBLAS idle-thread timeout."""
+    from minicnn.engine import cblas, threads
+    return {"blas": cblas.BACKEND, "engine_threads": threads.threads(),
+            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
+
+
 def versions():
     import scipy
     out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
@@ -443,7 +450,7 @@ def alone_step_ms(framework, batch, steps, threads, network="ref-cnn"):
         def step():
             train_step(model, optimizer, x, y)
     return {"framework": framework, "network": network, "batch": batch, "steps": steps,
-            "step_ms": median_ms(step, steps, warmup=5)}
+            "step_ms": median_ms(step, steps, warmup=5), **({"engine": engine_info()} if framework == "minicnn" else {})}
 
 
 WORKER_USAGE = ("python experiments/benchmarking.py memory FRAMEWORK BATCH STEPS THREADS IMAGES   (REF-CNN)\n"

@@ -29,6 +29,10 @@ if __name__ == "__main__" and not any(v in os.environ for v in BLAS_THREAD_VARIA
     # program shares the cores, its threads wait on each other and an epoch can take 10-20x longer.
     # (Must happen before NumPy is imported; importing this module from elsewhere changes nothing.)
     os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
+if __name__ == "__main__":
+    # With more than one thread: idle OpenBLAS threads sleep at once instead of spinning ~0.1 s after each
+    # product, which leaves the cores to the engine's own threads (see minicnn.engine.threads).
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import argparse
 import json

@@ -109,16 +109,24 @@ class FastConv2D:
                     gemm(wide[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
+            K, rows = KH * KW * C, N * H_out * W_out
             if C == 1:
-                cols = im2col_offsets_first(xp, self.kernel_size, self.stride,
-                                            scratch(s, "cols", (KH, KW, C, N, H_out, W_out), dtype)).T
+                # With a bias, one more row of ones: the bias is then the product's last term (no pass of its own).
+                cols_t = scratch(s, "cols", (K + (b is not None), rows), dtype)
+                im2col_offsets_first(xp, self.kernel_size, self.stride, cols_t[:K].reshape(KH, KW, C, N, H_out, W_out))
+                if b is not None:
+                    cols_t[K] = 1
+                cols, W_all = cols_t.T, W_k.reshape(-1, F)
+                if b is not None:
+                    W_all = np.concatenate([W_all, b[None].astype(dtype, copy=False)])   # (K + 1, F)
+                out = gemm(cols, W_all, recycled(s, "out", (rows, F), dtype))
             else:
                 cols = im2col_channels_last(xp, self.kernel_size, self.stride,
                                             scratch(s, "cols", (N, H_out, W_out, KH, KW, C), dtype))
-            out = recycled(s, "out", (cols.shape[0], F), dtype)                       # (N*H_out*W_out, F)
-            if b is not None:
-                fill_rows(out, b)
-            gemm(cols, W_k.reshape(-1, F), out, accumulate=b is not None)
+                out = recycled(s, "out", (rows, F), dtype)                            # (N*H_out*W_out, F)
+                if b is not None:
+                    fill_rows(out, b)
+                gemm(cols, W_k.reshape(-1, F), out, accumulate=b is not None)
             out = out.reshape(N, H_out, W_out, F)
         self._xp, self._W_k, self._x_shape, self._has_bias = xp, W_k, x.shape, b is not None
         return out.transpose(0, 3, 1, 2)                                              # (N, F, H_out, W_out) view
@@ -134,7 +142,7 @@ class FastConv2D:
         H_out, W_out = dout.shape[2:]
         dout_hwc = dout.transpose(0, 2, 3, 1)                                          # (N, H_out, W_out, F) view
         dW_k = scratch(s, "dW", (KH, KW, C, F), dtype)
-        dxp = None
+        dxp = db = None
         if self._width_windows:
             M, Wp, wide = product_rows(xp.shape, self.kernel_size), xp.shape[2], s["wide"]
             # dout on the padded grid, zero on the rows past the output (the scratch border is never written).
@@ -150,13 +158,22 @@ class FastConv2D:
                 _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, Wp, dwide, dxp.reshape(-1, C))
         else:
             d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
-            cols = s["cols"]
-            cols = cols.reshape(KH * KW * C, d.shape[0]).T if C == 1 else cols.reshape(d.shape[0], KH * KW * C)
-            gemm(cols.T, d, dW_k.reshape(-1, F))
+            K, cols = KH * KW * C, s["cols"]
+            if C == 1:
+                # cols.T @ d, and with the row of ones its last row is db: sum over positions of d.
+                both = gemm(cols, d, scratch(s, "dWb", (cols.shape[0], F), dtype))  # (K or K + 1, F)
+                np.copyto(dW_k.reshape(-1, F), both[:K])
+                if self._has_bias:
+                    db = both[K].copy()
+                cols = cols[:K].T
+            else:
+                cols = cols.reshape(d.shape[0], K)
+                gemm(cols.T, d, dW_k.reshape(-1, F))
             if need_dx:
                 dcols = gemm(d, W_k.reshape(-1, F).T, scratch(s, "dcols", cols.shape, dtype))
                 dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, recycled(s, "dx", xp.shape, dtype))
-        db = column_sums(d, s) if self._has_bias else None
+        if self._has_bias and db is None:
+            db = column_sums(d, s)
         dx = None
         if need_dx:
             top, _, left, _ = self.padding

@@ -7,11 +7,18 @@ while BLAS itself runs one thread per call: two pools of spinning threads (ours
 and OpenBLAS's) on two cores would slow each other down.  The parts are fixed
 by the shapes and T, so one thread setting gives one result.
 
-``threads()`` starts as the number of threads NumPy's OpenBLAS was given
-(``OPENBLAS_NUM_THREADS`` or the cores) and is 1 where that library is not
-found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
-per part run whole on the calling thread.
+An idle OpenBLAS thread spins for 2**28 cycles (about 0.1 s) after every
+product before it sleeps, so by default it holds the second core through the
+whole step and the engine's second thread gains nothing (measured: a step at
+batch 64 came out 5% slower split than whole).  With ``OPENBLAS_THREAD_TIMEOUT=4``
+in the environment *before NumPy is imported* the idle threads sleep at once,
+and splitting pays.  So ``threads()`` starts as the number of threads NumPy's
+OpenBLAS was given (``OPENBLAS_NUM_THREADS`` or the cores) when that variable
+is 12 or less, and as 1 otherwise, or where NumPy's OpenBLAS is not found;
+``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers per
+part run whole on the calling thread.
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +27,21 @@ from minicnn.engine import cblas
 MIN_PART = 1 << 15           # numbers per part below which splitting costs more than it saves
 
 _lock = threading.Lock()
-_threads = cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" else 1
+SLEEPING_BLAS_TIMEOUT = 12     # OPENBLAS_THREAD_TIMEOUT at most this: idle BLAS threads spin 2**12 cycles at most
+
+
+def _idle_blas_threads_sleep():
+    """Whether OPENBLAS_THREAD_TIMEOUT tells OpenBLAS's idle threads to sleep (almost) at once."""
+    value = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    return value.strip().isdigit() and int(value) <= SLEEPING_BLAS_TIMEOUT
+
+
+def default_threads():
+    """NumPy's OpenBLAS thread count if its idle threads sleep at once, else 1 (see the module docstring)."""
+    return cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" and _idle_blas_threads_sleep() else 1
+
+
+_threads = default_threads()
 _pool = None
 
 
