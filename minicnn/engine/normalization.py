@@ -3,13 +3,13 @@
 Everything is computed on a channels-last view of the batch (``x.transpose(0, 2, 3, 1)``
 for (N, C, H, W), x itself for (N, D)), so the per-channel vectors broadcast
 along the last axis and, for the channels-last activations that conv and pool
-hand on, every pass runs over contiguous memory.  Per-channel sums of a
-contiguous batch are one BLAS product ``ones(M) @ rows(M, C)``.  The
+hand on, every pass runs along rows of W*C numbers (``_rows``).  The
 normalised input ``xhat`` (kept for backward) and the outputs live in buffers
 reused between calls; the output is written in x's memory layout.
 """
 import numpy as np
 
+from minicnn.engine import threads
 from minicnn.engine.buffers import recycled_like, scratch, scratch_like
 
 
@@ -23,19 +23,27 @@ def _channels_first(v):
     return v.transpose(0, 3, 1, 2) if v.ndim == 4 else v
 
 
-def channel_sums(v, out, store):
-    """``out[c] = sum of v[..., c]``: one BLAS product with a vector of ones when v is contiguous.
+def _rows(a):
+    """A channels-last batch as long rows: (N, H, W, C) -> (N, H, W*C) (a view for conv and pool outputs); (N, D) as is.
 
-    Shape: v (..., C) -> out (C,)
+    Per-channel vectors tiled W times (``_tiled``) then broadcast along rows of W*C
+    numbers, where along the channel axis alone NumPy would loop over runs of C.
+    A batch whose W and C axes cannot merge without a copy is returned as it is.
     """
-    C = v.shape[-1]
-    if v.flags.c_contiguous:
-        M = v.size // C
-        ones = store.get("ones")
-        if ones is None or ones.shape != (M,) or ones.dtype != v.dtype:
-            ones = store["ones"] = np.ones(M, v.dtype)
-        return np.matmul(ones, v.reshape(M, C), out=out)
-    return np.add.reduce(v, axis=tuple(range(v.ndim - 1)), out=out)
+    if a.ndim == 4 and (a.shape[3] == 1 or a.strides[2] == a.shape[3] * a.strides[3]):   # W and C merge: a view
+        return a.reshape(a.shape[0], a.shape[1], -1)
+    return a                                  # (N, D), or a batch not stored channels-last: runs of C as they are
+
+
+def _tiled(vec, rows):
+    """A per-channel vector repeated to the length of one row of ``_rows``."""
+    return np.tile(vec, rows.shape[-1] // vec.shape[0])
+
+
+def _channel_sums(rows, C, out):
+    """Per-channel sums of ``_rows`` of a batch, over every example and position. Shape: -> out (C,)"""
+    along = np.add.reduce(rows, axis=tuple(range(rows.ndim - 1)))                    # (W*C,)
+    return np.add.reduce(along.reshape(-1, C), axis=0, out=out)
 
 
 class FastBatchNorm:
@@ -58,20 +66,28 @@ class FastBatchNorm:
         n = v.size // C
         xhat = scratch_like(s, "xhat", v, dtype)
         out = recycled_like(s, "out", v)
+        rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
         self._training = mean is None
         if self._training:
-            mean = channel_sums(v, scratch(s, "mean", (C,), dtype), s)
+            mean = _channel_sums(rows, C, scratch(s, "mean", (C,), dtype))
             mean *= dtype.type(1 / n)
-            np.subtract(v, mean, out=xhat)                                   # centred
-            var = channel_sums(np.multiply(xhat, xhat, out=out), scratch(s, "var", (C,), dtype), s)  # out as scratch
+        mean_t = _tiled(mean.astype(dtype, copy=False), rows)
+        threads.over_rows(lambda lo, hi: np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi]), len(rows), rows[0].size)
+        if self._training:
+            threads.over_rows(lambda lo, hi: np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi]),
+                              len(rows), rows[0].size)                   # out as scratch for the squares
+            var = _channel_sums(out_rows, C, scratch(s, "var", (C,), dtype))
             var *= dtype.type(1 / n)
-        else:
-            np.subtract(v, mean, out=xhat)
         self._inv_std = 1 / np.sqrt(var + dtype.type(eps))
-        np.multiply(xhat, self._inv_std, out=xhat)
         self._xhat, self._gamma = xhat, gamma
-        np.multiply(xhat, gamma, out=out)
-        np.add(out, beta, out=out)
+        inv_std_t, gamma_t, beta_t = _tiled(self._inv_std, rows), _tiled(gamma, rows), _tiled(beta, rows)
+
+        def scale(lo, hi):
+            np.multiply(xhat_rows[lo:hi], inv_std_t, out=xhat_rows[lo:hi])
+            np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
+            np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
+
+        threads.over_rows(scale, len(rows), rows[0].size)
         return _channels_first(out), mean, var
 
     def backward(self, dout, need_dx=True):
@@ -84,15 +100,25 @@ class FastBatchNorm:
         C, dtype = dv.shape[-1], dout.dtype
         n = dv.size // C
         dx = recycled_like(s, "dx", xhat)
-        dbeta = channel_sums(dv, np.empty(C, dtype), s)
-        dgamma = channel_sums(np.multiply(dv, xhat, out=dx), np.empty(C, dtype), s)   # dx as scratch
+        d_rows, xhat_rows, dx_rows = _rows(dv), _rows(xhat), _rows(dx)
+        size = d_rows[0].size
+        dbeta = _channel_sums(d_rows, C, np.empty(C, dtype))
+        threads.over_rows(lambda lo, hi: np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi]),
+                          len(d_rows), size)                             # dx as scratch
+        dgamma = _channel_sums(dx_rows, C, np.empty(C, dtype))
         if not need_dx:
             return None, dgamma, dbeta
+        scale_t = _tiled(self._gamma * self._inv_std, d_rows)
         if self._training:
-            np.multiply(xhat, dgamma * dtype.type(1 / n), out=dx)
-            np.subtract(dv, dx, out=dx)
-            np.subtract(dx, dbeta * dtype.type(1 / n), out=dx)
-            np.multiply(dx, self._gamma * self._inv_std, out=dx)
+            k_xhat, k_const = _tiled(dgamma * dtype.type(1 / n), d_rows), _tiled(dbeta * dtype.type(1 / n), d_rows)
+
+            def part(lo, hi):
+                np.multiply(xhat_rows[lo:hi], k_xhat, out=dx_rows[lo:hi])
+                np.subtract(d_rows[lo:hi], dx_rows[lo:hi], out=dx_rows[lo:hi])
+                np.subtract(dx_rows[lo:hi], k_const, out=dx_rows[lo:hi])
+                np.multiply(dx_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
         else:
-            np.multiply(dv, self._gamma * self._inv_std, out=dx)
+            def part(lo, hi):
+                np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
+        threads.over_rows(part, len(d_rows), size)
         return _channels_first(dx), dgamma, dbeta
