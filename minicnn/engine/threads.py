@@ -72,7 +72,7 @@ def _get_pool():
 
 def parts(n, size_per_row=1):
     """The [lo, hi) ranges that cut ``range(n)`` into ``threads()`` parts, or one part if they would be small."""
-    count = min(_threads, n, max(1, (n * size_per_row) // MIN_PART))
+    count = max(1, min(_threads, n, (n * size_per_row) // MIN_PART))
     bounds = [n * i // count for i in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 

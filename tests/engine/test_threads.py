@@ -1,0 +1,85 @@
+"""The engine's threads (minicnn.engine.threads): the parts cover the batch, and a split pass gives the whole pass's numbers."""
+import numpy as np
+import pytest
+
+from minicnn.engine import threads
+from minicnn.nn import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn.nn.losses import softmax_cross_entropy
+from minicnn.nn.optim import SGD
+
+
+@pytest.fixture
+def split_small_passes(monkeypatch):
+    """Split every pass, however small, so that these small cases run on several threads."""
+    monkeypatch.setattr(threads, "MIN_PART", 1)
+    previous = threads.threads()
+    yield
+    threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 257])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_parts_cover_the_rows_once_in_order(n, count, split_small_passes):
+    threads.set_threads(count)
+    parts = threads.parts(n)
+    assert [lo for lo, _ in parts][0] == 0 and parts[-1][1] == n
+    assert all(hi == lo_next for (_, hi), (lo_next, _) in zip(parts, parts[1:]))
+    assert len(parts) == max(1, min(count, n))
+
+
+def test_small_passes_stay_whole():
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        assert threads.parts(10, size_per_row=1) == [(0, 10)]
+        assert len(threads.parts(256, size_per_row=threads.MIN_PART)) == 2
+    finally:
+        threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_threads_refuses_what_is_not_a_count(bad):
+    with pytest.raises(ValueError, match="at least 1"):
+        threads.set_threads(bad)
+
+
+def test_run_returns_results_in_order_and_raises_a_parts_error(split_small_passes):
+    threads.set_threads(2)
+    assert threads.run(lambda lo, hi: (lo, hi), [(0, 2), (2, 5)]) == [(0, 2), (2, 5)]
+
+    def fail(lo, hi):
+        if lo:
+            raise RuntimeError("part two failed")
+    with pytest.raises(RuntimeError, match="part two"):
+        threads.run(fail, [(0, 1), (1, 2)])
+
+
+def _network(rng):
+    return Sequential([Conv2D(1, 4, 3, padding=1, rng=rng), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                       Conv2D(4, 6, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+                       Flatten(), Dense(6 * 3 * 3, 5, rng=rng)])
+
+
+def _three_steps(count):
+    threads.set_threads(count)
+    rng = np.random.default_rng(3)
+    model = _network(rng)
+    optimizer = SGD(model, 0.1, momentum=0.9)
+    x, y = rng.standard_normal((9, 1, 12, 12)).astype(np.float32), rng.integers(0, 5, 9)
+    outputs = []
+    for _ in range(3):
+        logits = model.forward(x)
+        model.backward(softmax_cross_entropy(logits, y)[1])
+        outputs.append(logits.copy())
+        optimizer.step()
+    return outputs, {name: p.copy() for name, p in model.state_dict().items()}
+
+
+def test_a_step_split_over_threads_gives_the_same_numbers(split_small_passes):
+    # Only element-wise passes and copies are split (no sum changes order), so the numbers are identical.
+    whole, split = _three_steps(1), _three_steps(3)
+    for a, b in zip(whole[0], split[0]):
+        np.testing.assert_array_equal(a, b)
+    assert whole[1].keys() == split[1].keys()
+    for name in whole[1]:
+        np.testing.assert_array_equal(whole[1][name], split[1][name], err_msg=name)
