@@ -68,6 +68,19 @@ def set_blas_threads(n):
     return previous
 
 
+class single_threaded_blas:
+    """``with single_threaded_blas():`` NumPy's OpenBLAS runs each call on its calling thread, then gets its count back.
+
+    For products the engine shares out between its own threads (``minicnn.engine.threads``).
+    """
+
+    def __enter__(self):
+        self._previous = set_blas_threads(1)
+
+    def __exit__(self, *exc):
+        set_blas_threads(self._previous)
+
+
 def _leading(m):
     """The row stride of a 2-D operand whose rows are adjacent numbers, in numbers (BLAS's ld)."""
     return max(1, m.shape[1], m.strides[0] // m.itemsize if m.shape[0] > 1 else 0)

@@ -13,6 +13,7 @@ views of channels-last buffers, which the next layer takes as they are.
 """
 import numpy as np
 
+from minicnn.engine import cblas, threads
 from minicnn.engine.blas import column_sums, fill_rows, gemm
 from minicnn.engine.buffers import recycled, scratch
 from minicnn.engine.windows import (
@@ -39,6 +40,20 @@ def row_blocks(n, size=None):
     return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
 
 
+def block_groups(n):
+    """The row blocks of range(n), in one group per engine thread (consecutive blocks; one group on one thread)."""
+    blocks = row_blocks(n)
+    return [blocks[lo:hi] for lo, hi in threads.parts(len(blocks), threads.MIN_PART)]
+
+
+def run_groups(fn, groups):
+    """``fn(group_index)`` for every group, on the engine's threads with BLAS on one thread in each."""
+    if len(groups) == 1:
+        return [fn(0)]
+    with cblas.single_threaded_blas():
+        return threads.run(lambda g, _: fn(g), [(g, g + 1) for g in range(len(groups))])
+
+
 def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
     """dx of a width-window convolution, a block of rows at a time; replaces two whole-batch passes.
 
@@ -50,20 +65,29 @@ def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
     """
     M, R, C = d.shape[0], dwide.shape[0], dx_rows.shape[1]
     KW = dwide.shape[1] // C
-    for lo, hi in row_blocks(R):
-        top = min(hi, M)
-        if lo < top:
-            gemm(d[lo:top], W_rows[0].T, dwide[lo:top])
-        if hi > max(lo, M):
-            dwide[max(lo, M):hi] = 0                       # rows past M only gather from kernel rows i >= 1
-        for i in range(1, len(W_rows)):
-            first, last = max(lo, i * Wp), min(hi, M + i * Wp)
-            if first < last:
-                gemm(d[first - i * Wp:last - i * Wp], W_rows[i].T, dwide[first:last], accumulate=True)
-        dx_rows[lo:hi] = dwide[lo:hi, :C]
-        for j in range(1, KW):
-            first = max(lo, j)
-            dx_rows[first:hi] += dwide[first - j:hi - j, j * C:(j + 1) * C]
+    groups = block_groups(R)
+
+    def gather(g):
+        for lo, hi in groups[g]:
+            top = min(hi, M)
+            if lo < top:
+                gemm(d[lo:top], W_rows[0].T, dwide[lo:top])
+            if hi > max(lo, M):
+                dwide[max(lo, M):hi] = 0                   # rows past M only gather from kernel rows i >= 1
+            for i in range(1, len(W_rows)):
+                first, last = max(lo, i * Wp), min(hi, M + i * Wp)
+                if first < last:
+                    gemm(d[first - i * Wp:last - i * Wp], W_rows[i].T, dwide[first:last], accumulate=True)
+
+    def adjoint(g):                                        # reads the rows of dwide just before its own too
+        for lo, hi in groups[g]:
+            dx_rows[lo:hi] = dwide[lo:hi, :C]
+            for j in range(1, KW):
+                first = max(lo, j)
+                dx_rows[first:hi] += dwide[first - j:hi - j, j * C:(j + 1) * C]
+
+    run_groups(gather, groups)
+    run_groups(adjoint, groups)
     dx_rows[R:] = 0                                        # the last KW - 1 rows: only offsets j reach them
     for j in range(1, KW):
         dx_rows[R:R + j] += dwide[R - j:R, j * C:(j + 1) * C]
@@ -101,12 +125,16 @@ class FastConv2D:
             M, Wp = product_rows(xp.shape, self.kernel_size), xp.shape[2]
             wide = width_windows(xp, KW, scratch(s, "wide", (xp.size // C - KW + 1, KW * C), dtype))
             out = recycled(s, "out", (xp.size // C, F), dtype)                        # (N*Hp*Wp, F); rows past M unread
-            W_rows = [W_k[i].reshape(KW * C, F) for i in range(KH)]
-            for lo, hi in row_blocks(M):                    # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
-                if b is not None:
-                    fill_rows(out[lo:hi], b)
-                for i in range(KH):
-                    gemm(wide[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
+            W_rows, groups = [W_k[i].reshape(KW * C, F) for i in range(KH)], block_groups(M)
+
+            def products(g):                                # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
+                for lo, hi in groups[g]:
+                    if b is not None:
+                        fill_rows(out[lo:hi], b)
+                    for i in range(KH):
+                        gemm(wide[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
+
+            run_groups(products, groups)
             out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
         else:
             K, rows = KH * KW * C, N * H_out * W_out
@@ -149,9 +177,18 @@ class FastConv2D:
             dpad = scratch(s, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
             dpad[:, :H_out, :W_out, :] = dout_hwc
             d = dpad.reshape(-1, F)[:M]                                                # (M, F)
-            for lo, hi in row_blocks(M):                    # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
-                for i in range(KH):
-                    gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], dW_k[i].reshape(KW * C, F), accumulate=lo > 0)
+            groups = block_groups(M)
+            partial = [dW_k] + [scratch(s, f"dW{g}", dW_k.shape, dtype) for g in range(1, len(groups))]
+
+            def products(g):                                # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
+                for n, (lo, hi) in enumerate(groups[g]):
+                    for i in range(KH):
+                        gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], partial[g][i].reshape(KW * C, F),
+                             accumulate=n > 0)
+
+            run_groups(products, groups)
+            for p in partial[1:]:                           # each thread's share of the sum, added in order
+                dW_k += p
             if need_dx:
                 dwide = scratch(s, "dwide", wide.shape, dtype)
                 dxp = recycled(s, "dx", xp.shape, dtype)
