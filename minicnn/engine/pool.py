@@ -143,6 +143,19 @@ class FastMaxPool2D:
         return dx
 
 
+CHUNK_NUMBERS = 1 << 17      # numbers of input per chunk of images: 512 KiB of float32, at home in L2
+
+
+def in_chunks(fn, lo, hi, numbers_per_image):
+    """``fn(a, b)`` over chunks of the images lo:hi that fit in the cache; replaces one call ``fn(lo, hi)``.
+
+    For passes that read the same images several times over (the KH*KW slices of a pooling window).
+    """
+    step = max(1, CHUNK_NUMBERS // max(1, numbers_per_image))
+    for a in range(lo, hi, step):
+        fn(a, min(hi, a + step))
+
+
 def _padded(x, padding, store):
     """x with ``padding`` = (ph, pw) zero rows/columns on each side, in a zero-bordered scratch buffer in x's layout.
 
@@ -192,15 +205,23 @@ class FastAvgPool2D:
         self._x_shape, self._x_strides = x.shape, x.strides
         xp = _padded(x, self.padding, s)
         H_out, W_out = (xp.shape[2] - KH) // SH + 1, (xp.shape[3] - KW) // SW + 1
-        views = [xp[:, :, sh, sw] for sh, sw in self._slices(H_out, W_out)]
-        out = recycled_like(s, "out", views[0])
-        if len(views) == 1:
-            np.copyto(out, views[0])
-        else:
-            np.add(views[0], views[1], out=out)
-            for view in views[2:]:
-                np.add(out, view, out=out)
-        return np.multiply(out, x.dtype.type(1 / (KH * KW)), out=out)
+        slices = list(self._slices(H_out, W_out))
+        out = recycled_like(s, "out", xp[:, :, slices[0][0], slices[0][1]])
+        scale = x.dtype.type(1 / (KH * KW))
+
+        def chunk(lo, hi):                            # images lo:hi; their KH*KW slices are re-read from the cache
+            views = [xp[lo:hi, :, sh, sw] for sh, sw in slices]
+            part = out[lo:hi]
+            if len(views) == 1:
+                np.copyto(part, views[0])
+            else:
+                np.add(views[0], views[1], out=part)
+                for view in views[2:]:
+                    np.add(part, view, out=part)
+            np.multiply(part, scale, out=part)
+
+        threads.over_rows(lambda lo, hi: in_chunks(chunk, lo, hi, xp[:1].size), len(xp), xp[:1].size)
+        return out
 
     def backward(self, dout):
         """Shape: dout (N, C, H_out, W_out) -> dx (N, C, H, W), in the memory layout x had."""
@@ -219,17 +240,23 @@ class FastAvgPool2D:
             dxp = dxp.transpose(0, 3, 1, 2) if channels_last else dxp
         else:
             dxp = dx
-        share = np.multiply(dout, dout.dtype.type(1 / (KH * KW)), out=scratch_like(s, "share", dout, dout.dtype))
+        share = scratch_like(s, "share", dout, dout.dtype)
         tiled = (SH, SW) == (KH, KW) and H_out * KH == dxp.shape[2] and W_out * KW == dxp.shape[3]
-        if tiled:                                                        # every input in exactly one window
-            for sh, sw in self._slices(H_out, W_out):
-                np.copyto(dxp[:, :, sh, sw], share)
-        else:
-            dxp.fill(0)
-            for sh, sw in self._slices(H_out, W_out):
-                np.add(dxp[:, :, sh, sw], share, out=dxp[:, :, sh, sw])
-        if dxp is not dx:
-            np.copyto(dx, dxp[:, :, ph:ph + H, pw:pw + W])
+        slices, scale = list(self._slices(H_out, W_out)), dout.dtype.type(1 / (KH * KW))
+
+        def chunk(lo, hi):                            # images lo:hi, all KH*KW slices while they are in the cache
+            np.multiply(dout[lo:hi], scale, out=share[lo:hi])
+            if tiled:                                                    # every input in exactly one window
+                for sh, sw in slices:
+                    np.copyto(dxp[lo:hi, :, sh, sw], share[lo:hi])
+            else:
+                dxp[lo:hi].fill(0)
+                for sh, sw in slices:
+                    np.add(dxp[lo:hi, :, sh, sw], share[lo:hi], out=dxp[lo:hi, :, sh, sw])
+            if dxp is not dx:
+                np.copyto(dx[lo:hi], dxp[lo:hi, :, ph:ph + H, pw:pw + W])
+
+        threads.over_rows(lambda lo, hi: in_chunks(chunk, lo, hi, dxp[:1].size), N, dxp[:1].size)
         return dx
 
 
