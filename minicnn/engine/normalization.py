@@ -41,8 +41,13 @@ def _tiled(vec, rows):
 
 
 def _channel_sums(rows, C, out):
-    """Per-channel sums of ``_rows`` of a batch, over every example and position. Shape: -> out (C,)"""
-    along = np.add.reduce(rows, axis=tuple(range(rows.ndim - 1)))                    # (W*C,)
+    """Per-channel sums of ``_rows`` of a batch, over every example and position. Shape: -> out (C,)
+
+    Each of the engine's threads sums its share of the examples; the shares are then added in order.
+    """
+    axes = tuple(range(rows.ndim - 1))
+    shares = threads.over_rows(lambda lo, hi: np.add.reduce(rows[lo:hi], axis=axes), len(rows), rows[0].size)
+    along = shares[0] if len(shares) == 1 else np.add.reduce(np.stack(shares), axis=0)   # (W*C,)
     return np.add.reduce(along.reshape(-1, C), axis=0, out=out)
 
 

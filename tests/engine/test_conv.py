@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minicnn.engine.conv as fast_conv
+from minicnn.engine import threads
 from minicnn.nn import Conv2D
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer
 from minicnn.nn.reference import conv2d_backward_naive, conv2d_naive
@@ -15,14 +16,19 @@ def channels_last(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-@pytest.fixture(params=["shifted", "shifted-blocks-of-7", "im2col"])
+@pytest.fixture(params=["shifted", "shifted-blocks-of-7", "shifted-blocks-on-3-threads", "im2col"])
 def engine(request, monkeypatch):
-    """Run the test with every stride-1 conv on shifted products (once in blocks of 7 rows, so that
-    blocks end everywhere: inside an image, at the last output row, in the padding), once with all on im2col."""
+    """Run the test with every stride-1 conv on shifted products (in blocks of 7 rows, so that blocks end
+    everywhere: inside an image, at the last output row, in the padding; and those blocks shared out
+    between 3 threads), once with all on im2col."""
     monkeypatch.setattr(fast_conv, "WIDTH_WINDOW_MIN_CHANNELS", 10**9 if request.param == "im2col" else 1)
-    if request.param == "shifted-blocks-of-7":
+    if request.param.startswith("shifted-blocks"):
         monkeypatch.setattr(fast_conv, "ROW_BLOCK", 7)
-    return request.param
+    previous = threads.threads()
+    if request.param == "shifted-blocks-on-3-threads":
+        threads.set_threads(3)
+    yield request.param
+    threads.set_threads(previous)
 
 
 CONV_CASES = [
