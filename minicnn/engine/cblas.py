@@ -19,38 +19,33 @@ GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
-def _numpy_openblas():
-    """{dtype: cblas gemm function} from the OpenBLAS bundled with NumPy, or None."""
+def _numpy_openblas_library():
+    """The OpenBLAS bundled with NumPy's wheel (``numpy.libs/libscipy_openblas64_*``), loaded, or None."""
     folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
     for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*"))):
         try:
-            lib = ctypes.CDLL(path)
-            functions = {np.dtype(np.float32): lib.scipy_cblas_sgemm64_, np.dtype(np.float64): lib.scipy_cblas_dgemm64_}
-        except (OSError, AttributeError):
+            return ctypes.CDLL(path)
+        except OSError:
             continue
-        int64, enum = ctypes.c_int64, ctypes.c_int
-        for dtype, fn in functions.items():
-            scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-            fn.argtypes = [enum, enum, enum, int64, int64, int64, scalar, ctypes.c_void_p, int64,
-                           ctypes.c_void_p, int64, scalar, ctypes.c_void_p, int64]
-            fn.restype = None
-        return functions
     return None
 
 
-def _numpy_openblas_threads():
-    """(get, set) of the OpenBLAS thread count in NumPy's library, or None."""
-    folder = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*"))):
-        try:
-            lib = ctypes.CDLL(path)
-            get, put = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
-        except (OSError, AttributeError):
-            continue
-        get.argtypes, get.restype = [], ctypes.c_int
-        put.argtypes, put.restype = [ctypes.c_int], None
-        return get, put
-    return None
+def _numpy_openblas(lib):
+    """({dtype: cblas gemm function}, (get, set) of its thread count) from that library, or None."""
+    try:
+        functions = {np.dtype(np.float32): lib.scipy_cblas_sgemm64_, np.dtype(np.float64): lib.scipy_cblas_dgemm64_}
+        get, put = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
+    except AttributeError:
+        return None
+    int64, enum = ctypes.c_int64, ctypes.c_int               # the ILP64 interface: 64-bit sizes
+    for dtype, fn in functions.items():
+        scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+        fn.argtypes = [enum, enum, enum, int64, int64, int64, scalar, ctypes.c_void_p, int64,
+                       ctypes.c_void_p, int64, scalar, ctypes.c_void_p, int64]
+        fn.restype = None
+    get.argtypes, get.restype = [], ctypes.c_int
+    put.argtypes, put.restype = [ctypes.c_int], None
+    return functions, (get, put)
 
 
 def blas_threads():
@@ -82,8 +77,8 @@ class single_threaded_blas:
 
 
 def _leading(m):
-    """The row stride of a 2-D operand whose rows are adjacent numbers, in numbers (BLAS's ld)."""
-    return max(1, m.shape[1], m.strides[0] // m.itemsize if m.shape[0] > 1 else 0)
+    """The row stride of a C-contiguous 2-D operand, in numbers (BLAS's ld, at least 1)."""
+    return max(1, m.shape[1])
 
 
 def _call_numpy_openblas(fn, a, trans_a, b, trans_b, out, beta):
@@ -96,11 +91,6 @@ def _call_numpy_openblas(fn, a, trans_a, b, trans_b, out, beta):
 def _call_scipy(a, trans_a, b, trans_b, out, beta):
     from scipy.linalg import blas
     fn = blas.sgemm if out.dtype == np.float32 else blas.dgemm
-    if not out.flags.c_contiguous:               # f2py would write into a copy
-        part = np.ascontiguousarray(out)
-        fn(1.0, b.T, a.T, beta=beta, c=part.T, overwrite_c=1, trans_a=int(trans_b), trans_b=int(trans_a))
-        out[...] = part
-        return
     # In Fortran order out is out.T (n, m) = op(b).T @ op(a).T, and a C-contiguous x is x.T in Fortran order.
     fn(1.0, b.T, a.T, beta=beta, c=out.T, overwrite_c=1, trans_a=int(trans_b), trans_b=int(trans_a))
 
@@ -108,9 +98,8 @@ def _call_scipy(a, trans_a, b, trans_b, out, beta):
 def gemm_row_major(a, trans_a, b, trans_b, out, beta=0.0):
     """``out = op(a) @ op(b) + beta * out``, op(x) = x.T if trans_x else x; dtypes equal.
 
-    Every array is rows of adjacent numbers, evenly spaced (a C-contiguous array, or
-    a block of its columns); the caller checks that and the shapes
-    (``minicnn.engine.blas.gemm`` does): nothing here does.
+    ``a`` and ``b`` are C-contiguous, ``out`` too; the caller checks that and the
+    shapes (``minicnn.engine.blas.gemm`` does): nothing here does.
 
     Shape: op(a) (m, k), op(b) (k, n), out (m, n)
     """
@@ -137,8 +126,8 @@ def _checks_out(functions):
     return True
 
 
-_FUNCTIONS = _numpy_openblas()
+_LIBRARY = _numpy_openblas_library()
+_FUNCTIONS, _THREAD_COUNT = (_numpy_openblas(_LIBRARY) if _LIBRARY is not None else None) or (None, None)
 if _FUNCTIONS is not None and not _checks_out(_FUNCTIONS):
-    _FUNCTIONS = None
-_THREAD_COUNT = _numpy_openblas_threads() if _FUNCTIONS is not None else None
+    _FUNCTIONS = _THREAD_COUNT = None
 BACKEND = "scipy" if _FUNCTIONS is None else "numpy-openblas"

@@ -2,17 +2,19 @@
 
 One training step is a few dozen passes (products, element-wise passes, copies),
 each over the whole batch.  With ``threads() == T > 1`` the engine cuts the big
-ones into T parts along their first axis and runs them on a pool of T workers,
-while BLAS itself runs one thread per call: two pools of spinning threads (ours
-and OpenBLAS's) on two cores would slow each other down.  The parts are fixed
-by the shapes and T, so one thread setting gives one result.
+element-wise passes into T parts along their first axis and runs them on a pool
+of T workers (the calling thread takes the first part); the convolution shares
+out its blocks of rows the same way, with BLAS on one thread inside each
+(``minicnn.engine.conv``).  The parts are fixed by the shapes and T, so one
+thread setting gives one result.
 
 An idle OpenBLAS thread spins for 2**28 cycles (about 0.1 s) after every
 product before it sleeps, so by default it holds the second core through the
-whole step and the engine's second thread gains nothing (measured: a step at
-batch 64 came out 5% slower split than whole).  With ``OPENBLAS_THREAD_TIMEOUT=4``
+whole step and the engine's second thread gains little (measured on a 2-core
+AMD EPYC: a REF-CNN step split over 2 threads took 1.05x the time of the
+unsplit step at batch 64 and 0.97x at batch 256).  With ``OPENBLAS_THREAD_TIMEOUT=4``
 in the environment *before NumPy is imported* the idle threads sleep at once,
-and splitting pays.  So ``threads()`` starts as the number of threads NumPy's
+and splitting pays (0.95x and 0.85x in the same comparison).  So ``threads()`` starts as the number of threads NumPy's
 OpenBLAS was given (``OPENBLAS_NUM_THREADS`` or the cores) when that variable
 is 12 or less, and as 1 otherwise, or where NumPy's OpenBLAS is not found;
 ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers per
@@ -24,10 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from minicnn.engine import cblas
 
-MIN_PART = 1 << 15           # numbers per part below which splitting costs more than it saves
-
-_lock = threading.Lock()
-SLEEPING_BLAS_TIMEOUT = 12     # OPENBLAS_THREAD_TIMEOUT at most this: idle BLAS threads spin 2**12 cycles at most
+MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
+SLEEPING_BLAS_TIMEOUT = 12      # OPENBLAS_THREAD_TIMEOUT at most this: idle BLAS threads spin 2**12 cycles at most
 
 
 def _idle_blas_threads_sleep():
@@ -41,6 +41,7 @@ def default_threads():
     return cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" and _idle_blas_threads_sleep() else 1
 
 
+_lock = threading.Lock()
 _threads = default_threads()
 _pool = None
 
