@@ -34,10 +34,9 @@ WIDTH_WINDOW_MIN_CHANNELS = 4
 ROW_BLOCK = 8192
 
 
-def row_blocks(n, size=None):
-    """The [lo, hi) blocks of ``size`` (default ``ROW_BLOCK``) rows that cover range(n)."""
-    size = ROW_BLOCK if size is None else size
-    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+def row_blocks(n):
+    """The [lo, hi) blocks of ``ROW_BLOCK`` rows that cover range(n)."""
+    return [(lo, min(n, lo + ROW_BLOCK)) for lo in range(0, n, ROW_BLOCK)]
 
 
 def block_groups(n):
@@ -142,12 +141,11 @@ class FastConv2D:
                 # With a bias, one more row of ones: the bias is then the product's last term (no pass of its own).
                 cols_t = scratch(s, "cols", (K + (b is not None), rows), dtype)
                 im2col_offsets_first(xp, self.kernel_size, self.stride, cols_t[:K].reshape(KH, KW, C, N, H_out, W_out))
+                W_all = W_k.reshape(-1, F)
                 if b is not None:
                     cols_t[K] = 1
-                cols, W_all = cols_t.T, W_k.reshape(-1, F)
-                if b is not None:
                     W_all = np.concatenate([W_all, b[None].astype(dtype, copy=False)])   # (K + 1, F)
-                out = gemm(cols, W_all, recycled(s, "out", (rows, F), dtype))
+                out = gemm(cols_t.T, W_all, recycled(s, "out", (rows, F), dtype))
             else:
                 cols = im2col_channels_last(xp, self.kernel_size, self.stride,
                                             scratch(s, "cols", (N, H_out, W_out, KH, KW, C), dtype))

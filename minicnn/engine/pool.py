@@ -41,14 +41,14 @@ class FastMaxPool2D:
         """Shape: x (N, C, H, W) -> out (N, C, H_out, W_out), in x's memory layout."""
         (KH, KW), (SH, SW) = self.kernel_size, self.stride
         H_out, W_out = (x.shape[2] - KH) // SH + 1, (x.shape[3] - KW) // SW + 1
-        views = [x[:, :, sh, sw] for _, sh, sw in self._windows(H_out, W_out)]   # each (N, C, H_out, W_out)
-        index = np.dtype(np.uint8 if KH * KW <= 256 else np.int32)
-        s = self._buffers
         self._x_shape = x.shape
         self._channels_last = x.strides[1] < min(x.strides[2], x.strides[3])
         self._pairwise = (KH, KW) == (2, 2) and self.stride == (2, 2)
         if self._pairwise:
             return self._forward_2x2(x, H_out, W_out)
+        views = [x[:, :, sh, sw] for _, sh, sw in self._windows(H_out, W_out)]   # each (N, C, H_out, W_out)
+        index = np.dtype(np.uint8 if KH * KW <= 256 else np.int32)
+        s = self._buffers
         out = recycled_like(s, "out", views[0])
         winner = scratch_like(s, "winner", views[0], index)
         if len(views) == 1:
