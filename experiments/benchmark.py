@@ -21,6 +21,7 @@ import os
 import sys
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+IDLE_BLAS_TIMEOUT = "4"    # OPENBLAS_THREAD_TIMEOUT: idle OpenBLAS threads sleep at once (see minicnn.engine.threads)
 
 
 def _threads_from_argv(argv):
@@ -38,7 +39,7 @@ if __name__ == "__main__":   # BLAS reads these once, when NumPy is imported: se
         os.environ[_var] = _threads_from_argv(sys.argv[1:])
     # Idle OpenBLAS threads sleep at once instead of spinning ~0.1 s, which leaves the second core to the
     # engine's own threads (minicnn.engine.threads); read once, when NumPy loads OpenBLAS.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -79,20 +80,23 @@ def _networks(text):
     return names
 
 
+def _child_env(threads):
+    """The environment of a fresh process of this benchmark: the thread count pinned, this repository importable."""
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
 def _rerun_with_threads(argv, threads):
     """NumPy was imported before the thread count could be pinned: run this script again in a fresh process."""
-    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return subprocess.call([sys.executable, str(Path(__file__).resolve())] + list(argv), env=env)
+    return subprocess.call([sys.executable, str(Path(__file__).resolve())] + list(argv), env=_child_env(threads))
 
 
 def _worker(*args, threads):
     """One measurement in a fresh process (python experiments/benchmarking.py ...), its JSON result."""
-    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, str(Path(bench.__file__).resolve()), *map(str, args)],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=_child_env(threads), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

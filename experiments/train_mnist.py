@@ -23,13 +23,12 @@ thread setting on the same machine (other threads or CPUs round differently).
 import os
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-if __name__ == "__main__" and not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
-    # One BLAS thread unless you set one of these variables. This network's matrix products are
-    # small: a second OpenBLAS thread gains little on an idle 2-core machine and, when another
-    # program shares the cores, its threads wait on each other and an epoch can take 10-20x longer.
-    # (Must happen before NumPy is imported; importing this module from elsewhere changes nothing.)
-    os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
-if __name__ == "__main__":
+if __name__ == "__main__":      # (must happen before NumPy is imported; importing this module changes nothing)
+    if not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
+        # One BLAS thread unless you set one of these variables. This network's matrix products are
+        # small: a second OpenBLAS thread gains little on an idle 2-core machine and, when another
+        # program shares the cores, its threads wait on each other and an epoch can take 10-20x longer.
+        os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))
     # With more than one thread: idle OpenBLAS threads sleep at once instead of spinning ~0.1 s after each
     # product, which leaves the cores to the engine's own threads (see minicnn.engine.threads).
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
