@@ -196,32 +196,32 @@ def test_learned_kernel_for_the_stepper(studio_client, trained_run):
     np.testing.assert_allclose(r["kernel"], W[5, 2], atol=1e-4)
 
 
-def _bad_requests(big):
+def _bad_requests(big, auth):
     """(what, how to send it, expected status); ``how`` is ("raw", bytes) or (method, path, body)."""
     good_image = {"image": SMALL, "kernel": SOBEL_X, "stride": 1, "padding": 0}
     return [
-        ("parent folder", ("raw", b"GET /static/../server.py HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("parent folder at the root", ("raw", b"GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
+        ("parent folder", ("raw", b"GET /static/../server.py HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("parent folder at the root", ("raw", b"GET /../../../etc/passwd HTTP/1.1\r\n" + auth + b"\r\n"), 404),
         ("encoded dots", ("GET", "/static/%2e%2e/server.py", None), 404),
         ("encoded slash", ("GET", "/static/..%2fserver.py", None), 404),
         ("encoded absolute path", ("GET", "/static/%2fetc%2fpasswd", None), 404),
-        ("absolute path", ("raw", b"GET //etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("backslashes", ("raw", b"GET /static/..\\..\\server.py HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("NUL", ("raw", b"GET /static/index.html\x00.js HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
+        ("absolute path", ("raw", b"GET //etc/passwd HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("backslashes", ("raw", b"GET /static/..\\..\\server.py HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("NUL", ("raw", b"GET /static/index.html\x00.js HTTP/1.1\r\n" + auth + b"\r\n"), 404),
         ("encoded NUL", ("GET", "/static/index.html%00.js", None), 404),
         ("a package file that is not the page's", ("GET", "/static/api.py", None), 404),
         ("unknown path", ("GET", "/nope", None), 404),
         ("unknown endpoint", ("POST", "/api/nope", {}), 404),
         ("POST to a GET endpoint", ("POST", "/api/info", {}), 405),
-        ("body over 1 MB", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        ("body over 1 MB", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: "
                             + str(MAX_BODY + 1).encode() + b"\r\n\r\n{\"image\": "), 413),
         ("body of 1 MB + 1 sent in full", ("POST", "/api/convolve", big), 413),
-        ("body of 100 MB announced, 1 MB sent", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        ("body of 100 MB announced, 1 MB sent", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: "
                                                 + str(100 * MAX_BODY).encode() + b"\r\n\r\n" + b"x" * MAX_BODY), 413),
-        ("no Content-Length", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\n\r\n"), 411),
-        ("chunked body", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ("no Content-Length", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"\r\n"), 411),
+        ("chunked body", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
                           b"2\r\n{}\r\n0\r\n\r\n"), 411),
-        ("Content-Length not a number", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"), 400),
+        ("Content-Length not a number", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: -5\r\n\r\n"), 400),
         ("malformed request line", ("raw", b"NONSENSE\r\n\r\n"), 400),
         ("malformed JSON", ("POST", "/api/convolve", "{\"image\": [[1, 2]"), 400),
         ("not UTF-8", ("POST", "/api/convolve", b"\xff\xfe{}"), 400),
@@ -257,7 +257,7 @@ def _bad_requests(big):
 
 def test_bad_requests_get_their_status_and_the_server_goes_on(studio_client, capsys):
     big = b'{"image": "' + b"x" * MAX_BODY + b'"}'
-    cases = _bad_requests(big)
+    cases = _bad_requests(big, studio_client.auth)
     for what, how, expected in cases:
         if how[0] == "raw":
             status = studio_client.raw(how[1])
