@@ -203,6 +203,7 @@ class Studio:
             "images": IMAGE_PRESETS,
             "kernels": {name: get_kernel(name, np.float64).round(6).tolist() for name in KERNEL_PRESETS},
             "conv_layers": layers,
+            "sessions": len(self._sessions),   # training sessions kept now (their ids stay with the pages that made them)
             "tasks": {task: {"lr": DEFAULT_LR[task]} for task in TASKS},
             "limits": {"image_side": MAX_IMAGE_SIDE, "kernel_side": MAX_KERNEL_SIDE, "stride": MAX_STRIDE,
                        "padding": MAX_PADDING, "train_steps": MAX_TRAIN_STEPS},
