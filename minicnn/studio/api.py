@@ -338,7 +338,7 @@ class Studio:
     def curves(self, body=None):
         self._need_run()
         if self.metrics_path is None:
-            raise ApiError(f"the run of {self.run.path.name} has no metrics.json beside it", 409)
+            raise ApiError(f"the run {self.run.path.parent.name} has no metrics.json beside its {self.run.path.name}", 409)
         try:
             c = curves(read_history(self.metrics_path))
         except ValueError as e:
