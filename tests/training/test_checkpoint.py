@@ -203,7 +203,7 @@ def test_other_version_and_missing_entries_are_refused(saved):
                                               r"versions 1 to 2: upgrade"):
         load_checkpoint(path)
     for bad, message in ((np.array(0), r"version 0 minicnn checkpoint; this minicnn reads versions 1 to 2"),
-                         (np.array("two"), r"unreadable version entry: array\('two'")):
+                         (np.array("two"), r"entry 'minicnn/version' must be an integer \(a 0-d array of at most 8 bytes\), got <U3")):
         np.savez(path, **{**arrays, "minicnn/version": bad})
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
@@ -319,37 +319,30 @@ def test_a_version_1_checkpoint_still_loads_and_resumes():
         ck.restore(architectures.build_model(spec, rng=np.random.default_rng(0)), Adam(model2))
 
 
-def _with_buffers(model):
-    """Give the last Dense layer of ``model`` a buffer, as a batch norm has (the architecture still describes it)."""
-    model.layers[-1].buffers = {"running_mean": np.zeros(10, np.float32), "seen": np.zeros((), np.int64)}
-    return model
-
-
 def test_buffers_round_trip_through_a_checkpoint(tmp_path):
-    model, opt, sched, rng = trained_state()
-    _with_buffers(model)
-    model.layers[-1].buffers["running_mean"][:] = np.arange(10)
-    model.layers[-1].buffers["seen"][...] = 24
-    last = len(model.layers) - 1
-    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng)
+    spec = architectures.fashion_cnn(channels=(2, 4), hidden=8)      # batch norms: running statistics
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    bn = model.layers[1]
+    bn.buffers["running_mean"][:] = np.arange(2)
+    bn.buffers["running_var"][:] = [3, 4]
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
     with np.load(path, allow_pickle=False) as npz:
         assert int(npz["minicnn/version"]) == 2 and str(npz["optim/type"]) == "SGD"
-        np.testing.assert_array_equal(npz[f"model/{last}.running_mean"], np.arange(10))
-    model2, opt2, sched2, rng2 = fresh()
-    _with_buffers(model2)
-    held = model2.layers[-1].buffers["running_mean"]
-    load_checkpoint(path, architecture=SPEC).restore(model2, opt2, sched2, rng2)
-    assert model2.layers[-1].buffers["running_mean"] is held
-    np.testing.assert_array_equal(held, np.arange(10))
-    assert int(model2.layers[-1].buffers["seen"]) == 24
-    model3, opt3, _, _ = fresh()                    # a model without the buffers: refused, nothing changed
-    before, opt_before = model3.state_dict(), opt3.state_dict()
-    with pytest.raises(CheckpointError, match=rf"does not fit: state_dict does not fit this model: missing \[\], "
-                                              rf"unexpected \['{last}.running_mean', '{last}.seen'\]"):
+        np.testing.assert_array_equal(npz["model/1.running_mean"], np.arange(2))
+    model2 = architectures.build_model(spec, rng=np.random.default_rng(1))
+    held = model2.layers[1].buffers["running_var"]
+    load_checkpoint(path, architecture=spec).restore(model2, SGD(model2, lr=0.1, momentum=0.9))
+    assert model2.layers[1].buffers["running_var"] is held
+    np.testing.assert_array_equal(held, [3, 4])
+    np.testing.assert_array_equal(model2.layers[1].buffers["running_mean"], np.arange(2))
+    model3, opt3, _, _ = fresh()                    # a network without the batch norms: refused, nothing changed
+    before = model3.state_dict()
+    with pytest.raises(CheckpointError, match=r"was saved from a different network"):
         load_checkpoint(path).restore(model3, opt3)
     for name, value in model3.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
-    assert opt3.state_dict().keys() == opt_before.keys() and opt3.steps == 0 and not opt3.velocity
+    assert opt3.steps == 0 and not opt3.velocity
 
 
 @pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
