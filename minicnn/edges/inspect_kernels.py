@@ -1,7 +1,10 @@
 """``python -m minicnn inspect CHECKPOINT``: a model's first-layer kernels against the Sobel family.
 
 The checkpoint is an ``.npz`` of plain arrays (read with
-``allow_pickle=False``; nothing in it is executed).  The first-layer
+``allow_pickle=False``; nothing in it is executed).  A minicnn checkpoint goes
+through the one checkpoint reader (``minicnn.training.checkpoint``), with all
+its checks; any other ``.npz`` (a saved ``state_dict``) is read for its one
+array.  The first-layer
 convolution weights are the first 4-D array whose key ends in ``W``, by layer
 index: keys look like ``"0.W"`` (a ``Sequential.state_dict()``) or carry a
 prefix such as ``"model/0.W"``.  Other arrays are ignored, and so are
@@ -23,6 +26,7 @@ from minicnn.edges import viz
 from minicnn.edges.evolution import evolution_text, plot_evolution, read_snapshots
 from minicnn.edges.filters import ANGLES, FAMILIES, match_kernel
 from minicnn.edges.viz import format_kernel, kernel_vs_reference, plot_kernel_matches, plot_kernels, side_by_side
+from minicnn.training.checkpoint import load_checkpoint
 from minicnn.utils.cli import command
 
 
@@ -109,9 +113,14 @@ def read_first_conv(path):
     except FileNotFoundError:
         raise ValueError(f"no such file: {path}") from None
     with npz:
+        is_checkpoint = "minicnn/format" in npz.shapes
         key = first_conv_key(npz.shapes)
         check_kernels(npz.shapes[key], key, path)
-        W = npz.read(key)
+        W = None if is_checkpoint else npz.read(key)
+    if is_checkpoint:
+        W = load_checkpoint(path, weights_only=True).model[key[len("model/"):]] if key.startswith("model/") else None
+        if W is None:
+            raise ValueError(f"{path}: the first convolution's weights {key!r} are not among the network's weights")
     check_kernels(W, key, path)
     return key, W
 

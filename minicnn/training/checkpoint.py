@@ -393,6 +393,30 @@ def trained_on(checkpoint):
     return dataset, spec.mean, spec.std
 
 
+def recorded_inputs(checkpoint):
+    """What a checkpoint records about its inputs: ``{"input_shape", "mean", "std", "classes"}``, None where it does not.
+
+    A run of ``experiments/train_mnist.py`` records its data set in its config (runs saved before the
+    ``--dataset`` option were MNIST runs) and its normalisation; the data set gives the input shape
+    ``(1, H, W)`` and the class names.  A checkpoint saved without a config records neither (only a
+    normalisation, when it has one): nothing is assumed for it.
+    """
+    found = {"input_shape": None, "mean": None, "std": None, "classes": None}
+    config = _json_or(checkpoint.extra_str("config"), None)
+    if isinstance(config, dict):
+        dataset = str(config.get("dataset", "mnist"))
+        if dataset not in DATASETS:
+            raise CheckpointError(f"{checkpoint.path} was trained on {dataset!r}, which this minicnn does not know "
+                                  f"(it knows {sorted(DATASETS)})")
+        spec = DATASETS[dataset].spec
+        found.update(input_shape=(1, *spec.shapes["train_images"][1:]), mean=spec.mean, std=spec.std,
+                     classes=tuple(spec.class_names))
+    norm = _json_or(checkpoint.extra_str("normalization"), None)
+    if isinstance(norm, dict) and {"mean", "std"} <= set(norm):
+        found.update(mean=float(norm["mean"]), std=float(norm["std"]))
+    return found
+
+
 def _json_or(text, default):
     try:
         return json.loads(text) if text else default

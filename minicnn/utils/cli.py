@@ -1,8 +1,9 @@
 """What every command line of minicnn shares: argument types, a quiet closed pipe, strict JSON output.
 
-- ``positive_int`` / ``nonnegative_int``: argparse types that refuse, with a
-  usage error saying what was expected, numbers a command cannot use (a
-  negative ``--limit-train`` would otherwise be taken as a Python slice).
+- ``positive_int`` / ``nonnegative_int`` / ``int_in`` / ``float_in``: argparse
+  types that refuse, with a usage error saying what was expected, numbers a
+  command cannot use (a negative ``--limit-train`` would otherwise be taken as
+  a Python slice; a NaN learning rate would train NaNs).
 - ``run_command(main)``: runs ``main(argv)`` and, when the reader of stdout
   goes away (``python -m minicnn.gradcheck | head -5``), stops quietly with
   exit status 0 instead of a ``BrokenPipeError`` traceback, as Unix tools do.
@@ -41,6 +42,46 @@ def positive_int(text):
 def nonnegative_int(text):
     """argparse type: a whole number >= 0."""
     return _integer(text, lambda v: v >= 0, "a whole number of at least 0")
+
+
+def int_in(low, high):
+    """argparse type: a whole number from ``low`` to ``high`` (both included)."""
+    def parse(text):
+        return _integer(text, lambda v: low <= v <= high, f"a whole number from {low} to {high}")
+    parse.__name__ = f"int_in_{low}_{high}"
+    return parse
+
+
+def float_in(low=None, high=None, *, low_open=False, high_open=False):
+    """argparse type: a finite number in an interval, e.g. ``float_in(0, 10, low_open=True)`` for (0, 10].
+
+    ``low`` / ``high`` None: no bound on that side.  NaN and infinities are always refused.
+    """
+    if low is not None and high is not None:
+        expected = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        expected = f"a finite number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        expected = f"a finite number {'<' if high_open else '<='} {high:g}"
+    else:
+        expected = "a finite number"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        ok = (math.isfinite(value)
+              and (low is None or (value > low if low_open else value >= low))
+              and (high is None or (value < high if high_open else value <= high)))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+finite_float = float_in()
 
 
 def nonnegative_int_list(text):

@@ -1,4 +1,6 @@
 """``python -m minicnn export``: files written, existing files refused, bad checkpoints one line and exit 2."""
+import json
+
 import pytest
 
 from minicnn.__main__ import main
@@ -11,7 +13,9 @@ pytest.importorskip("safetensors", reason="needs the export extra: pip install '
 
 @pytest.fixture
 def checkpoint(mnist_model, tmp_path):
-    return save_checkpoint(tmp_path / "checkpoint.npz", model=mnist_model, architecture=mnist_cnn())
+    """Saved as experiments/train_mnist.py saves: with its config, which names the data set."""
+    return save_checkpoint(tmp_path / "checkpoint.npz", model=mnist_model, architecture=mnist_cnn(),
+                           extra={"config": json.dumps({"dataset": "mnist"})})
 
 
 def test_writes_onnx_and_safetensors_and_prints_the_torch_code(checkpoint, tmp_path, capsys):
