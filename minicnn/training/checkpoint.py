@@ -88,7 +88,7 @@ def set_rng_state(rng, state_json):
 
 
 def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler=None, rng=None, epoch=0,
-                    step=0, extra=None):
+                    step=0, extra=None, before_replace=None):
     """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
     Parameters
@@ -100,6 +100,7 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
     rng : numpy.random.Generator, optional; its state is stored so shuffling resumes exactly
     epoch, step : int, completed epochs and optimizer steps
     extra : dict of str -> array or str, optional (strings are stored as 0-d unicode)
+    before_replace : optional callable run once the file is completely written, right before it replaces ``path``
     """
     arch = architectures.to_json(model if architecture is None else architecture)
     if arch != architectures.to_json(model):
@@ -120,7 +121,7 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
+    with atomic_write(path, before_replace) as f:
         np.savez(f, **arrays)
     return path
 

@@ -7,6 +7,9 @@
 - ``run_command(main)``: runs ``main(argv)`` and, when the reader of stdout
   goes away (``python -m minicnn.gradcheck | head -5``), stops quietly with
   exit status 0 instead of a ``BrokenPipeError`` traceback, as Unix tools do.
+- ``outputs_may_close()``: for work that must finish whoever reads it (a
+  training run): while active, a stdout or stderr whose reader went away
+  (``| head -1``) silently takes no more output, and the work goes on.
 - ``command(name)``: decorates a command's ``main``: a user's mistake (a
   ``ValueError``, ``CheckpointError`` included, or an ``OSError`` on a path the
   user gave) becomes one line ``minicnn NAME: error: ...`` on stderr and exit
@@ -15,11 +18,14 @@
   written as ``null``), written atomically so a crash never leaves half a file.
 """
 import argparse
+import contextlib
 import functools
 import json
 import math
 import os
+import signal
 import sys
+import threading
 
 from minicnn.utils.files import write_bytes_atomic
 
@@ -108,6 +114,66 @@ def run_command(main, argv=None):
         os.close(devnull)
         return 0
     return code if isinstance(code, int) else 0
+
+
+class _Closable:
+    """A text stream that, once its reader has gone (``BrokenPipeError``), drops everything written after.
+
+    Its file descriptor is pointed at /dev/null then, so that whatever is still buffered, and Python's
+    final flush at exit, go nowhere quietly.  Everything else is the wrapped stream's.
+    """
+
+    def __init__(self, stream):
+        self._stream, self.gone = stream, False
+
+    def _lost(self):
+        self.gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):   # no file descriptor (e.g. a StringIO): nothing to point
+            pass
+
+    def write(self, text):
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self):
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def outputs_may_close():
+    """Keep working when the reader of stdout or stderr goes away: further output to it is dropped.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError`` instead of killing the
+    process; this makes sure of it (in the main thread) and catches that error in ``sys.stdout`` and
+    ``sys.stderr`` (tqdm bars and ``print`` alike) for the length of the block.
+    """
+    restore_pipe = None
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGPIPE"):
+        if signal.getsignal(signal.SIGPIPE) not in (signal.SIG_IGN, None):
+            restore_pipe = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_Closable(s) if s is not None else s for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        if restore_pipe is not None:
+            signal.signal(signal.SIGPIPE, restore_pipe)
 
 
 USER_ERRORS = (ValueError, OSError)

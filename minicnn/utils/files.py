@@ -21,8 +21,11 @@ def _umask():
 
 
 @contextlib.contextmanager
-def atomic_write(path):
-    """``with atomic_write(path) as f: f.write(...)``: a binary file that replaces ``path`` only once complete."""
+def atomic_write(path, before_replace=None):
+    """``with atomic_write(path) as f: f.write(...)``: a binary file that replaces ``path`` only once complete.
+
+    ``before_replace``: optional callable run once the file is complete and synced, right before the rename.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -31,6 +34,8 @@ def atomic_write(path):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
