@@ -65,7 +65,17 @@ from minicnn.training.checkpoint import CheckpointError, check_architecture, loa
 from minicnn.training.loop import NonFiniteLossError, evaluate
 from minicnn.training.run_folder import FolderBusy, RunFolder
 from minicnn.training.runner import TrainingInterrupted, train_resumable
-from minicnn.utils.cli import float_in, int_in, nonnegative_int, outputs_may_close, positive_int, run_command, write_json
+from minicnn.utils.cli import (
+    error_message,
+    float_in,
+    has_advice,
+    int_in,
+    nonnegative_int,
+    outputs_may_close,
+    positive_int,
+    run_command,
+    write_json,
+)
 from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
@@ -341,16 +351,20 @@ def _main(argv):
             code = 128 + getattr(e, "signum", signal.SIGINT)
             print(f"\nstopped at once: {saved_state(checkpoint_path, resume_hint)}", file=sys.stderr)
             return code
-        except OSError as e:
-            return error(f"{e}\n{saved_state(checkpoint_path, resume_hint)}")
+        except OSError as e:   # a failed write: advice that fits it, and what is left to come back to
+            return error(f"{error_message(e)}\n{saved_state(checkpoint_path, resume_hint, retry=not has_advice(e))}")
 
 
-def saved_state(checkpoint_path, resume_hint):
-    """What is on disk to come back to, in one sentence (after a stop or a failed write)."""
+def saved_state(checkpoint_path, resume_hint, retry=True):
+    """What is on disk to come back to, in one sentence (after a stop or a failed write).
+
+    ``retry``: whether running the same command again may work (not after a read-only or missing folder).
+    """
     try:
         kept = load_checkpoint(checkpoint_path)
     except FileNotFoundError:
-        return "no checkpoint was saved yet, so there is nothing to resume; run the same command again"
+        return ("no checkpoint was saved yet, so there is nothing to resume"
+                + ("; run the same command again" if retry else ""))
     except CheckpointError as e:
         return f"the checkpoint on disk cannot be used ({e}); start again"
     where = (f", {int(kept.extra['epoch_step'])} steps into epoch {kept.epoch + 1}"

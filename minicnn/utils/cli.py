@@ -19,6 +19,7 @@
 """
 import argparse
 import contextlib
+import errno
 import functools
 import json
 import math
@@ -179,10 +180,30 @@ def outputs_may_close():
 USER_ERRORS = (ValueError, OSError)
 
 
+# What to do about a filesystem error, by errno: advice that fits it (running the same command again would not help).
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space, or choose a folder on another disk",
+    errno.EDQUOT: "your disk quota is used up: free some space, or choose a folder on another disk",
+    errno.EROFS: "that file system is read-only: choose a folder you can write to",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+    errno.EISDIR: "that is a folder: give a file name",
+    errno.EACCES: "you have no permission there: choose a folder you can write to, or change its permissions",
+    errno.EPERM: "the operation is not permitted there: choose a folder you can write to",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+}
+
+
+def has_advice(err):
+    """Whether ``err`` is a filesystem error that running the same command again would not cure."""
+    return isinstance(err, OSError) and err.errno in _ADVICE and err.errno not in (errno.ENOSPC, errno.EDQUOT)
+
+
 def error_message(err):
-    """One line for ``err``: an OSError as 'strerror: filename', anything else as its text."""
+    """One line for ``err``: an OSError as 'strerror: filename' with advice that fits it, anything else as its text."""
     if isinstance(err, OSError) and err.strerror:
-        return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+        text = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+        advice = _ADVICE.get(err.errno)
+        return f"{text} ({advice})" if advice else text
     return str(err)
 
 
