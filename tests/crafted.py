@@ -75,3 +75,51 @@ def zeros_bomb(path, megabytes=600):
             for _ in range(megabytes):
                 f.write(block)
     return path
+
+
+def run_measured(argv, cwd, limit_bytes=2 << 30, timeout=120):
+    """Run ``argv`` (a Python command line) in a child whose address space is capped at ``limit_bytes``.
+
+    Returns ``(exit code, stdout, stderr, peak resident memory in MB)``; the peak is the child's own
+    ``ru_maxrss`` from ``os.wait4``.  Under the cap, a tool that tries to allocate what a crafted file
+    declares fails at once with a MemoryError (exit 1) instead of taking the machine's memory.
+    """
+    import os
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    env = {**os.environ, "PYTHONPATH": str(repo), "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, *map(str, argv)], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                cwd=cwd, env=env, preexec_fn=cap)
+        try:
+            _, status, usage = _wait4(proc.pid, timeout)
+        except TimeoutError:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
+
+
+def _wait4(pid, timeout):
+    import os
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        got, status, usage = os.wait4(pid, os.WNOHANG)
+        if got:
+            return got, status, usage
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} still running after {timeout} s")
+        time.sleep(0.02)

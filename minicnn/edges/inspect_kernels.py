@@ -107,20 +107,25 @@ def load_checkpoint_arrays(path):
 
 
 def read_first_conv(path):
-    """(key, W) of the first-layer conv weights in the .npz at ``path``; only that array is decompressed."""
+    """(key, W) of the first-layer conv weights in the .npz at ``path``.
+
+    A minicnn checkpoint is read by ``load_checkpoint`` (every check, the weights kept); of any other .npz
+    only that array is decompressed.
+    """
     try:
         npz = NpzReader(path)
     except FileNotFoundError:
         raise ValueError(f"no such file: {path}") from None
     with npz:
         is_checkpoint = "minicnn/format" in npz.shapes
-        key = first_conv_key(npz.shapes)
-        check_kernels(npz.shapes[key], key, path)
-        W = None if is_checkpoint else npz.read(key)
-    if is_checkpoint:
-        W = load_checkpoint(path, weights_only=True).model[key[len("model/"):]] if key.startswith("model/") else None
-        if W is None:
-            raise ValueError(f"{path}: the first convolution's weights {key!r} are not among the network's weights")
+        if not is_checkpoint:
+            key = first_conv_key(npz.shapes)
+            check_kernels(npz.shapes[key], key, path)
+            W = npz.read(key)
+    if is_checkpoint:   # every check of the one checkpoint reader, then the first convolution of its network
+        weights = {f"model/{name}": value for name, value in load_checkpoint(path, weights_only=True).model.items()}
+        key = first_conv_key(weights)
+        W = weights[key]
     check_kernels(W, key, path)
     return key, W
 

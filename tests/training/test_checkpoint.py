@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from minicnn import SGD, CosineLR, softmax_cross_entropy
 from minicnn.nn.optim import Adam
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tests import crafted
 from tests.nn.test_optim import IDS, OPTIMIZERS
 
 SPEC = architectures.mnist_cnn(channels=(4, 8), hidden=16)
@@ -404,3 +406,100 @@ def test_a_batch_norm_network_round_trips_with_its_running_statistics(tmp_path):
         np.testing.assert_array_equal(value, running[name], err_msg=name)
     model.eval(), model2.eval()
     np.testing.assert_array_equal(model2.forward(x), model.forward(x))
+
+
+# ------------------------------------------------- crafted files (issue 24): checked before anything is allocated
+
+def _peak_bytes(fn):
+    """(what fn raised, the peak bytes tracemalloc saw while it ran; NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception as e:      # noqa: BLE001 - the test looks at what came
+        raised = e
+    else:
+        raised = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return raised, peak
+
+
+def test_a_declared_network_bigger_than_the_file_is_refused_before_it_is_built(tmp_path):
+    """The 1.6 MB file whose JSON declares Dense(30000, 30000): 3.6 GB if built; refused within 8 MB."""
+    from minicnn.training.checkpoint import load_model
+    path = crafted.huge_dense(tmp_path / "huge.npz")
+    assert path.stat().st_size < 2_000_000
+    for load in (lambda: load_checkpoint(path), lambda: load_model(path)):
+        raised, peak = _peak_bytes(load)
+        assert isinstance(raised, CheckpointError), raised
+        assert re.search(r"huge\.npz: its architecture declares 900,030,000 weights and buffers, the file stores "
+                         r"401,000: entry 'model/0\.W' holds shape \(400, 1000\), the architecture declares "
+                         r"\(30000, 30000\)", str(raised)) and "\n" not in str(raised)
+        assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_zip_of_zeros_missing_entries_is_refused_before_anything_is_inflated(tmp_path):
+    """A ~60 KB file inflating to 64 MB of zeros, without the metadata: refused within 2 MB, nothing inflated."""
+    path = crafted.zeros_bomb(tmp_path / "bomb.npz", megabytes=64)
+    assert path.stat().st_size < 200_000
+    raised, peak = _peak_bytes(lambda: load_checkpoint(path))
+    assert isinstance(raised, CheckpointError) and "incomplete minicnn checkpoint: missing" in str(raised), raised
+    assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_unused_entries_are_verified_a_block_at_a_time(tmp_path):
+    """weights_only: a 32 MB optimizer entry is hashed (a changed byte is caught) but never held whole."""
+    model, opt, sched, rng = trained_state()
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
+    crafted.replace(path, {"optim/junk": np.zeros(8 << 20, np.float32)})      # 32 MB, digest recomputed
+    raised, peak = _peak_bytes(lambda: load_checkpoint(path, weights_only=True))
+    assert raised is None and peak < 8_000_000, (raised, f"peak {peak / 1e6:.1f} MB")
+    ck = load_checkpoint(path, weights_only=True)
+    assert "junk" not in ck.optim and "velocity/0.W" not in ck.optim and set(ck.model) == set(model.state_dict())
+    entries = crafted.read_entries(path)
+    entries["optim/junk"][5_000_000] = 1.0          # one changed number, the recorded digest kept
+    np.savez(path, **entries)
+    with pytest.raises(CheckpointError, match="is corrupted: its contents do not match the SHA-256"):
+        load_checkpoint(path, weights_only=True)
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "int64", "shape", "missing", "unexpected", "velocity"])
+def test_weights_that_do_not_fit_the_network_or_are_not_finite_floats_are_refused_naming_the_entry(tmp_path, case):
+    model, opt, sched, rng = trained_state()
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng)
+    W = model.state_dict()["0.W"]
+    change, message = {
+        "nan": ({"model/3.b": np.full(8, np.nan, np.float32)}, r"entry 'model/3\.b' holds 8 NaN or infinite values out of 8"),
+        "inf": ({"model/0.W": np.where(W > 0, np.inf, W)}, r"entry 'model/0\.W' holds \d+ NaN or infinite values out of 36"),
+        "int64": ({"model/0.W": W.astype(np.int64)}, r"entry 'model/0\.W' holds int64; weights and buffers must be floating"),
+        "shape": ({"model/0.W": np.zeros((3, 1, 3, 3), np.float32)},
+                  r"declares 6,794 weights and buffers, the file stores 6,785: entry 'model/0\.W' holds shape "
+                  r"\(3, 1, 3, 3\), the architecture declares \(4, 1, 3, 3\)"),
+        "missing": ({"model/9.b": None}, r"declares 6,794 weights and buffers, the file stores 6,784: missing \['model/9\.b'\]"),
+        "unexpected": ({"model/5.W": np.zeros(3, np.float32)}, r"unexpected \['model/5\.W'\]"),
+        "velocity": ({"optim/velocity/0.W": np.zeros((4, 4), np.float32)},
+                     r"entry 'optim/velocity/0\.W' \(float32 \(4, 4\)\) does not fit the network"),
+    }[case]
+    crafted.replace(path, change)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("tool", ["export", "featuremaps", "studio", "inspect", "resume"])
+def test_every_tool_refuses_the_crafted_network_in_one_line_with_little_memory(tmp_path, tool):
+    """Each tool, as a user runs it, in a child capped at 2 GiB of address space: exit 2, one line, < 150 MB."""
+    path = crafted.huge_dense(tmp_path / "huge.npz")
+    argv = {"export": ["-m", "minicnn", "export", path, "--onnx", tmp_path / "m.onnx"],
+            "featuremaps": ["-m", "minicnn", "featuremaps", path, "--out", tmp_path / "figs"],
+            "studio": ["-m", "minicnn", "studio", path, "--no-browser", "--port", "0"],
+            "inspect": ["-m", "minicnn", "inspect", path, "--out", tmp_path / "figs"],
+            "resume": [Path(__file__).resolve().parents[2] / "experiments" / "train_mnist.py", "--resume", path,
+                       "--out", tmp_path / "run", "--data", tmp_path / "no-data"]}[tool]
+    code, out, err, peak_mb = crafted.run_measured(argv, cwd=tmp_path)
+    assert code == 2 and err.count("\n") == 1, (code, err)
+    assert "huge.npz: its architecture declares 900,030,000 weights and buffers, the file stores 401,000" in err
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.npz"]     # a refused command leaves nothing
