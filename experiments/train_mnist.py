@@ -103,7 +103,7 @@ RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "fea
 MAX_PARAMS = 10_000_000     # 40 MB of float32 weights; the default network has ~0.2 M
 MAX_CHANNELS = 512          # per conv layer: 64 images x 512 maps x 28 x 28 float32 is 100 MB per activation
 NUMBER_TYPES = {
-    "hidden": int_in(1, MAX_PARAMS), "epochs": int_in(1, 100_000), "batch_size": int_in(1, 4096),
+    "hidden": positive_int, "epochs": int_in(1, 100_000), "batch_size": int_in(1, 4096),
     "lr": float_in(0, 10, low_open=True), "momentum": float_in(0, 1, high_open=True),
     "weight_decay": float_in(0), "warmup": float_in(0), "max_shift": nonnegative_int,
     "seed": nonnegative_int, "limit_train": positive_int, "limit_test": positive_int,
@@ -131,9 +131,11 @@ def build_parser(defaults=True):
                    help="the network, a function in minicnn/training/architectures.py "
                         + recipe_default("architecture"))
     p.add_argument("--channels", type=channels_type, default=from_recipe,
-                   help=f"filters of the two conv layers, each 1 to {MAX_CHANNELS} " + recipe_default("channels"))
+                   help=f"filters of the two conv layers, each 1 to {MAX_CHANNELS}; with --hidden, at most "
+                        f"{MAX_PARAMS:,} parameters " + recipe_default("channels"))
     p.add_argument("--hidden", type=NUMBER_TYPES["hidden"], default=from_recipe,
-                   help="units of the hidden dense layer " + recipe_default("hidden"))
+                   help=f"units of the hidden dense layer; with --channels, at most {MAX_PARAMS:,} parameters "
+                        + recipe_default("hidden"))
     p.add_argument("--dropout", type=probability, default=from_recipe,
                    help="dropout before the last dense layer, 0 for none " + recipe_default("dropout"))
     p.add_argument("--epochs", type=NUMBER_TYPES["epochs"], default=from_recipe,
@@ -187,14 +189,13 @@ def probability(text):
 
 
 def channels_type(text):
-    """argparse type: two whole numbers from 1 to MAX_CHANNELS, like ``16,32`` (kept as that text)."""
+    """argparse type: two whole numbers of at least 1, like ``16,32`` (kept as that text; ``check_run`` caps them)."""
     try:
         channels = tuple(int(c) for c in str(text).split(","))
     except ValueError:
         channels = ()
-    if len(channels) != 2 or not all(1 <= c <= MAX_CHANNELS for c in channels):
-        raise argparse.ArgumentTypeError(f"expected two whole numbers from 1 to {MAX_CHANNELS} like 16,32, "
-                                         f"got {text!r}")
+    if len(channels) != 2 or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"expected two whole numbers of at least 1 like 16,32, got {text!r}")
     return ",".join(map(str, channels))
 
 
@@ -220,11 +221,14 @@ def check_run(args):
     if args.max_shift >= side / 2:
         return (f"--max-shift {args.max_shift}: expected less than half the image side ({side} pixels for "
                 f"{args.dataset}), i.e. at most {(side - 1) // 2}")
-    count = sum(math.prod(shape) for shape in architectures.state_shapes(
-        network_spec(args, tuple(int(c) for c in args.channels.split(",")))).values())
-    if count > MAX_PARAMS:
+    channels = tuple(int(c) for c in args.channels.split(","))
+    count = sum(math.prod(shape) for shape in architectures.state_shapes(network_spec(args, channels)).values())
+    if count > MAX_PARAMS:   # counted from the layers' arguments: nothing is allocated
         return (f"--channels {args.channels} --hidden {args.hidden} give a network of {count:,} parameters, more "
                 f"than the {MAX_PARAMS:,} this script trains; use smaller values")
+    if max(channels) > MAX_CHANNELS:
+        return (f"--channels {args.channels}: at most {MAX_CHANNELS} filters per conv layer (a batch of 64 images "
+                f"then needs 100 MB per layer's output)")
     return None
 
 
