@@ -77,12 +77,33 @@ def zeros_bomb(path, megabytes=600):
     return path
 
 
-def run_measured(argv, cwd, limit_bytes=2 << 30, timeout=120):
-    """Run ``argv`` (a Python command line) in a child whose address space is capped at ``limit_bytes``.
+# Runs a command line in the child and, at exit, writes its peak resident memory (VmHWM, in kB) to $PEAK_FILE.
+# VmHWM belongs to the address space exec made, so unlike ru_maxrss it does not count the forked parent's pages.
+_MEASURED = """
+import atexit, os, runpy, sys
+def report():
+    with open('/proc/self/status') as f:
+        peak = next(line.split()[1] for line in f if line.startswith('VmHWM'))
+    with open(os.environ['PEAK_FILE'], 'w') as f:
+        f.write(peak)
+atexit.register(report)
+argv = sys.argv[1:]
+if argv[0] == '-m':
+    sys.argv = [argv[1], *argv[2:]]
+    runpy.run_module(argv[1], run_name='__main__', alter_sys=True)
+else:
+    sys.argv = argv
+    runpy.run_path(argv[0], run_name='__main__')
+"""
 
-    Returns ``(exit code, stdout, stderr, peak resident memory in MB)``; the peak is the child's own
-    ``ru_maxrss`` from ``os.wait4``.  Under the cap, a tool that tries to allocate what a crafted file
-    declares fails at once with a MemoryError (exit 1) instead of taking the machine's memory.
+
+def run_measured(argv, cwd, limit_bytes=2 << 30, timeout=120):
+    """Run ``argv`` (a Python command line: ``-m module ...`` or ``script ...``) in a child capped at
+    ``limit_bytes`` of address space.
+
+    Returns ``(exit code, stdout, stderr, peak resident memory in MB)``, the peak as the child saw it
+    (``VmHWM``).  Under the cap, a tool that tries to allocate what a crafted file declares fails at
+    once with a MemoryError (exit 1) instead of taking the machine's memory.
     """
     import os
     import resource
@@ -96,30 +117,11 @@ def run_measured(argv, cwd, limit_bytes=2 << 30, timeout=120):
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
-    env = {**os.environ, "PYTHONPATH": str(repo), "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, *map(str, argv)], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                cwd=cwd, env=env, preexec_fn=cap)
-        try:
-            _, status, usage = _wait4(proc.pid, timeout)
-        except TimeoutError:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
-
-
-def _wait4(pid, timeout):
-    import os
-    import time
-    deadline = time.monotonic() + timeout
-    while True:
-        got, status, usage = os.wait4(pid, os.WNOHANG)
-        if got:
-            return got, status, usage
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"process {pid} still running after {timeout} s")
-        time.sleep(0.02)
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        env = {**os.environ, "PYTHONPATH": str(repo), "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+               "PEAK_FILE": str(peak_file)}
+        done = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, argv)], stdin=subprocess.DEVNULL,
+                              capture_output=True, cwd=cwd, env=env, preexec_fn=cap, timeout=timeout)
+        peak_mb = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    return done.returncode, done.stdout.decode(), done.stderr.decode(), peak_mb
