@@ -360,8 +360,10 @@ def _verify_digest(path, archive, meta, keep):
 
 def _check_finite(path, key, value, block=1 << 20):
     flat = value.reshape(-1)
-    bad = sum(flat.size - int(np.count_nonzero(np.isfinite(flat[i:i + block])))
-              for i in range(0, flat.size, block))
+    bad = 0
+    for start in range(0, flat.size, block):     # a block at a time: the check holds no array of the weights' size
+        chunk = flat[start:start + block]
+        bad += chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
     if bad:
         raise CheckpointError(f"{path}: entry {key!r} holds {bad} NaN or infinite values out of {flat.size}; "
                               f"the run that wrote it diverged, or the file was edited")

@@ -488,6 +488,19 @@ def test_weights_that_do_not_fit_the_network_or_are_not_finite_floats_are_refuse
     assert "\n" not in str(info.value)
 
 
+def test_weights_larger_than_a_block_are_checked_whole(tmp_path):
+    from minicnn.training.checkpoint import load_model
+    spec = [{"type": "Dense", "in_features": 1100, "out_features": 1000}]      # 1.1 M weights: two blocks
+    path = save_checkpoint(tmp_path / "big.npz", model=architectures.build_model(spec, rng=np.random.default_rng(0)))
+    model, _ = load_model(path)
+    assert model.layers[0].params["W"].shape == (1100, 1000)
+    W = crafted.read_entries(path)["model/0.W"]
+    W[-1, -1] = np.inf
+    crafted.replace(path, {"model/0.W": W})
+    with pytest.raises(CheckpointError, match=r"'model/0\.W' holds 1 NaN or infinite values out of 1100000"):
+        load_model(path)
+
+
 @pytest.mark.parametrize("tool", ["export", "featuremaps", "studio", "inspect", "resume"])
 def test_every_tool_refuses_the_crafted_network_in_one_line_with_little_memory(tmp_path, tool):
     """Each tool, as a user runs it, in a child capped at 2 GiB of address space: exit 2, one line, < 150 MB."""
