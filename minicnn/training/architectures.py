@@ -36,6 +36,7 @@ from minicnn.nn import (
 )
 from minicnn.nn.conv import same_padding
 from minicnn.nn.model import Sequential
+from minicnn.utils.validation import pair, positive_int
 
 # Arguments each layer type takes in a spec (besides "type"), with their defaults (None: required, except
 # a pool's stride, whose None means "the kernel size").  Dropout's generator is not part of a spec:
@@ -154,6 +155,43 @@ def _check_spec(spec):
             raise ValueError(f"layer {i} ({layer['type']}) lacks required arguments {missing}")
 
 
+def state_shapes(spec):
+    """``{name: shape}`` of every parameter and buffer a spec declares, computed from its arguments alone.
+
+    The names are those of ``Sequential.state_dict()`` (``"0.W"``, ``"0.b"``,
+    ``"1.running_mean"``, ...).  Nothing is allocated, so a checkpoint's
+    declared network can be compared with the arrays it really stores before
+    any model is built.  ``ValueError`` for arguments the layers would refuse.
+
+    Shape:
+        Conv2D:      W (out_channels, in_channels, KH, KW), b (out_channels,) when bias
+        Dense:       W (in_features, out_features), b (out_features,)
+        BatchNorm*D: gamma, beta (num_features,) when affine; running_mean, running_var (num_features,)
+    """
+    if isinstance(spec, str):
+        spec = from_json(spec)
+    _check_spec(spec)
+    shapes = {}
+    for i, layer in enumerate(spec):
+        kind, where = layer["type"], f"layer {i} ({layer['type']})"
+        if kind == "Conv2D":
+            F = positive_int(layer["out_channels"], f"{where} out_channels")
+            C = positive_int(layer["in_channels"], f"{where} in_channels")
+            KH, KW = pair(layer["kernel_size"], f"{where} kernel_size", 1)
+            shapes[f"{i}.W"] = (F, C, KH, KW)
+            if layer.get("bias", True):
+                shapes[f"{i}.b"] = (F,)
+        elif kind == "Dense":
+            n_in = positive_int(layer["in_features"], f"{where} in_features")
+            n_out = positive_int(layer["out_features"], f"{where} out_features")
+            shapes[f"{i}.W"], shapes[f"{i}.b"] = (n_in, n_out), (n_out,)
+        elif kind in ("BatchNorm2D", "BatchNorm1D"):
+            C = positive_int(layer["num_features"], f"{where} num_features")
+            names = (("gamma", "beta") if layer.get("affine", True) else ()) + ("running_mean", "running_var")
+            shapes.update({f"{i}.{name}": (C,) for name in names})
+    return shapes
+
+
 def build_model(spec, *, rng=None, dtype=np.float32):
     """A fresh ``Sequential`` for ``spec`` (a list of layer dicts or its JSON string).
 
@@ -228,10 +266,12 @@ def canonical(spec):
 
 
 def to_json(spec):
-    """Canonical JSON text of a spec (or of a ``Sequential``): equal networks give equal strings."""
-    if hasattr(spec, "layers"):
-        spec = model_spec(spec)
-    return json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON text of a spec (or of a ``Sequential``): equal networks give equal strings.
+
+    A ``Sequential``'s spec is already canonical, so no second model is built for it.
+    """
+    spec = model_spec(spec) if hasattr(spec, "layers") else canonical(spec)
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
 def from_json(text):

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from minicnn.edges import viz
-from minicnn.utils.cli import command
+from minicnn.utils.cli import command, nonnegative_int
 from minicnn.views.common import Run, add_input_arguments, conv_layers, figure_path, pick_input
 
 
@@ -82,7 +82,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn featuremaps", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
     add_input_arguments(p)
-    p.add_argument("--layer", type=int, default=None, metavar="L", help="only the convolution that is layer L")
+    p.add_argument("--layer", type=nonnegative_int, default=None, metavar="L", help="only the convolution that is layer L")
     args = p.parse_args(argv)
     run = Run(args.checkpoint)
     path = figure_path(run, args, "featuremaps.png")
