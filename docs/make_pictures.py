@@ -2,6 +2,7 @@
 
     minicnn train --out /tmp/run                          # a default MNIST run (a few minutes)
     python docs/make_pictures.py /tmp/run                 # writes docs/*.png from it
+    python docs/make_pictures.py /tmp/run --only studio.png   # the studio, drawn in headless Chromium
     python docs/make_pictures.py --list                   # each picture and its command, nothing run
 
 Each picture comes from one ``minicnn`` command (below, in PICTURES), run on the run's folder into a
@@ -11,9 +12,11 @@ an existing picture in docs/ is left alone and named.  Needs the plot extra (mat
 """
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -31,11 +34,12 @@ PICTURES = {
     "mistakes.png": "minicnn confusion RUN --out OUT",
     "curves.png": "minicnn curves RUN --out OUT",
     "my_digit_prepared.png": "minicnn predict RUN docs/my_digit.png --show --out OUT",
+    # the studio's draw view with a 3 drawn in it, in headless Chromium (needs selenium, chromium, chromedriver)
+    "studio.png": "minicnn studio RUN --port 0 --no-browser",
 }
 # pictures in docs/ that no command makes, and where they come from
 NOT_MADE_HERE = {
     "my_digit.png": "a 3 drawn by hand (300x300), the input of predict above",
-    "studio.png": "a screenshot of `minicnn studio` in Chromium, 1100 px wide, taken by hand",
 }
 TAKES_DATA = ("featuremaps", "saliency", "confusion")
 
@@ -58,6 +62,40 @@ def store_small(source, target):
         image = image.resize((MAX_WIDTH, round(image.height * MAX_WIDTH / image.width)), Image.Resampling.LANCZOS)
     image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
     return target.stat().st_size
+
+
+def screenshot_studio(argv, cwd, path, width=1100, height=700):
+    """Start the studio (``argv``), draw a 3 on its canvas in headless Chromium, and save the page at ``path``."""
+    from selenium import webdriver
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    studio = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    browser = None
+    try:
+        url = next(line.split("serving ")[1].split()[0] for line in studio.stdout if "serving http" in line)
+        browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        browser.get(url + "#view=draw")
+        pad = browser.find_element(By.ID, "pad")
+        stroke = ActionChains(browser).move_to_element_with_offset(pad, -50, -70).click_and_hold()
+        for dx, dy in [(20, -8), (30, 0), (20, 12), (0, 25), (-25, 15), (-20, 4), (25, 5), (20, 20),
+                       (0, 25), (-25, 20), (-40, 0), (-20, -8)]:                  # a 3, top bar to bottom bowl
+            stroke = stroke.move_by_offset(dx, dy)
+        stroke.release().perform()
+        deadline = time.monotonic() + 30
+        while not browser.find_elements(By.CSS_SELECTOR, "#top-classes li") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)                                                              # the last answer, drawn
+        path.write_bytes(browser.get_screenshot_as_png())
+    finally:
+        if browser is not None:
+            browser.quit()
+        studio.terminate()
+        studio.wait(timeout=10)
 
 
 def main(argv=None):
@@ -101,7 +139,10 @@ def main(argv=None):
             argv_ = command_for(picture, "runs/mnist", out, args.data)
             if tuple(argv_) not in done:
                 print("$", shlex.join(["minicnn"] + argv_[3:]), flush=True)
-                subprocess.run(argv_, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
+                if picture == "studio.png":
+                    screenshot_studio(argv_, tmp, out / picture)
+                else:
+                    subprocess.run(argv_, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
                 done.add(tuple(argv_))
             size = store_small(out / picture, DOCS / picture)
             print(f"  docs/{picture}: {size / 1000:.0f} kB")
