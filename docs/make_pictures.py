@@ -67,8 +67,8 @@ def store_small(source, target):
 def screenshot_studio(argv, cwd, path, width=1100, height=700):
     """Start the studio (``argv``), draw a 3 on its canvas in headless Chromium, and save the page at ``path``."""
     from selenium import webdriver
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     studio = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, text=True)

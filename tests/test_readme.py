@@ -2,8 +2,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 MAX_CHARACTERS = 8000
