@@ -146,7 +146,8 @@ def how_to_check(argv):
 def help_text(prefix):
     """(exit status, output) of ``python PREFIX --help``, asked once per prefix."""
     done = subprocess.run([sys.executable, *prefix, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    return done.returncode, done.stdout if done.returncode == 0 else (done.stderr or done.stdout)[-300:]
+    said = (done.stderr or done.stdout).strip().splitlines()
+    return done.returncode, done.stdout if done.returncode == 0 else (said[0] if said else "(nothing)")
 
 
 def check_command(words, cwd):
