@@ -1,21 +1,24 @@
-"""The fast optimizer updates: the formulas of ``minicnn.nn.optim`` written into two reused buffers.
+"""The fast optimizer updates: the formulas of ``minicnn.nn.textbook`` written into two pooled buffers.
 
-The textbook step makes a fresh array for every intermediate of every
+The textbook update makes a fresh array for every intermediate of every
 parameter; these write them into two scratch arrays per parameter, with the
 same operations in the same order, so the result is bit-for-bit the same.
 Every scalar is cast to the parameter's dtype first (no float64 promotion).
-The optimizers compute their scalars (bias corrections, step sizes) once per
-step and hand them in.
+The signatures are the textbook's: ``param`` and the arrays of ``state`` change in place.
 """
 import numpy as np
 
+from minicnn.engine.buffers import buffer
 
-def sgd_update(param, grad, velocity, buffers, *, lr, momentum, nesterov, weight_decay):
-    """``minicnn.nn.optim.SGD.step`` for one parameter: update ``param`` (and ``velocity``, with momentum) in place.
 
-    ``buffers`` is a pair of scratch arrays shaped like ``param``.
-    """
-    tmp, acc = buffers
+def _scratch(param):
+    return buffer("update.tmp", param.shape, param.dtype), buffer("update.acc", param.shape, param.dtype)
+
+
+def sgd_update(param, grad, state, *, lr, momentum, nesterov, weight_decay):
+    """``minicnn.nn.textbook.sgd_update``: ``param`` (and ``state["velocity"]``, with momentum) in place."""
+    tmp, acc = _scratch(param)
+    velocity = state.get("velocity")
     dtype = param.dtype
     g = grad.astype(dtype, copy=False)
     if weight_decay:
@@ -27,21 +30,18 @@ def sgd_update(param, grad, velocity, buffers, *, lr, momentum, nesterov, weight
     param -= np.multiply(np.asarray(lr, dtype=dtype), g, out=tmp)
 
 
-def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, buffers, *, beta1, beta2, eps, weight_decay,
-                decay, step_size, bias_correction2_sqrt):
-    """``minicnn.nn.optim.Adam.step`` (and AdamW's) for one parameter, in place.
-
-    ``max_exp_avg_sq`` is None without amsgrad; ``decay`` is AdamW's factor
-    ``1 - lr * weight_decay`` (None for Adam, whose ``weight_decay`` is added to
-    the gradient instead).  ``buffers`` is a pair of scratch arrays shaped like ``param``.
-    """
-    tmp, acc = buffers
+def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """``minicnn.nn.textbook.adam_update`` (Adam's, and AdamW's with ``decoupled``), in place."""
+    tmp, acc = _scratch(param)
+    exp_avg, exp_avg_sq, max_exp_avg_sq = state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq")
+    step_size = lr / (1 - beta1 ** step)
+    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
     dtype = param.dtype
     c = lambda v: np.asarray(v, dtype=dtype)
-    if decay is not None:
-        param *= c(decay)
+    if decoupled and weight_decay:
+        param *= c(1 - lr * weight_decay)
     g = grad.astype(dtype, copy=False)
-    if weight_decay:
+    if weight_decay and not decoupled:
         g = np.add(g, np.multiply(c(weight_decay), param, out=tmp), out=acc)
     exp_avg *= c(beta1)                                   # m = b1 * m + (1 - b1) * g
     exp_avg += np.multiply(c(1 - beta1), g, out=tmp)
@@ -60,9 +60,10 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, buffers, *, be
     param -= update
 
 
-def rmsprop_update(param, grad, square_avg, momentum_buffer, buffers, *, lr, alpha, eps, momentum, weight_decay):
-    """``minicnn.nn.optim.RMSprop.step`` for one parameter, in place (``momentum_buffer`` None without momentum)."""
-    tmp, acc = buffers
+def rmsprop_update(param, grad, state, *, lr, alpha, eps, momentum, weight_decay):
+    """``minicnn.nn.textbook.rmsprop_update``, in place."""
+    tmp, acc = _scratch(param)
+    square_avg, momentum_buffer = state["square_avg"], state.get("momentum_buffer")
     dtype = param.dtype
     c = lambda v: np.asarray(v, dtype=dtype)
     g = grad.astype(dtype, copy=False)
