@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.engine import threads
-from minicnn.engine.buffers import buffer, buffer_like
+from minicnn.engine.buffers import buffer_like
 
 
 def _channels_last(a):

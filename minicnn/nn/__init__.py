@@ -22,5 +22,6 @@ from minicnn.nn.optim import SGD, Adam, AdamW, RMSprop
 from minicnn.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from minicnn.nn.schedules import CosineLR, StepLR
 
-__all__ = [*LAYERS, "Layer", "LAYERS", "softmax", "softmax_cross_entropy", "mse",
+__all__ = ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense", "BatchNorm2D", "BatchNorm1D", "Dropout", "AvgPool2D",
+           "GlobalAvgPool2D", "LeakyReLU", "Tanh", "Sigmoid", "Layer", "LAYERS", "softmax", "softmax_cross_entropy", "mse",
            "Sequential", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR", "use_engine", "current_engine", "register"]

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from minicnn import Dropout
-from minicnn.nn.ops import use_engine
 from minicnn.nn.gradcheck import LAYER_TOL, ReseededDropout, check_layer
+from minicnn.nn.ops import use_engine
 
 pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
