@@ -24,9 +24,9 @@ import time
 import numpy as np
 
 from minicnn.nn import LAYERS, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, use_engine
-from minicnn.nn.ops import current_engine
 from minicnn.nn.losses import softmax_cross_entropy
 from minicnn.nn.model import Sequential
+from minicnn.nn.ops import current_engine
 from minicnn.nn.optim import SGD
 from minicnn.nn.reference import conv2d_naive
 

@@ -8,7 +8,6 @@ one, so the names are ``"0.weight"``, ``"0.bias"``, ...
 """
 import numpy as np
 
-
 # The PyTorch module of each minicnn layer; its arguments are the layer's config(), which uses PyTorch's names.
 _MODULES = {"Conv2D": "nn.Conv2d", "Dense": "nn.Linear", "BatchNorm2D": "nn.BatchNorm2d", "BatchNorm1D": "nn.BatchNorm1d",
             "MaxPool2D": "nn.MaxPool2d", "AvgPool2D": "nn.AvgPool2d", "Dropout": "nn.Dropout", "LeakyReLU": "nn.LeakyReLU",
