@@ -458,3 +458,22 @@ def test_a_fashion_checkpoint_from_before_the_recipes_resumes_with_the_mnist_net
     assert "left-right flips" in capsys.readouterr().out
     resumed = json.loads((out / "metrics.json").read_text())["config"]
     assert (resumed["architecture"], resumed["dropout"], resumed["flip"]) == ("mnist_cnn", 0.0, True)
+
+
+def test_engine_textbook_trains_on_the_textbook_lines(mnist_root, tmp_path, monkeypatch, capsys):
+    """--engine textbook runs minicnn/nn/textbook.py: a patched line there changes the trained weights; fast does not read it."""
+    from minicnn.nn import textbook
+
+    def weights(engine, name):
+        code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "128", "--limit-test", "64", "--epochs", "1",
+                                 "--batch-size", "64", "--channels", "2,2", "--hidden", "4", "--engine", engine,
+                                 "--out", str(tmp_path / name), "--no-progress"])
+        assert code == 0
+        return load_checkpoint(tmp_path / name / "checkpoint.npz").model["7.W"]
+
+    plain = {engine: weights(engine, engine) for engine in ("textbook", "fast")}
+    assert "engine: textbook" in capsys.readouterr().out
+    real = textbook.dense_backward
+    monkeypatch.setattr(textbook, "dense_backward", lambda dout, cache, need_dx: real(dout * 3, cache, need_dx))
+    assert not np.allclose(weights("textbook", "textbook-patched"), plain["textbook"])
+    np.testing.assert_array_equal(weights("fast", "fast-patched"), plain["fast"])
