@@ -34,6 +34,7 @@ from minicnn.edges.evolution import read_snapshots, similarities
 from minicnn.edges.explain import EXAMPLES, _fmt, check_against_conv2d, output_size, slide
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.inspect_kernels import describe_kernels, match_records
+from minicnn.nn import ops
 from minicnn.nn.conv import Conv2D
 from minicnn.studio.trainer import DEFAULT_LR, MNIST_IMAGES, TASKS, Trainer
 from minicnn.views.common import Run
@@ -157,9 +158,14 @@ class Studio:
     ----------
     checkpoint : path of a checkpoint (or its run folder), or None for none; fixed for the studio's life
     data_root : the MNIST folder for the "Learn it yourself" MNIST task (default: the data set's default folder)
+    engine : the implementation every endpoint computes on (``minicnn.nn.ops``; "fast" by default); each
+        answer names it under ``"engine"``
     """
 
-    def __init__(self, checkpoint=None, data_root=None):
+    def __init__(self, checkpoint=None, data_root=None, engine="fast"):
+        if engine not in ops.implementations():
+            raise ValueError(f"engine must be one of {ops.implementations()}, got {engine!r}")
+        self.engine = engine
         self.run = Run(checkpoint) if checkpoint is not None else None
         self.metrics_path = None
         if self.run is not None and (self.run.path.parent / "metrics.json").is_file():
@@ -170,7 +176,7 @@ class Studio:
         self._sessions_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._mnist, self._mnist_lock = None, threading.Lock()
-        self.routes = {
+        self.routes = {key: self._on_engine(endpoint) for key, endpoint in {
             ("GET", "/api/info"): self.info,
             ("POST", "/api/convolve"): self.convolve,
             ("POST", "/api/kernel"): self.kernel,
@@ -180,7 +186,18 @@ class Studio:
             ("GET", "/api/curves"): self.curves,
             ("POST", "/api/train/new"): self.train_new,
             ("POST", "/api/train/step"): self.train_step,
-        }
+        }.items()}
+
+    def _on_engine(self, endpoint):
+        """The endpoint run on the studio's engine (``minicnn.nn.ops``), its answer saying which code computed it."""
+        def answer(body=None):
+            with ops.use_engine(self.engine):
+                result = endpoint(body)
+                if isinstance(result, dict):
+                    result = {**result, "engine": ops.describe(ops.OPS)}
+            return result
+        answer.__name__ = endpoint.__name__
+        return answer
 
     def _need_run(self):
         if self.run is None:

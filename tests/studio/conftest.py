@@ -54,11 +54,11 @@ class Client:
 
 @pytest.fixture
 def start_studio():
-    """``start_studio(checkpoint, data_root=None)`` -> a Client of a studio serving on a free port; stopped after."""
+    """``start_studio(checkpoint, data_root=None, engine="fast")`` -> a Client of a studio serving on a free port; stopped after."""
     servers = []
 
-    def start(checkpoint, data_root=None):
-        studio = Studio(checkpoint, data_root=data_root)
+    def start(checkpoint, data_root=None, engine="fast"):
+        studio = Studio(checkpoint, data_root=data_root, engine=engine)
         server, thread = serve(studio, "127.0.0.1", 0)
         servers.append((server, thread))
         client = Client(*server.server_address[:2])

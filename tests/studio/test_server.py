@@ -322,3 +322,20 @@ def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_pa
     assert "train_mnist.py" in "".join(lines) and "stopped" in out
     assert "WARNING" in err and "anyone" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_answer_names_the_engine_that_computed_it(start_studio, trained_run, mnist_root):
+    digit, _ = _test_digit(mnist_root, 3)
+    answers = {}
+    for engine in ("fast", "textbook", "loops"):
+        client = start_studio(trained_run / "checkpoint.npz", mnist_root, engine=engine)
+        status, info = client.get("/api/info")
+        assert status == 200 and info["engine"].split(" ")[0] == engine
+        status, answers[engine] = client.post("/api/predict", {"png": png_data_url(digit)})
+        assert status == 200 and answers[engine]["engine"].split(" ")[0] == engine
+    assert answers["loops"]["engine"].startswith("loops (textbook: ")          # what loops lack, the textbook ran
+    for engine in ("textbook", "loops"):                                      # the same numbers, other code
+        np.testing.assert_allclose([t["probability"] for t in answers[engine]["top"]],
+                                   [t["probability"] for t in answers["fast"]["top"]], atol=1e-5)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        api.Studio(None, engine="gpu")

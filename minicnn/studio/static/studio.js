@@ -12,6 +12,7 @@ async function api(path, body) {
   const response = await fetch(path, options);
   const data = await response.json();
   if (!response.ok) { throw new Error(data.error || ("HTTP " + response.status)); }
+  if (data.engine) { $("engine").textContent = "computed by minicnn's " + data.engine + " code"; }
   return data;
 }
 
