@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn import SGD, CosineLR, use_engine
+from minicnn.analysis.curves import plot_training_curves
 from minicnn.data.augment import random_flip, random_shift
 from minicnn.data.fetch import DATASETS
 from minicnn.data.images import standardize
@@ -57,7 +58,6 @@ from minicnn.training.loop import NonFiniteLossError, evaluate
 from minicnn.training.runner import TrainingInterrupted, train_resumable
 from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
 from minicnn.utils.files import remove_stale_temporaries
-from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",

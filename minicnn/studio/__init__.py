@@ -6,6 +6,6 @@ standard library's ``http.server``, ``trainer`` trains a small network a few
 steps at a time, and ``static/`` is the page: HTML, CSS and JavaScript that
 only draw what the endpoints computed.
 
-May import: ``minicnn.views``, ``minicnn.edges``, ``minicnn.training``, ``minicnn.nn``, ``minicnn.data`` and
+May import: ``minicnn.analysis``, ``minicnn.edges``, ``minicnn.training``, ``minicnn.nn``, ``minicnn.data`` and
 ``minicnn.utils`` (the top layer: nothing in minicnn imports it but the command line).
 """

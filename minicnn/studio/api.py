@@ -5,7 +5,7 @@ Each endpoint is a thin layer over the functions the command line uses:
     GET  /api/info       what there is: the checkpoint, the presets, the convolutions and their kernels
     POST /api/convolve   {image, kernel, stride, padding} -> every step of ``minicnn.edges.explain.slide``
     POST /api/kernel     {layer, filter, channel} -> one learned kernel of the checkpoint
-    POST /api/predict    {png} -> the 28x28 the network sees (``minicnn.views.images``), the top 3 classes
+    POST /api/predict    {png} -> the 28x28 the network sees (``minicnn.analysis.images``), the top 3 classes
                          (``views.predict``), the feature maps (``views.featuremaps``), the saliency (``views.saliency``)
     POST /api/crop       {png} -> a crop of the drawing, as a small grid for the stepper
     GET  /api/kernels    the first-layer kernels beside their best match (``edges.inspect_kernels``) and, when the
@@ -29,20 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.analysis.common import Run
+from minicnn.analysis.curves import curves, read_history
+from minicnn.analysis.featuremaps import feature_maps
+from minicnn.analysis.images import decode_grayscale, mnist_like
+from minicnn.analysis.predict import top_classes
+from minicnn.analysis.saliency import input_gradient
 from minicnn.data.fetch import DATASETS
 from minicnn.edges.evolution import read_snapshots, similarities
-from minicnn.edges.explain import EXAMPLES, _fmt, check_against_conv2d, output_size, slide
+from minicnn.edges.explain import EXAMPLES, check_against_conv2d, format_numbers, output_size, slide
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.inspect_kernels import describe_kernels, match_records
 from minicnn.nn import ops
 from minicnn.nn.conv import Conv2D
 from minicnn.studio.trainer import DEFAULT_LR, MNIST_IMAGES, TASKS, Trainer
-from minicnn.views.common import Run
-from minicnn.views.curves import curves, read_history
-from minicnn.views.featuremaps import feature_maps
-from minicnn.views.images import decode_grayscale, mnist_like
-from minicnn.views.predict import top_classes
-from minicnn.views.saliency import input_gradient
 
 DEFAULT_CHECKPOINT = Path("runs/mnist/checkpoint.npz")
 HINT = ("no checkpoint: train one with 'python experiments/train_mnist.py' (it writes runs/mnist/checkpoint.npz), "
@@ -263,7 +263,7 @@ class Studio:
         steps, fmap = [], np.zeros((H_out, W_out))
         for step in slide(image, kernel, stride, padding):
             fmap[step.row, step.col] = step.total
-            f = _fmt(step.products)  # as explain writes them: integers bare, others with up to 4 decimals
+            f = format_numbers(step.products)  # as explain writes them: integers bare, others with up to 4 decimals
             terms = " + ".join(f(v) if v >= 0 else f"({f(v)})" for v in step.products.ravel())
             steps.append({"row": step.row, "col": step.col, "top": step.row * stride, "left": step.col * stride,
                           "products": step.products.round(10).tolist(), "total": round(step.total, 10),
@@ -271,7 +271,7 @@ class Studio:
                           "text": f"{terms} = {f(step.total)}", "total_text": f(step.total)})
         difference = check_against_conv2d(image, kernel, stride, padding, fmap)
         result.update(fits=True, output_shape=[H_out, W_out], steps=steps, output=fmap.round(10).tolist(),
-                      output_texts=[[_fmt(fmap)(v) for v in row] for row in fmap], notes=notes,
+                      output_texts=[[format_numbers(fmap)(v) for v in row] for row in fmap], notes=notes,
                       conv2d_max_difference=difference)
         return result
 

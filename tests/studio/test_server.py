@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minicnn.analysis.common import Run
+from minicnn.analysis.images import digit_image
+from minicnn.analysis.predict import top_classes
 from minicnn.data.fetch import DATASETS
 from minicnn.studio import api
 from minicnn.studio.server import MAX_BODY, static_files
 from minicnn.training import architectures
 from minicnn.training.checkpoint import save_checkpoint
-from minicnn.views.common import Run
-from minicnn.views.images import digit_image
-from minicnn.views.predict import top_classes
 from tests.studio.conftest import nested_loop_convolution, png_data_url
 
 REPO = Path(__file__).resolve().parents[2]

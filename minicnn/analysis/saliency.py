@@ -12,9 +12,9 @@ import argparse
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_input_arguments, figure_path, pick_input
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
-from minicnn.views.common import Run, add_input_arguments, figure_path, pick_input
 
 SHADES = " .:-=+*#%@"
 
@@ -47,7 +47,7 @@ def ascii_heatmap(values):
 
 def plot_saliency(image, saliency, path, title):
     """The image and |gradient| side by side. Returns the path, or None without matplotlib."""
-    fig = viz._figure(figsize=(6.4, 3.6), layout="constrained")
+    fig = plotting.new_figure(figsize=(6.4, 3.6), layout="constrained")
     if fig is None:
         return None
     a, b = fig.subplots(1, 2)
@@ -60,7 +60,7 @@ def plot_saliency(image, saliency, path, title):
         ax.set_yticks([])
     fig.colorbar(shown, ax=b, shrink=0.8)
     fig.suptitle(title, fontsize=8)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path)
 
 
 @command("saliency")

@@ -12,9 +12,9 @@ import argparse
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_input_arguments, conv_layers, figure_path, pick_input
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
-from minicnn.views.common import Run, add_input_arguments, conv_layers, figure_path, pick_input
 
 
 def feature_maps(model, x, layer=None):
@@ -57,7 +57,7 @@ def plot_feature_maps(maps, path, title):
     per_row = 16
     rows_per = [-(-m.shape[0] // per_row) for _, m in maps]
     cols = min(per_row, max(m.shape[0] for _, m in maps))
-    fig = viz._figure(figsize=(0.95 * cols + 0.6, 1.05 * sum(rows_per) + 0.35 * len(maps) + 0.6), layout="constrained")
+    fig = plotting.new_figure(figsize=(0.95 * cols + 0.6, 1.05 * sum(rows_per) + 0.35 * len(maps) + 0.6), layout="constrained")
     if fig is None:
         return None
     subfigs = fig.subfigures(len(maps), 1, height_ratios=[r + 0.35 for r in rows_per], squeeze=False)[:, 0]
@@ -74,7 +74,7 @@ def plot_feature_maps(maps, path, title):
             if m.shape[0] > 1:
                 ax.set_title(str(k), fontsize=6, pad=1)
     fig.suptitle(title, fontsize=9)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path)
 
 
 @command("featuremaps")
