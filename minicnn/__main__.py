@@ -49,7 +49,7 @@ def main(argv=None):
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     # The reader may go away (e.g. `python -m minicnn explain | head`): run_command stops quietly, as Unix tools do.
-    # User errors become one line and exit code 2 in minicnn.cli.command, which wraps the commands' mains;
+    # User errors become one line and exit code 2 in minicnn.utils.cli.command, which wraps the commands' mains;
     # this is the backstop for a command without it.
     try:
         return run_command(module.main, rest)
