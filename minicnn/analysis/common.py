@@ -1,4 +1,5 @@
-"""What every view needs: a checkpoint's model and how it was trained, test images, and where figures go."""
+"""What every analysis command needs: its parser, a checkpoint's model and how it was trained, test images, where figures go."""
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,14 @@ from minicnn.utils.cli import nonnegative_int
 
 DIGITS = tuple(str(d) for d in range(10))
 ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid")
+
+
+def command_parser(name, doc, checkpoint=True):
+    """The parser of ``python -m minicnn NAME``, described by the first paragraph of ``doc``, with a checkpoint argument."""
+    p = argparse.ArgumentParser(prog=f"python -m minicnn {name}", description=doc.split("\n\n")[0])
+    if checkpoint:
+        p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    return p
 
 
 def class_names(dataset="mnist", classes=10):

@@ -6,11 +6,11 @@ training and test accuracy, and the learning rate at the end of each epoch.
 Writes curves.png (``--out``, default beside the metrics.json; an existing file
 is replaced only with ``--overwrite``); without matplotlib, prints the table.
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from minicnn.analysis.common import command_parser
 from minicnn.utils import plotting
 from minicnn.utils.cli import command
 from minicnn.utils.files import read_metrics
@@ -61,13 +61,12 @@ def plot_training_curves(history, path, title):
             ax.legend(fontsize=8)
     if np.all(np.nan_to_num(np.r_[c["loss"], c["test_loss"]], nan=1.0) > 0):
         loss.set_yscale("log")
-    fig.suptitle(title, fontsize=9)
-    return plotting.save_figure(fig, path)
+    return plotting.save_figure(fig, path, title, title_size=9)
 
 
 @command("curves")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn curves", description=__doc__.split("\n\n")[0])
+    p = command_parser("curves", __doc__, checkpoint=False)
     p.add_argument("metrics", help="a run's metrics.json, or its folder")
     p.add_argument("--out", default=None, metavar="DIR", help="folder for curves.png (default: beside the metrics.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing curves.png (default: refuse)")

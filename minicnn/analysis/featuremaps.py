@@ -8,11 +8,10 @@ Writes featuremaps.png (``--out``, default the checkpoint's folder; an
 existing file is replaced only with ``--overwrite``); without matplotlib,
 prints each channel's maximum and where it is.
 """
-import argparse
 
 import numpy as np
 
-from minicnn.analysis.common import Run, add_input_arguments, conv_layers, figure_path, pick_input
+from minicnn.analysis.common import Run, add_input_arguments, command_parser, conv_layers, figure_path, pick_input
 from minicnn.utils import plotting
 from minicnn.utils.cli import command
 
@@ -73,14 +72,12 @@ def plot_feature_maps(maps, path, title):
             ax.imshow(m[k], cmap="gray" if name == "input" else "magma")
             if m.shape[0] > 1:
                 ax.set_title(str(k), fontsize=6, pad=1)
-    fig.suptitle(title, fontsize=9)
-    return plotting.save_figure(fig, path)
+    return plotting.save_figure(fig, path, title, title_size=9)
 
 
 @command("featuremaps")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn featuremaps", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("featuremaps", __doc__)
     add_input_arguments(p)
     p.add_argument("--layer", type=int, default=None, metavar="L", help="only the convolution that is layer L")
     args = p.parse_args(argv)

@@ -9,12 +9,11 @@ also writes <image name>_prepared.png, the original beside the 28x28 the
 network saw (``--out``, default the checkpoint's folder; an existing file is
 replaced only with ``--overwrite``).
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.analysis.common import Run, add_output_arguments, figure_path
+from minicnn.analysis.common import Run, add_output_arguments, command_parser, figure_path
 from minicnn.analysis.confusion import softmax
 from minicnn.analysis.images import digit_image, read_grayscale
 from minicnn.utils import plotting
@@ -40,14 +39,12 @@ def plot_prepared(original, prepared, path, title):
     for ax in (a, b):
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=8)
-    return plotting.save_figure(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 @command("predict")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn predict", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("predict", __doc__)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG pictures of one digit each")
     p.add_argument("--show", action="store_true", help="write <image name>_prepared.png for each picture")
     add_output_arguments(p, data=False)

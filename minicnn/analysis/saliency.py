@@ -8,11 +8,10 @@ image in saliency.png (``--out``, default the checkpoint's folder; an existing
 file is replaced only with ``--overwrite``); without matplotlib, an ASCII heat
 map of the image's 28x28 pixels.
 """
-import argparse
 
 import numpy as np
 
-from minicnn.analysis.common import Run, add_input_arguments, figure_path, pick_input
+from minicnn.analysis.common import Run, add_input_arguments, command_parser, figure_path, pick_input
 from minicnn.utils import plotting
 from minicnn.utils.cli import command
 
@@ -59,14 +58,12 @@ def plot_saliency(image, saliency, path, title):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(shown, ax=b, shrink=0.8)
-    fig.suptitle(title, fontsize=8)
-    return plotting.save_figure(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 @command("saliency")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn saliency", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("saliency", __doc__)
     add_input_arguments(p)
     args = p.parse_args(argv)
     run = Run(args.checkpoint)

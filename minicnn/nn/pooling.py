@@ -11,7 +11,10 @@ from minicnn.utils.validation import check_float_input, pair
 
 
 class _Pool2D(Layer):
-    """What MaxPool2D and AvgPool2D share: a window, a stride and a padding of (ph, pw) zeros on each side."""
+    """What MaxPool2D and AvgPool2D share: a window, a stride and a padding of (ph, pw) zeros on each side.
+
+    Forward and backward run ``ops.<op>_forward(x, *self._arguments())`` and ``ops.<op>_backward(dout, cache)``.
+    """
 
     _padded = True          # whether the layer takes a padding
 
@@ -42,10 +45,18 @@ class _Pool2D(Layer):
             raise ValueError(f"{name} kernel {KH}x{KW} is larger than the {what}")
         self._x_shape = x.shape
 
-    def _check_dout(self, dout):
+    def forward(self, x):
+        self._check_input(x)
+        self._forget()
+        out, self._cache = getattr(ops, f"{self.op}_forward")(x, *self._arguments())
+        return out
+
+    def backward(self, dout, need_dx=True):
+        cache = self._require_cache()
         expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
         if dout.shape != expected:
             raise ValueError(f"{type(self).__name__}.backward expected dout of shape {expected}, got {dout.shape}")
+        return getattr(ops, f"{self.op}_backward")(dout, cache) if need_dx else None
 
 
 class MaxPool2D(_Pool2D):
@@ -73,16 +84,9 @@ class MaxPool2D(_Pool2D):
     def config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride)}
 
-    def forward(self, x):
-        self._check_input(x)
-        self._forget()
-        out, self._cache = ops.maxpool2d_forward(x, self.kernel_size, self.stride)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        cache = self._require_cache()
-        self._check_dout(dout)
-        return ops.maxpool2d_backward(dout, cache) if need_dx else None
+    def _arguments(self):
+        """What ``maxpool2d_forward`` takes after x."""
+        return self.kernel_size, self.stride
 
 
 class AvgPool2D(_Pool2D):
@@ -115,16 +119,9 @@ class AvgPool2D(_Pool2D):
     def config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
 
-    def forward(self, x):
-        self._check_input(x)
-        self._forget()
-        out, self._cache = ops.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding)
-        return out
-
-    def backward(self, dout, need_dx=True):
-        cache = self._require_cache()
-        self._check_dout(dout)
-        return ops.avgpool2d_backward(dout, cache) if need_dx else None
+    def _arguments(self):
+        """What ``avgpool2d_forward`` takes after x."""
+        return self.kernel_size, self.stride, self.padding
 
 
 class GlobalAvgPool2D(Layer):

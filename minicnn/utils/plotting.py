@@ -31,7 +31,9 @@ def new_figure(**kwargs):
     return Figure(**kwargs)
 
 
-def save_figure(fig, path, dpi=120):
-    """Write ``fig`` as a PNG at ``path``; returns the path as a string."""
+def save_figure(fig, path, title=None, title_size=8, dpi=120):
+    """Write ``fig`` as a PNG at ``path``, under ``title`` when given; returns the path as a string."""
+    if title is not None:
+        fig.suptitle(title, fontsize=title_size)
     fig.savefig(path, dpi=dpi)
     return str(path)
