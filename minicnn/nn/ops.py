@@ -36,37 +36,24 @@ from typing import NamedTuple
 from minicnn.engine import conv, dense, elementwise, normalization, pool, update
 from minicnn.nn import reference, textbook
 
-# Every function an implementation may provide, with the parameters it takes (layers call them
-# positionally; the optimizers call the updates with these keywords after param, grad, state).
-SIGNATURES = {
-    "conv2d_forward": "x, W, b, stride, padding",           # -> out, cache;  b may be None; padding (top, bottom, left, right)
-    "conv2d_backward": "dout, cache, need_dx",              # -> dx (None unless need_dx), dW, db (None without bias)
-    "dense_forward": "x, W, b",                             # -> out, cache
-    "dense_backward": "dout, cache, need_dx",               # -> dx, dW, db
-    "maxpool2d_forward": "x, kernel_size, stride",          # -> out, cache
-    "maxpool2d_backward": "dout, cache",                    # -> dx
-    "avgpool2d_forward": "x, kernel_size, stride, padding",  # -> out, cache;  padding (ph, pw)
-    "avgpool2d_backward": "dout, cache",
-    "global_avgpool2d_forward": "x",
-    "global_avgpool2d_backward": "dout, cache",
-    "relu_forward": "x",
-    "relu_backward": "dout, cache",
-    "leaky_relu_forward": "x, negative_slope",
-    "leaky_relu_backward": "dout, cache",
-    "tanh_forward": "x",
-    "tanh_backward": "dout, cache",
-    "sigmoid_forward": "x",
-    "sigmoid_backward": "dout, cache",
-    "flatten_forward": "x",
-    "flatten_backward": "dout, cache",
-    "dropout_forward": "x, p, rng",
-    "dropout_backward": "dout, cache",
-    "batchnorm_forward": "x, gamma, beta, running_mean, running_var, training, momentum, eps",   # -> out, mean, var, cache
-    "batchnorm_backward": "dout, cache, need_dx",           # -> dx, dgamma, dbeta
-    "sgd_update": "param, grad, state, *, lr, momentum, nesterov, weight_decay",          # in place, -> None
-    "adam_update": "param, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupled, step",
-    "rmsprop_update": "param, grad, state, *, lr, alpha, eps, momentum, weight_decay",
-}
+
+
+def _parameters(fn):
+    """``"x, W, b, stride, padding"`` or ``"param, grad, state, *, lr, ..."``: how a function is called."""
+    params, text, star = inspect.signature(fn).parameters.values(), [], False
+    for p in params:
+        if p.kind is p.KEYWORD_ONLY and not star:
+            text.append("*")
+            star = True
+        text.append(p.name)
+    return ", ".join(text)
+
+
+# Every function an implementation may provide, with the parameters it takes: those of the textbook, which has
+# them all (layers call them positionally; the optimizers call the updates with these keywords after param,
+# grad, state).  A new operation is a new pair of functions in minicnn/nn/textbook.py, and nothing here.
+SIGNATURES = {name: _parameters(fn) for name, fn in vars(textbook).items()
+              if name.endswith(("_forward", "_backward", "_update")) and not name.startswith("_") and callable(fn)}
 # The units the table decides for: a layer's forward-backward pair, or one update.
 OPS = tuple(dict.fromkeys(name.rsplit("_", 1)[0] if not name.endswith("_update") else name for name in SIGNATURES))
 BUILT_IN = ("loops", "textbook", "fast")
