@@ -37,7 +37,6 @@ from minicnn.engine import conv, dense, elementwise, normalization, pool, update
 from minicnn.nn import reference, textbook
 
 
-
 def _parameters(fn):
     """``"x, W, b, stride, padding"`` or ``"param, grad, state, *, lr, ..."``: how a function is called."""
     params, text, star = inspect.signature(fn).parameters.values(), [], False
