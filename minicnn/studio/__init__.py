@@ -1,7 +1,7 @@
 """``python -m minicnn studio``: a local page where you draw, step through a convolution and watch kernels learn.
 
 ``api`` holds the endpoints as plain functions (a dict in, a dict out) over the
-views and edges code, ``server`` serves them and the static page with the
+analysis and edges code, ``server`` serves them and the static page with the
 standard library's ``http.server``, ``trainer`` trains a small network a few
 steps at a time, and ``static/`` is the page: HTML, CSS and JavaScript that
 only draw what the endpoints computed.
