@@ -13,9 +13,9 @@ import pytest
 
 from minicnn import SGD, CosineLR, evaluate
 from minicnn.data.mnist import load_mnist, normalize
-from minicnn.edges import viz
 from minicnn.training import architectures
 from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
+from minicnn.utils import plotting
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
@@ -51,7 +51,7 @@ def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mni
     assert metrics["test_images"] == 1000 and metrics["train_images"] == 2000
     kernels = metrics["kernels"]
     assert len(kernels) == 16 and all(-1 <= k["similarity"] <= 1 and k["match"].startswith("sobel") for k in kernels)
-    assert (out / "kernels.png").exists() == viz.have_matplotlib()
+    assert (out / "kernels.png").exists() == plotting.have_matplotlib()
     # the checkpoint holds the final weights: evaluating them gives the reported accuracy
     ck = load_checkpoint(out / "checkpoint.npz", architecture=architectures.mnist_cnn())
     assert ck.epoch == 1
