@@ -2,7 +2,8 @@
 
 ``api`` holds the endpoints as plain functions (a dict in, a dict out) over the
 analysis and edges code, ``server`` serves them and the static page with the
-standard library's ``http.server``, ``trainer`` trains a small network a few
+standard library's ``http.server``, ``guard`` decides who may use them (this
+machine's names, the start's token, the page's own origin), ``trainer`` trains a small network a few
 steps at a time, and ``static/`` is the page: HTML, CSS and JavaScript that
 only draw what the endpoints computed.
 

@@ -2,7 +2,7 @@
 
 Each endpoint is a thin layer over the functions the command line uses:
 
-    GET  /api/info       what there is: the checkpoint, the presets, the convolutions and their kernels
+    GET  /api/info       what there is: the checkpoint's file name, the presets, the convolutions and their kernels
     POST /api/convolve   {image, kernel, stride, padding} -> every step of ``minicnn.edges.explain.slide``
     POST /api/kernel     {layer, filter, channel} -> one learned kernel of the checkpoint
     POST /api/predict    {png} -> the 28x28 the network sees (``minicnn.analysis.images``), the top 3 classes
@@ -15,13 +15,15 @@ Each endpoint is a thin layer over the functions the command line uses:
     POST /api/train/step {session, steps} -> train that many steps; kernels, losses, similarities
 
 Bad input raises :class:`ApiError` (status 400, 404 or 413 with a message for the page); nothing here reads a
-file a request names: the checkpoint and the data folder are fixed when the studio starts.
+file a request names: the checkpoint and the data folder are fixed when the studio starts.  Training sessions
+have random ids (``secrets``); a drawing's size is read from its PNG header and checked before it is decoded.
+The endpoints in ``HEAVY`` are the ones the server lets run only a few at a time.
 """
 import base64
 import binascii
 import io
-import itertools
 import math
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +34,7 @@ import numpy as np
 from minicnn.analysis.common import Run
 from minicnn.analysis.curves import curves, read_history
 from minicnn.analysis.featuremaps import feature_maps
-from minicnn.analysis.images import decode_grayscale, mnist_like
+from minicnn.analysis.images import PNG_SIGNATURE, decode_grayscale, mnist_like
 from minicnn.analysis.predict import top_classes
 from minicnn.analysis.saliency import input_gradient
 from minicnn.data.fetch import DATASETS
@@ -56,6 +58,7 @@ MAX_VALUE = 1e6         # largest |number| in a grid
 MAX_TRAIN_STEPS = 500   # per "train" request
 TRAIN_BUDGET = 2.0      # seconds of training per request, at most
 MAX_SESSIONS = 16       # training sessions kept (the least recently used goes first)
+HEAVY = ("/api/predict", "/api/crop", "/api/train/new", "/api/train/step")   # the endpoints that compute for long
 MAX_PNG_BYTES = 512 * 1024
 MAX_DRAWING_SIDE = 1024
 CROP_SIDE = 10
@@ -129,16 +132,12 @@ def _png(body, key="png"):
         raise ApiError(f"{key} is not valid base64") from None
     if len(data) > MAX_PNG_BYTES:
         raise ApiError(f"{key} holds {len(data)} bytes; at most {MAX_PNG_BYTES} are accepted", 413)
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if not data.startswith(PNG_SIGNATURE):
         raise ApiError(f"{key} is not a PNG picture")
-    try:
-        gray = decode_grayscale(io.BytesIO(data), "the drawing")
+    try:  # the size is read from the PNG's header, and a drawing too large is refused before any pixel is decoded
+        return decode_grayscale(io.BytesIO(data), "the drawing", max_side=MAX_DRAWING_SIDE)
     except ValueError as e:
         raise ApiError(str(e)) from None
-    if max(gray.shape) > MAX_DRAWING_SIDE:
-        raise ApiError(f"the drawing is {gray.shape[1]}x{gray.shape[0]} pixels; at most "
-                       f"{MAX_DRAWING_SIDE}x{MAX_DRAWING_SIDE} are accepted")
-    return gray
 
 
 def _rounded(a, decimals=5):
@@ -174,7 +173,6 @@ class Studio:
         self._model_lock = threading.Lock()      # the checkpoint's model keeps each forward's inputs for backward
         self._sessions = OrderedDict()           # id -> (lock, Trainer)
         self._sessions_lock = threading.Lock()
-        self._ids = itertools.count(1)
         self._mnist, self._mnist_lock = None, threading.Lock()
         self.routes = {key: self._on_engine(endpoint) for key, endpoint in {
             ("GET", "/api/info"): self.info,
@@ -214,7 +212,7 @@ class Studio:
                     F, C, KH, KW = layer.params["W"].shape
                     layers.append({"layer": i, "filters": F, "channels": C, "height": KH, "width": KW})
         return {
-            "checkpoint": str(self.run.path) if self.run is not None else None,
+            "checkpoint": self.run.path.name if self.run is not None else None,   # its name: where it lives is no page's business
             "hint": None if self.run is not None else HINT,
             "classes": list(self.run.classes) if self.run is not None else None,
             "dataset": self.run.dataset if self.run is not None else None,
@@ -222,6 +220,7 @@ class Studio:
             "images": IMAGE_PRESETS,
             "kernels": {name: get_kernel(name, np.float64).round(6).tolist() for name in KERNEL_PRESETS},
             "conv_layers": layers,
+            "sessions": len(self._sessions),   # training sessions kept now (their ids stay with the pages that made them)
             "tasks": {task: {"lr": DEFAULT_LR[task]} for task in TASKS},
             "limits": {"image_side": MAX_IMAGE_SIDE, "kernel_side": MAX_KERNEL_SIDE, "stride": MAX_STRIDE,
                        "padding": MAX_PADDING, "train_steps": MAX_TRAIN_STEPS},
@@ -356,7 +355,7 @@ class Studio:
     def curves(self, body=None):
         self._need_run()
         if self.metrics_path is None:
-            raise ApiError(f"the run of {self.run.path} has no metrics.json beside it", 409)
+            raise ApiError(f"the run {self.run.path.parent.name} has no metrics.json beside its {self.run.path.name}", 409)
         try:
             c = curves(read_history(self.metrics_path))
         except ValueError as e:
@@ -387,7 +386,7 @@ class Studio:
         lr = _number(body, "lr", 1e-5, 1.0)
         trainer = Trainer(task, seed, lr, mnist=self._mnist_data() if task == "mnist" else None)
         with self._sessions_lock:
-            session = str(next(self._ids))
+            session = secrets.token_urlsafe(16)   # unguessable: only the page that made it can drive it
             self._sessions[session] = (threading.Lock(), trainer)
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)

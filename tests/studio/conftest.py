@@ -1,4 +1,7 @@
-"""The studio's test helpers: a server on a free port in a thread, and requests to it through the standard library."""
+"""The studio's test helpers: a server on a free port in a thread, and requests to it through the standard library.
+
+Every request carries the server's token (``Authorization: token ...``) unless a test says ``token=False``.
+"""
 import http.client
 import json
 import socket
@@ -7,34 +10,44 @@ import numpy as np
 import pytest
 
 from minicnn.studio.api import Studio
+from minicnn.studio.guard import new_token
 from minicnn.studio.server import serve
 
 
 class Client:
-    """Requests to one running studio: ``get`` / ``post`` -> (status, decoded JSON or bytes)."""
+    """Requests to one running studio: ``get`` / ``post`` -> (status, decoded JSON or bytes).
 
-    def __init__(self, host, port):
-        self.host, self.port = host, port
-        self.url = f"http://{host}:{port}/"
+    ``url`` is the link the studio prints (with ``?token=``), ``base`` the bare address.
+    """
 
-    def request(self, method, path, body=None, headers=None):
+    def __init__(self, host, port, token):
+        self.host, self.port, self.token = host, port, token
+        self.base = f"http://{host}:{port}/"
+        self.url = self.base + (f"?token={token}" if token else "")
+        # the headers a raw request needs to get past the guard
+        self.auth = f"Host: {host}:{port}\r\nAuthorization: token {token}\r\nContent-Type: application/json\r\n".encode()
+
+    def request(self, method, path, body=None, headers=None, token=True):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            sent = {"Authorization": f"token {self.token}"} if token and self.token else {}
+            conn.request(method, path, body=body, headers={**sent, **(headers or {})})
             response = conn.getresponse()
             data = response.read()
         finally:
             conn.close()
+        self.last_headers = response.headers
         if response.getheader("Content-Type", "").startswith("application/json"):
             return response.status, json.loads(data)
         return response.status, data
 
-    def get(self, path):
-        return self.request("GET", path)
+    def get(self, path, headers=None, token=True):
+        return self.request("GET", path, headers=headers, token=token)
 
-    def post(self, path, data):
+    def post(self, path, data, headers=None, token=True):
         body = data if isinstance(data, (bytes, str)) else json.dumps(data)
-        return self.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        return self.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})},
+                            token=token)
 
     def raw(self, data):
         """Send ``data`` as it is (a whole request, however malformed) and return the status of the answer."""
@@ -54,15 +67,17 @@ class Client:
 
 @pytest.fixture
 def start_studio():
-    """``start_studio(checkpoint, data_root=None, engine="fast")`` -> a Client of a studio serving on a free port; stopped after."""
+    """``start_studio(checkpoint, data_root=None, token=a new one, engine="fast")`` -> a Client of a studio serving on a free port;
+    stopped after.  ``client.server`` is the server."""
     servers = []
 
-    def start(checkpoint, data_root=None, engine="fast"):
+    def start(checkpoint, data_root=None, token=None, engine="fast", **options):
         studio = Studio(checkpoint, data_root=data_root, engine=engine)
-        server, thread = serve(studio, "127.0.0.1", 0)
+        token = new_token() if token is None else token or None   # token=False: a studio started with --no-token
+        server, thread = serve(studio, "127.0.0.1", 0, token=token, **options)
         servers.append((server, thread))
-        client = Client(*server.server_address[:2])
-        client.studio = studio
+        client = Client(*server.server_address[:2], token)
+        client.studio, client.server = studio, server
         return client
 
     yield start
@@ -76,9 +91,10 @@ def start_studio():
 def studio_client(trained_run, mnist_root):
     """One studio on the small trained checkpoint, shared by a module's tests."""
     studio = Studio(trained_run / "checkpoint.npz", data_root=mnist_root)
-    server, thread = serve(studio, "127.0.0.1", 0)
-    client = Client(*server.server_address[:2])
-    client.studio = studio
+    token = new_token()
+    server, thread = serve(studio, "127.0.0.1", 0, token=token)
+    client = Client(*server.server_address[:2], token)
+    client.studio, client.server = studio, server
     yield client
     server.shutdown()
     server.server_close()

@@ -2,7 +2,9 @@
 import json
 import shutil
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ if shutil.which("chromium") is None or not CHROMEDRIVER.is_file():
                 allow_module_level=True)
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,800")
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,800",
+         "--host-resolver-rules=MAP evil.example 127.0.0.1")   # DNS rebinding, simulated: a foreign name, this machine
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,91 @@ def test_every_view_draws_without_errors_and_the_screenshot_is_not_blank(browser
     assert pixels.shape[0] >= 400 and pixels.shape[1] >= 800
     assert pixels.std() > 20  # not one flat colour
     assert errors_in_console(browser) == []
+
+
+# ---------------------------------------------------------------- only its own page can use it (issue 23)
+
+def sessions(client):
+    """Training sessions the studio keeps, counted through its API (with the token)."""
+    status, info = client.get("/api/info")
+    assert status == 200
+    return info["sessions"]
+
+
+def test_the_page_works_through_its_token_link_then_through_its_cookie(browser, studio_client):
+    browser.delete_all_cookies()
+    browser.get(studio_client.base + "#view=stepper&step=4")   # neither the token nor the cookie
+    message = wait_for(lambda: browser.find_element(By.ID, "message").text, what="a message")
+    assert "open the link the terminal printed" in message
+    assert browser.execute_script("return document.body.dataset.refused") == "1"
+    open_page(browser, studio_client, "#view=stepper&image=small&kernel=sobel_x&stride=1&padding=0&step=4")
+    assert "token" not in browser.current_url and "step=4" in browser.current_url   # a copied link shares no secret
+    assert output_cells(browser)[:4] == ["6", "0", "-5", "0"]
+    # a later link in the same browser, without the token (a tour chapter's, a teacher's): the cookie stands in
+    browser.get(studio_client.base + "#view=stepper&image=small&kernel=sobel_x&stride=1&padding=0&step=2")
+    wait_for(lambda: browser.execute_script("return document.body.dataset.ready === '1'"), what="the page to start")
+    assert output_cells(browser)[:3] == ["6", "0", ""]
+    assert not [c for c in browser.get_cookies() if not (c["httpOnly"] and c.get("sameSite") == "Strict")]
+    assert browser.execute_script("return document.cookie") == ""   # HttpOnly: the page's script never sees it
+
+
+ATTACK = """<!DOCTYPE html><html><body>
+<iframe name="sink" id="sink"></iframe>
+<form id="form" method="POST" action="{target}" enctype="text/plain" target="sink">
+<input name='{{"task": "sobel", "seed": 0, "lr": 0.2, "x": "' value='"}}'></form>
+<script>
+const done = [];
+const finish = (what) => {{ done.push(what); if (done.length === 3) document.title = "done"; }};
+document.getElementById("sink").addEventListener("load", () => finish("form"), {{ once: true }});
+document.getElementById("form").submit();
+fetch("{target}", {{ method: "POST", mode: "no-cors", credentials: "include",
+  body: JSON.stringify({{ task: "sobel", seed: 0, lr: 0.2 }}) }}).then(() => finish("fetch"), () => finish("fetch"));
+fetch("{target}", {{ method: "POST", mode: "no-cors", credentials: "include", headers: {{ "Content-Type": "text/plain" }},
+  body: JSON.stringify({{ task: "sobel", seed: 0, lr: 0.2 }}) }}).then(() => finish("fetch"), () => finish("fetch"));
+</script></body></html>"""
+
+
+@pytest.fixture
+def attack_page(studio_client):
+    """A page served from another local port, whose script posts to the studio's /api/train/new."""
+    page = ATTACK.format(target=studio_client.base + "api/train/new").encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_a_page_from_another_local_port_cannot_create_a_session(browser, studio_client, attack_page):
+    """A form POST and no-cors fetches, from a browser that holds the studio's cookie (another port is the same site)."""
+    open_page(browser, studio_client)
+    cookies = browser.get_cookies()
+    before = sessions(studio_client)
+    browser.get(attack_page)
+    wait_for(lambda: browser.title == "done", what="the attack page's requests")
+    time.sleep(0.3)
+    assert sessions(studio_client) == before
+    assert cookies, "the token link should have left its cookie in the browser, for the attack page to try"
+
+
+def test_a_rebound_name_gets_nothing(browser, studio_client):
+    """evil.example resolved to 127.0.0.1, with the token in the link: every request is refused by its Host."""
+    before = sessions(studio_client)
+    browser.get(f"http://evil.example:{studio_client.port}/?token={studio_client.token}#view=learn")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "this studio answers requests for" in body and "minicnn studio" not in browser.title
+    assert sessions(studio_client) == before

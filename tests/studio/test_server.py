@@ -1,10 +1,20 @@
 """The studio's endpoints through HTTP: a real server on a free port, in a thread, asked with the standard library."""
+import base64
+import io
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
+import urllib.error
+import urllib.parse
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +24,7 @@ from minicnn.analysis.common import Run
 from minicnn.analysis.images import digit_image
 from minicnn.analysis.predict import top_classes
 from minicnn.data.fetch import DATASETS
-from minicnn.studio import api
+from minicnn.studio import api, server
 from minicnn.studio.server import MAX_BODY, static_files
 from minicnn.training import architectures
 from minicnn.training.checkpoint import save_checkpoint
@@ -196,32 +206,32 @@ def test_learned_kernel_for_the_stepper(studio_client, trained_run):
     np.testing.assert_allclose(r["kernel"], W[5, 2], atol=1e-4)
 
 
-def _bad_requests(big):
+def _bad_requests(big, auth):
     """(what, how to send it, expected status); ``how`` is ("raw", bytes) or (method, path, body)."""
     good_image = {"image": SMALL, "kernel": SOBEL_X, "stride": 1, "padding": 0}
     return [
-        ("parent folder", ("raw", b"GET /static/../server.py HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("parent folder at the root", ("raw", b"GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
+        ("parent folder", ("raw", b"GET /static/../server.py HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("parent folder at the root", ("raw", b"GET /../../../etc/passwd HTTP/1.1\r\n" + auth + b"\r\n"), 404),
         ("encoded dots", ("GET", "/static/%2e%2e/server.py", None), 404),
         ("encoded slash", ("GET", "/static/..%2fserver.py", None), 404),
         ("encoded absolute path", ("GET", "/static/%2fetc%2fpasswd", None), 404),
-        ("absolute path", ("raw", b"GET //etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("backslashes", ("raw", b"GET /static/..\\..\\server.py HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
-        ("NUL", ("raw", b"GET /static/index.html\x00.js HTTP/1.1\r\nHost: x\r\n\r\n"), 404),
+        ("absolute path", ("raw", b"GET //etc/passwd HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("backslashes", ("raw", b"GET /static/..\\..\\server.py HTTP/1.1\r\n" + auth + b"\r\n"), 404),
+        ("NUL", ("raw", b"GET /static/index.html\x00.js HTTP/1.1\r\n" + auth + b"\r\n"), 404),
         ("encoded NUL", ("GET", "/static/index.html%00.js", None), 404),
         ("a package file that is not the page's", ("GET", "/static/api.py", None), 404),
         ("unknown path", ("GET", "/nope", None), 404),
         ("unknown endpoint", ("POST", "/api/nope", {}), 404),
         ("POST to a GET endpoint", ("POST", "/api/info", {}), 405),
-        ("body over 1 MB", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        ("body over 1 MB", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: "
                             + str(MAX_BODY + 1).encode() + b"\r\n\r\n{\"image\": "), 413),
         ("body of 1 MB + 1 sent in full", ("POST", "/api/convolve", big), 413),
-        ("body of 100 MB announced, 1 MB sent", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        ("body of 100 MB announced, 1 MB sent", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: "
                                                 + str(100 * MAX_BODY).encode() + b"\r\n\r\n" + b"x" * MAX_BODY), 413),
-        ("no Content-Length", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\n\r\n"), 411),
-        ("chunked body", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ("no Content-Length", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"\r\n"), 411),
+        ("chunked body", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
                           b"2\r\n{}\r\n0\r\n\r\n"), 411),
-        ("Content-Length not a number", ("raw", b"POST /api/convolve HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"), 400),
+        ("Content-Length not a number", ("raw", b"POST /api/convolve HTTP/1.1\r\n" + auth + b"Content-Length: -5\r\n\r\n"), 400),
         ("malformed request line", ("raw", b"NONSENSE\r\n\r\n"), 400),
         ("malformed JSON", ("POST", "/api/convolve", "{\"image\": [[1, 2]"), 400),
         ("not UTF-8", ("POST", "/api/convolve", b"\xff\xfe{}"), 400),
@@ -257,7 +267,7 @@ def _bad_requests(big):
 
 def test_bad_requests_get_their_status_and_the_server_goes_on(studio_client, capsys):
     big = b'{"image": "' + b"x" * MAX_BODY + b'"}'
-    cases = _bad_requests(big)
+    cases = _bad_requests(big, studio_client.auth)
     for what, how, expected in cases:
         if how[0] == "raw":
             status = studio_client.raw(how[1])
@@ -296,12 +306,14 @@ def test_without_a_checkpoint_the_stepper_and_training_work(start_studio):
 
 
 def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_path):
-    """From a folder without runs/mnist: it says how to make a checkpoint, warns about 0.0.0.0, stops cleanly."""
+    """From a folder without runs/mnist: it says how to make a checkpoint, warns about 0.0.0.0 and --no-token,
+    answers the names it was told to, stops cleanly."""
     # a background job starts with SIGINT ignored: the child gets Python's own handler back first
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
             "from minicnn.__main__ import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", code, "studio", "--host", "0.0.0.0", "--port", "0", "--no-browser"],
+    proc = subprocess.Popen([sys.executable, "-c", code, "studio", "--host", "0.0.0.0", "--port", "0", "--no-browser",
+                             "--allow-host", "Studio.LAN", "--no-token"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
@@ -310,8 +322,16 @@ def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_pa
             assert line, f"the studio ended early: {lines} {proc.stderr.read()}"
             lines.append(line)
         url = lines[-1].split("serving ", 1)[1].split()[0]
-        with urllib.request.urlopen(url + "api/info", timeout=30) as response:
-            assert response.status == 200
+        port = urllib.parse.urlsplit(url).port
+        assert url == f"http://127.0.0.1:{port}/"   # no token asked for
+        for host, expected in ((f"studio.lan:{port}", 200), (f"127.0.0.1:{port}", 200), (f"evil.example:{port}", 403)):
+            request = urllib.request.Request(url + "api/info", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    status = response.status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert status == expected, host
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -319,8 +339,240 @@ def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_pa
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err
-    assert "train_mnist.py" in "".join(lines) and "stopped" in out
-    assert "WARNING" in err and "anyone" in err and "Traceback" not in err
+    out = "".join(lines) + out
+    assert "train_mnist.py" in out and "stopped" in out and "studio.lan" in out
+    assert "WARNING" in err and "anyone" in err and "--no-token" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_prints_the_token_link_and_refuses_a_bad_host_name(tmp_path, capsys):
+    from minicnn.studio.server import main
+
+    assert main(["--allow-host", "evil.example:80", "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-host expects a host name" in err and len(err.strip().splitlines()) == 1
+    proc, lines, url = _start_command(tmp_path)
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{32}", url), url
+
+
+# ---------------------------------------------------------------- safe to leave open (issue 23)
+
+def test_info_names_the_checkpoint_file_not_where_it_lives(studio_client, trained_run):
+    status, info = studio_client.get("/api/info")
+    assert status == 200 and info["checkpoint"] == "checkpoint.npz"
+    assert str(trained_run) not in json.dumps(info)
+
+
+def test_session_ids_cannot_be_guessed(studio_client):
+    ids = [studio_client.post("/api/train/new", {"task": "sobel", "seed": 0, "lr": 0.2})[1]["session"] for _ in range(3)]
+    assert len(set(ids)) == 3 and all(len(i) >= 20 and not i.isdigit() for i in ids)
+    for guess in ["0", "1", "2", "3", "10", "-1"]:
+        status, answer = studio_client.post("/api/train/step", {"session": guess, "steps": 1})
+        assert status == 404 and "no training session" in answer["error"], guess
+
+
+def _png_of_size(side):
+    """A black PNG of side x side pixels: a few KB that decode to side**2 bytes and more."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (side, side)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_huge_drawing_is_refused_from_its_header_before_any_pixel_is_decoded(studio_client, capsys):
+    """A 4096x4096 PNG (16 KB) took +335 MB when decoded before being refused; one of 5000x5000 made Pillow warn."""
+    pictures = {side: _png_of_size(side) for side in (4096, 5000, 1025)}
+    answers = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        tracemalloc.start()
+        try:
+            for side, url in pictures.items():
+                for endpoint in ("/api/predict", "/api/crop"):
+                    tracemalloc.reset_peak()
+                    answers.append((side, endpoint, *studio_client.post(endpoint, {"png": url}),
+                                    tracemalloc.get_traced_memory()[1]))
+        finally:
+            tracemalloc.stop()
+    for side, endpoint, status, answer, peak in answers:
+        # the server runs in this process: its threads' allocations are traced (a 4096**2 float64 picture is 128 MB)
+        assert peak < 8 * 2**20, f"{side}x{side} to {endpoint}: {peak / 2**20:.1f} MB traced while refusing it"
+        assert status == 400, (side, endpoint)
+        assert f"is {side}x{side} pixels" in answer["error"] and "at most 1024x1024" in answer["error"]
+    assert not [w for w in seen if "DecompressionBomb" in w.category.__name__], [str(w.message) for w in seen]
+    assert "DecompressionBomb" not in capsys.readouterr().err
+    # a drawing of the largest size accepted is still read
+    status, _ = studio_client.post("/api/crop", {"png": png_data_url(np.eye(256) * 255, scale=4)})
+    assert status == 200
+
+
+def test_at_most_two_heavy_requests_run_at_once_and_the_others_get_503(studio_client, monkeypatch):
+    monkeypatch.setattr(server, "HEAVY_WAIT", 0.3)
+    running, most, lock = [0], [0], threading.Lock()
+
+    def slow_crop(body):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(1.5)
+        with lock:
+            running[0] -= 1
+        return {"image": []}
+
+    monkeypatch.setitem(studio_client.studio.routes, ("POST", "/api/crop"), slow_crop)
+    answers = [None] * 5
+
+    def ask(k):
+        answers[k] = (*studio_client.post("/api/crop", {"png": ""}), studio_client.last_headers.get("Retry-After"))
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(a[0] for a in answers)
+    assert statuses == [200, 200, 503, 503, 503] and most[0] == 2
+    busy = [a for a in answers if a[0] == 503]
+    assert all(a[2] == str(server.RETRY_AFTER) and "busy" in a[1]["error"] for a in busy)
+    # a light request is never kept waiting by heavy ones
+    assert studio_client.post("/api/convolve", {"image": SMALL, "kernel": SOBEL_X, "stride": 1, "padding": 0})[0] == 200
+
+
+def _closed_within(sock, seconds):
+    """Read until the server closes ``sock``: the seconds it took (None if still open after ``seconds``)."""
+    start = time.monotonic()
+    sock.settimeout(0.1)
+    while time.monotonic() - start < seconds:
+        try:
+            if sock.recv(65536) == b"":
+                return time.monotonic() - start
+        except socket.timeout:
+            pass
+        except ConnectionError:
+            return time.monotonic() - start
+    return None
+
+
+@pytest.mark.parametrize("part", ["request line", "headers", "body"])
+def test_a_trickling_client_has_a_deadline_for_the_whole_request(studio_client, monkeypatch, part):
+    """One byte every 0.2 s kept a connection open for ever: the 10 s timeout was per read (here 1 s in all)."""
+    monkeypatch.setattr(server, "REQUEST_SECONDS", 1.0)
+    body = json.dumps({"image": SMALL, "kernel": SOBEL_X, "stride": 1, "padding": 0}).encode()
+    head = b"POST /api/convolve HTTP/1.1\r\n" + studio_client.auth + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    request = head + body
+    at = {"request line": 5, "headers": len(head) - 10, "body": len(head) + 5}[part]
+    with socket.create_connection((studio_client.host, studio_client.port), timeout=5) as s:
+        s.sendall(request[:at])
+        start = time.monotonic()
+        closed = None
+        for byte in request[at:]:
+            try:
+                s.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = time.monotonic() - start
+                break
+            time.sleep(0.2)
+            if time.monotonic() - start > 4:
+                break
+        closed = closed or _closed_within(s, 1.0)
+        closed = closed and min(closed, time.monotonic() - start)
+    assert closed is not None and closed < 2.5, f"still open after {time.monotonic() - start:.1f} s"
+    assert studio_client.get("/api/info")[0] == 200
+
+
+def test_at_most_64_connections_are_open_at_once(studio_client):
+    held = []
+    try:
+        for _ in range(server.MAX_CONNECTIONS):
+            s = socket.create_connection((studio_client.host, studio_client.port), timeout=5)
+            s.sendall(b"GET /api/info HTTP/1.1\r\n")   # a request begun, never finished
+            held.append(s)
+        deadline = time.monotonic() + 10
+        while len(getattr(studio_client.server, "_open", ())) < server.MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection((studio_client.host, studio_client.port), timeout=5) as extra:
+            extra.settimeout(3)
+            try:
+                reply = extra.recv(4096)
+            except ConnectionResetError:
+                reply = b""
+            except socket.timeout:
+                reply = None   # let in, and kept waiting
+        assert reply == b"" or (reply or b"").startswith(b"HTTP/1.1 503"), f"connection 65 got {reply!r}"
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 10
+    while studio_client.server._open and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert studio_client.get("/api/info")[0] == 200
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0663", "1_0", "+5", "0x10", "5 5", "", "1" * 40, "\uff15"])
+def test_content_length_must_be_ascii_digits(studio_client, capsys, length):
+    """``Content-Length: \u00b2`` (a Unicode digit) was a 500."""
+    head = b"POST /api/convolve HTTP/1.1\r\n" + studio_client.auth + b"Content-Length: " + length.encode() + b"\r\n\r\n"
+    assert studio_client.raw(head + b"{}") == 400
+    assert studio_client.raw(head.replace(b"POST", b"GET", 1)) == 400
+    assert "internal error" not in capsys.readouterr().err
+    assert studio_client.get("/api/info")[0] == 200
+
+
+def test_what_a_client_sends_reaches_the_log_escaped(studio_client, capsys):
+    escape = b"\x1b[2J\x1b]0;owned\x07"
+    studio_client.raw(escape + b"GET / HTTP/1.1\r\n" + studio_client.auth + b"\r\n")          # the method
+    studio_client.raw(b"GET /\x1b[31m HTTP/1.1\r\n" + studio_client.auth + b"\r\n")            # the path
+    studio_client.raw(b"GET / HTTP/1.1\r\nHost: \x1b[31mevil\x9b\r\n\r\n")                    # the Host
+    studio_client.raw(b"GET /api/info HTTP/1.1\r\n" + studio_client.auth + b"Origin: \x1b[5m\r\n\r\n")
+    studio_client.raw(b"POST /api/convolve HTTP/1.1\r\n" + studio_client.auth + b"Content-Length: 9\x1b\r\n\r\n")
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 5, err
+    assert all(ch.isprintable() for line in lines for ch in line), err
+    assert err.count("\\x1b") >= 5 and "\\x9b" in err
+
+
+def _start_command(tmp_path, *options):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = "import sys; from minicnn.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "studio", "--port", "0", "--no-browser", *options],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    while not any("serving" in line for line in lines):
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise AssertionError(f"the studio ended early: {lines} {proc.communicate()}")
+        lines.append(line)
+    return proc, lines, lines[-1].split("serving ", 1)[1].split()[0]
+
+
+def test_sigterm_stops_it_like_ctrl_c(tmp_path):
+    """SIGTERM killed it at once, without a word; now: "stopped", exit 0, the port free, nothing left in the folder."""
+    proc, lines, url = _start_command(tmp_path)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        token = urllib.parse.parse_qs(parts.query).get("token", [""])[0]
+        request = urllib.request.Request(f"http://{parts.netloc}/api/info", headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        idle = socket.create_connection((parts.hostname, parts.port))   # a connection still open when it stops
+        idle.sendall(b"GET / HTTP/1.1\r\n")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        idle.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert "stopped" in out and "Traceback" not in err
+    with socket.socket() as s:  # the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", parts.port))
     assert list(tmp_path.iterdir()) == []
 
 

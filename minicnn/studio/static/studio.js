@@ -6,12 +6,26 @@ let INFO = null;
 
 // ------------------------------------------------------------------ talking to minicnn
 
+// The token the studio printed in its link (?token=...): sent with every request, then taken out of the
+// address bar so that a copied link shares the view, not the secret. Without it (a later link, a reload),
+// the cookie the studio set on the first visit stands in for it.
+const TOKEN = (() => {
+  const token = new URLSearchParams(location.search).get("token");
+  if (token !== null) history.replaceState(null, "", location.pathname + location.hash);
+  return token;
+})();
+
 async function api(path, body) {
-  const options = body === undefined ? {} :
-    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const headers = TOKEN ? { Authorization: "token " + TOKEN } : {};
+  const options = body === undefined ? { headers } :
+    { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const response = await fetch(path, options);
   const data = await response.json();
-  if (!response.ok) { throw new Error(data.error || ("HTTP " + response.status)); }
+  if (!response.ok) {
+    const error = new Error(data.error || ("HTTP " + response.status));
+    error.status = response.status;
+    throw error;
+  }
   if (data.engine) { $("engine").textContent = "computed by minicnn's " + data.engine + " code"; }
   return data;
 }
@@ -616,7 +630,12 @@ async function show(view) {
 
 async function start() {
   readHash();
-  try { INFO = await api("/api/info"); } catch (e) { say("the studio server does not answer: " + e.message, true); return; }
+  try { INFO = await api("/api/info"); } catch (e) {
+    // 403: no token and no cookie (or an earlier start's): the message says to open the link the terminal printed
+    say(e.status === 403 ? "This page cannot use the studio: " + e.message : "the studio server does not answer: " + e.message, true);
+    document.body.dataset.refused = "1";
+    return;
+  }
   $("checkpoint").textContent = INFO.checkpoint ? `checkpoint: ${INFO.checkpoint}` : "no checkpoint";
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.view));
   setupDraw();
