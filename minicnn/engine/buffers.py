@@ -13,43 +13,49 @@ owner (a view of it counts too, through ``.base``).  So
   same shape, running in between, gets a buffer of its own;
 - two threads never get one buffer (the pool hands out under a lock).
 
-The pool keeps at most ``MAX_KEYS`` keys (the least recently used go first), so
-a run that sees many shapes does not grow without bound.
+The pool keeps at most ``MAX_KEYS`` keys (past that it starts afresh), so a run
+that sees many shapes does not grow without bound.
 """
 import sys
 import threading
-from collections import OrderedDict
 
 import numpy as np
 
 MAX_KEYS = 512
 
-_pool = OrderedDict()          # key -> list of arrays
+_pool = {}                     # key -> list of arrays
 _lock = threading.Lock()
 
 
-def _references(arrays, i):
-    """sys.getrefcount of ``arrays[i]``, counted the same way for the probe below and for the pool."""
-    return sys.getrefcount(arrays[i])
+def _first_unheld(arrays):
+    """The first of ``arrays`` that nobody but the pool's list holds, or None."""
+    for buf in arrays:
+        if sys.getrefcount(buf) == _UNHELD:
+            return buf
+    return None
 
 
-# What _references reports for an array that only the pool's list holds (None: not CPython, nothing is reused).
-_UNHELD = _references([np.empty(0)], 0) if sys.implementation.name == "cpython" else None
+def _references_in(arrays):
+    """sys.getrefcount of the first array as ``_first_unheld`` counts it (its list, the loop, the call)."""
+    for buf in arrays:
+        return sys.getrefcount(buf)
+
+
+# What _first_unheld sees for an array only the pool's list holds (None: not CPython, nothing is reused).
+_UNHELD = _references_in([np.empty(0)]) if sys.implementation.name == "cpython" else None
 
 
 def _take(key, make):
     with _lock:
         arrays = _pool.get(key)
         if arrays is None:
+            if len(_pool) >= MAX_KEYS:          # a run that saw very many shapes: start the pool afresh
+                _pool.clear()
             arrays = _pool[key] = []
-            while len(_pool) > MAX_KEYS:
-                _pool.popitem(last=False)
-        else:
-            _pool.move_to_end(key)
-        if _UNHELD is not None:
-            for i in range(len(arrays)):
-                if _references(arrays, i) == _UNHELD:
-                    return arrays[i]
+        elif _UNHELD is not None:
+            buf = _first_unheld(arrays)
+            if buf is not None:
+                return buf
         buf = make()
         if _UNHELD is not None:
             arrays.append(buf)
