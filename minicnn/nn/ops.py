@@ -72,9 +72,8 @@ class Functions(Mapping):
     def __init__(self, parts, names):
         self._where = {}
         for part in parts:
-            for name in names:
-                if name in _collect(part):
-                    self._where[name] = part
+            found = _collect(part)
+            self._where.update({name: part for name in names if name in found})
 
     def __getitem__(self, name):
         part = self._where[name]
@@ -162,8 +161,9 @@ def register(name, functions, *, fallback="textbook", source=None):
         raise ValueError(f"an implementation needs a name like 'mine', got {name!r}")
     if name in BUILT_IN and name in _IMPLEMENTATIONS:
         raise ValueError(f"{name!r} is built in; register your functions under another name, e.g. 'mine'")
-    if fallback not in _IMPLEMENTATIONS or fallback == name:
-        raise ValueError(f"fallback must be one of {sorted(set(_IMPLEMENTATIONS) - {name})}, got {fallback!r}")
+    if fallback not in _IMPLEMENTATIONS or name in _fallback_chain(fallback):
+        raise ValueError(f"fallback must be one of {sorted(set(_IMPLEMENTATIONS) - {name})} that does not fall back "
+                         f"on {name!r}, got {fallback!r}")
     found = _collect(functions)
     unknown = sorted(k for k in found if k.endswith(("_forward", "_backward", "_update")) and k not in SIGNATURES)
     if unknown:
@@ -183,6 +183,15 @@ def register(name, functions, *, fallback="textbook", source=None):
     _IMPLEMENTATIONS[name] = Implementation(name, Functions(_parts(functions), chosen), fallback, source)
     _resolved.clear()
     return plan(name)
+
+
+def _fallback_chain(name):
+    """``name`` and the implementations it falls back on, in order (ending with the textbook)."""
+    chain = []
+    while name is not None:
+        chain.append(name)
+        name = _IMPLEMENTATIONS[name].fallback
+    return chain
 
 
 def unregister(name):

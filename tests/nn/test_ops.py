@@ -152,6 +152,13 @@ def test_registering_is_checked_with_errors_that_teach(mine):
         ops.register("fast", {})
     with pytest.raises(ValueError, match=r"fallback must be one of"):
         mine({}, fallback="gpu")
+    mine({})
+    ops.register("theirs", {}, fallback="mine")
+    try:
+        with pytest.raises(ValueError, match=r"that does not fall back on 'mine', got 'theirs'"):
+            ops.register("mine", {}, fallback="theirs")              # a circle would never end
+    finally:
+        ops.unregister("theirs")
     with pytest.raises(ValueError, match=r"unknown operation 'conv'"):
         ops.resolve("conv")
 
