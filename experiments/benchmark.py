@@ -48,6 +48,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from minicnn.utils.cli import int_in, nonnegative_int, positive_int  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # the timing helpers beside this script
 import benchmarking as bench  # noqa: E402
@@ -55,19 +57,19 @@ import benchmarking as bench  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="BLAS and PyTorch threads (default: all cores)")
+    p.add_argument("--threads", type=int_in(1, 1024), default=os.cpu_count() or 1, help="BLAS and PyTorch threads (default: all cores)")
     p.add_argument("--torch", action="store_true", help="compare with PyTorch if it is importable (default: off)")
     p.add_argument("--quick", action="store_true", help="tiny repeats and batches: a smoke test (default: off)")
-    p.add_argument("--repeats", type=int, default=30, help="timed calls per figure (default: 30; --quick: 3)")
+    p.add_argument("--repeats", type=positive_int, default=30, help="timed calls per figure (default: 30; --quick: 3)")
     p.add_argument("--batches", type=str, default="64,256", help="batch sizes for layers and training (default: 64,256)")
     p.add_argument("--networks", type=_networks, default="ref-cnn,bn-cnn",
                    help=f"comma-separated networks for sections 2, 3 and 5, of {', '.join(bench.NETWORKS)} (default: ref-cnn,bn-cnn)")
-    p.add_argument("--memory-steps", type=int, default=200, help="training steps in each peak-memory run (default: 200)")
-    p.add_argument("--rounds", type=int, default=5, help="processes per framework in the alone comparison (default: 5)")
+    p.add_argument("--memory-steps", type=positive_int, default=200, help="training steps in each peak-memory run (default: 200)")
+    p.add_argument("--rounds", type=positive_int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
     p.add_argument("--engine", choices=("loops", "textbook", "fast"), default="fast",
                    help="the implementation minicnn runs on (minicnn.nn.ops; default: fast)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
     p.add_argument("--out", type=str, default="runs/benchmark", help="output folder (default: runs/benchmark)")
     p.add_argument("--json", type=str, default=None, help="JSON path (default: <out>/benchmark.json)")
     return p.parse_args(argv)

@@ -19,7 +19,7 @@ import numpy as np
 
 from minicnn.edges.edge_task import train_edge_classifier
 from minicnn.edges.inspect_kernels import describe_kernels, plot_kernel_report
-from minicnn.utils.cli import nonnegative_int, nonnegative_int_list, positive_int, run_command, write_json
+from minicnn.utils.cli import float_in, int_in, nonnegative_int, nonnegative_int_list, positive_int, run_command, write_json
 
 
 def build_parser():
@@ -29,16 +29,17 @@ def build_parser():
     p.add_argument("--filters", type=positive_int, default=8, help="first-layer filters (default: 8)")
     p.add_argument("--classes", type=int, choices=(4, 8), default=8,
                    help="8 directions, or 4 orientations of either polarity (default: 8)")
-    p.add_argument("--size", type=positive_int, default=16, help="image side in pixels (default: 16)")
+    p.add_argument("--size", type=int_in(1, 1024), default=16, help="image side in pixels, up to 1024 (default: 16)")
     p.add_argument("--train", type=positive_int, default=4000, help="training images (default: 4000)")
     p.add_argument("--val", type=positive_int, default=1000, help="validation images (default: 1000)")
-    p.add_argument("--noise", type=float, default=0.2, help="pixel noise std on 0..1 images (default: 0.2)")
-    p.add_argument("--min-contrast", type=float, default=0.5, help="edge contrast at least (default: 0.5)")
+    p.add_argument("--noise", type=float_in(0), default=0.2, help="pixel noise std on 0..1 images, >= 0 (default: 0.2)")
+    p.add_argument("--min-contrast", type=float_in(0, 1), default=0.5, help="edge contrast at least, in [0, 1] (default: 0.5)")
     p.add_argument("--epochs", type=positive_int, default=10, help="(default: 10)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate, cosine decay (default: 0.1)")
-    p.add_argument("--momentum", type=float, default=0.9, help="(default: 0.9)")
-    p.add_argument("--weight-decay", type=float, default=1e-3, help="(default: 1e-3)")
+    p.add_argument("--lr", type=float_in(0, 10, low_open=True), default=0.1,
+                   help="peak learning rate, cosine decay, in (0, 10] (default: 0.1)")
+    p.add_argument("--momentum", type=float_in(0, 1, high_open=True), default=0.9, help="in [0, 1) (default: 0.9)")
+    p.add_argument("--weight-decay", type=float_in(0), default=1e-3, help=">= 0 (default: 1e-3)")
     p.add_argument("--warmup", type=nonnegative_int, default=200, help="warm-up steps (default: 200)")
     p.add_argument("--out", default="runs/edge_classifier", help="output folder (default: runs/edge_classifier)")
     return p

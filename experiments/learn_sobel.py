@@ -24,23 +24,23 @@ from minicnn.edges.sobel_task import TARGETS, train_sobel
 from minicnn.nn.ops import BUILT_IN as ENGINES
 from minicnn.nn.ops import describe as describe_engine
 from minicnn.nn.ops import use_engine
-from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
+from minicnn.utils.cli import float_in, int_in, nonnegative_int, positive_int, run_command, write_json
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
     p.add_argument("--steps", type=positive_int, default=2000, help="step budget (default: 2000)")
-    p.add_argument("--lr", type=float, default=0.2, help="SGD learning rate (default: 0.2)")
-    p.add_argument("--momentum", type=float, default=0.9, help="(default: 0.9)")
+    p.add_argument("--lr", type=float_in(0, 10, low_open=True), default=0.2, help="SGD learning rate, in (0, 10] (default: 0.2)")
+    p.add_argument("--momentum", type=float_in(0, 1, high_open=True), default=0.9, help="in [0, 1) (default: 0.9)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default: 16)")
     p.add_argument("--images", type=positive_int, default=128, help="training images (default: 128)")
-    p.add_argument("--size", type=positive_int, default=24, help="image side in pixels (default: 24)")
-    p.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the 0..1 images (default: 0.0)")
+    p.add_argument("--size", type=int_in(1, 1024), default=24, help="image side in pixels, up to 1024 (default: 24)")
+    p.add_argument("--noise", type=float_in(0), default=0.0, help="std of Gaussian noise on the 0..1 images, >= 0 (default: 0.0)")
     p.add_argument("--clean-targets", action="store_true",
                    help="targets from the clean images, so the layer must also remove the noise (default: off)")
-    p.add_argument("--target-cosine", type=float, default=0.9999,
-                   help="stop when both kernels reach this cosine similarity (default: 0.9999)")
+    p.add_argument("--target-cosine", type=float_in(0, 1, low_open=True), default=0.9999,
+                   help="stop when both kernels reach this cosine similarity, in (0, 1] (default: 0.9999)")
     p.add_argument("--engine", choices=ENGINES, default="fast",
                    help="the code that computes the layer: loops, textbook (minicnn/nn/textbook.py) or fast (default: fast)")
     p.add_argument("--out", default="runs/learn_sobel", help="output folder (default: runs/learn_sobel)")

@@ -9,11 +9,22 @@ too and exits with 130 or 143), metrics.json (test accuracy, history, kernels,
 timings, first-layer kernels at step 0 and after every epoch) and kernels.png
 and curves.png when matplotlib is installed.  Prints one line per
 epoch and, at the end, every first-layer kernel beside its best-matching
-oriented Sobel kernel.  A folder that already holds a run's checkpoint is not
-reused by a new run: continue that run with --resume, or replace it with
---overwrite.  Exit status: 0 done, 1 training diverged (NaN or infinite loss),
-2 bad options or files, or an output that could not be written, 130/143 stopped by
-Ctrl-C/SIGTERM.
+oriented Sobel kernel.
+
+One run per folder: a run holds --out (a lock on --out/.minicnn.lock) from
+start to exit, and a second run into it is refused, naming the process that
+holds it.  A folder that already holds a run's checkpoint is not reused by a
+new run: continue that run with --resume, or replace it with --overwrite,
+which keeps the old run until the new one's first checkpoint is written.
+
+A closed output is not a finished run: when whoever reads stdout or stderr
+goes away (python experiments/train_mnist.py | head -1), the run goes on
+without printing and ends as it would have: checkpoint, metrics.json,
+pictures, exit status.
+
+Exit status: 0 done, 1 training diverged (NaN or infinite loss), 2 bad options
+or files, a folder in use by another run, or an output that could not be
+written, 130/143 stopped by Ctrl-C/SIGTERM.
 
 BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
 MKL_NUM_THREADS is set (why: see the comment below).
@@ -35,6 +46,7 @@ if __name__ == "__main__":      # (must happen before NumPy is imported; importi
 
 import argparse
 import json
+import math
 import signal
 import sys
 import time
@@ -55,9 +67,19 @@ from minicnn.nn.ops import describe as describe_engine
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError, evaluate
+from minicnn.training.run_folder import FolderBusy, RunFolder
 from minicnn.training.runner import TrainingInterrupted, train_resumable
-from minicnn.utils.cli import nonnegative_int, positive_int, run_command, write_json
-from minicnn.utils.files import remove_stale_temporaries
+from minicnn.utils.cli import (
+    error_message,
+    float_in,
+    has_advice,
+    int_in,
+    nonnegative_int,
+    outputs_may_close,
+    positive_int,
+    run_command,
+    write_json,
+)
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
@@ -76,6 +98,19 @@ RECIPES = {
 }
 # Options added after runs were saved without them: what those runs used.
 _BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0}
+# The run's files in --out (the checkpoint first); --overwrite replaces them all, the views' figures included,
+# so that nothing of the old run is left beside the new one.
+RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "featuremaps.png", "saliency.png",
+             "confusion.png", "mistakes.png", "checkpoint_kernels.png", "evolution.png")
+# The ranges of the number options (argparse checks them; a resumed run's saved options are checked the same way).
+MAX_PARAMS = 10_000_000     # 40 MB of float32 weights; the default network has ~0.2 M
+MAX_CHANNELS = 512          # per conv layer: 64 images x 512 maps x 28 x 28 float32 is 100 MB per activation
+NUMBER_TYPES = {
+    "hidden": positive_int, "epochs": int_in(1, 100_000), "batch_size": int_in(1, 4096),
+    "lr": float_in(0, 10, low_open=True), "momentum": float_in(0, 1, high_open=True),
+    "weight_decay": float_in(0), "warmup": float_in(0), "max_shift": nonnegative_int,
+    "seed": nonnegative_int, "limit_train": positive_int, "limit_test": positive_int,
+}
 
 
 def recipe_default(key):
@@ -98,35 +133,39 @@ def build_parser(defaults=True):
     p.add_argument("--architecture", choices=list(architectures.ARCHITECTURES), default=from_recipe,
                    help="the network, a function in minicnn/training/architectures.py "
                         + recipe_default("architecture"))
-    p.add_argument("--channels", type=str, default=from_recipe,
-                   help="filters of the two conv layers " + recipe_default("channels"))
-    p.add_argument("--hidden", type=positive_int, default=from_recipe,
-                   help="units of the hidden dense layer " + recipe_default("hidden"))
+    p.add_argument("--channels", type=channels_type, default=from_recipe,
+                   help=f"filters of the two conv layers, each 1 to {MAX_CHANNELS}; with --hidden, at most "
+                        f"{MAX_PARAMS:,} parameters " + recipe_default("channels"))
+    p.add_argument("--hidden", type=NUMBER_TYPES["hidden"], default=from_recipe,
+                   help=f"units of the hidden dense layer; with --channels, at most {MAX_PARAMS:,} parameters "
+                        + recipe_default("hidden"))
     p.add_argument("--dropout", type=probability, default=from_recipe,
                    help="dropout before the last dense layer, 0 for none " + recipe_default("dropout"))
-    p.add_argument("--epochs", type=positive_int, default=from_recipe,
+    p.add_argument("--epochs", type=NUMBER_TYPES["epochs"], default=from_recipe,
                    help="passes over the training set " + recipe_default("epochs"))
-    p.add_argument("--batch-size", type=positive_int, default=from_recipe, help=recipe_default("batch_size"))
-    p.add_argument("--lr", type=float, default=from_recipe, help="peak learning rate " + recipe_default("lr"))
-    p.add_argument("--momentum", type=float, default=from_recipe,
-                   help="SGD momentum, Nesterov " + recipe_default("momentum"))
-    p.add_argument("--weight-decay", type=float, default=from_recipe,
-                   help="L2 penalty " + recipe_default("weight_decay"))
-    p.add_argument("--warmup", type=float, default=from_recipe,
-                   help="epochs of linear warm-up before the cosine decay to 0 " + recipe_default("warmup"))
-    p.add_argument("--max-shift", type=nonnegative_int, default=from_recipe,
-                   help="augmentation: random shifts of up to this many pixels, 0 for none "
-                        + recipe_default("max_shift"))
+    p.add_argument("--batch-size", type=NUMBER_TYPES["batch_size"], default=from_recipe,
+                   help="1 to 4096 " + recipe_default("batch_size"))
+    p.add_argument("--lr", type=NUMBER_TYPES["lr"], default=from_recipe,
+                   help="peak learning rate, in (0, 10] " + recipe_default("lr"))
+    p.add_argument("--momentum", type=NUMBER_TYPES["momentum"], default=from_recipe,
+                   help="SGD momentum, Nesterov, in [0, 1) " + recipe_default("momentum"))
+    p.add_argument("--weight-decay", type=NUMBER_TYPES["weight_decay"], default=from_recipe,
+                   help="L2 penalty, >= 0 " + recipe_default("weight_decay"))
+    p.add_argument("--warmup", type=NUMBER_TYPES["warmup"], default=from_recipe,
+                   help="epochs of linear warm-up before the cosine decay to 0, >= 0 " + recipe_default("warmup"))
+    p.add_argument("--max-shift", type=NUMBER_TYPES["max_shift"], default=from_recipe,
+                   help="augmentation: random shifts of up to this many pixels, 0 for none, less than half the "
+                        "image side " + recipe_default("max_shift"))
     p.add_argument("--flip", dest="flip", action="store_true", default=from_recipe,
                    help="augmentation: random left-right flips " + recipe_default("flip"))
     p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
-    p.add_argument("--seed", type=nonnegative_int, default=d(0), help="(default: 0)")
+    p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
                    help="the code that computes every layer: loops (one window at a time, very slow), textbook "
                         "(minicnn/nn/textbook.py) or fast (minicnn/engine); a resumed run may change it (default: fast)")
-    p.add_argument("--limit-train", type=positive_int, default=d(None), metavar="N",
+    p.add_argument("--limit-train", type=NUMBER_TYPES["limit_train"], default=d(None), metavar="N",
                    help="train on the first N training images only (default: all 60000)")
-    p.add_argument("--limit-test", type=positive_int, default=d(None), metavar="N",
+    p.add_argument("--limit-test", type=NUMBER_TYPES["limit_test"], default=d(None), metavar="N",
                    help="evaluate on the first N test images only (default: all 10000)")
     p.add_argument("--data", default=d(None), help="the data set's folder; fetched there if missing "
                    "(default: datasets/DATASET)")
@@ -135,7 +174,8 @@ def build_parser(defaults=True):
     p.add_argument("--resume", default=d(None), metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
     p.add_argument("--overwrite", action="store_true", default=d(False),
                    help="start a new run even if --out holds another run's checkpoint, replacing it and its "
-                        "metrics.json, kernels.png and curves.png (default: refuse)")
+                        "metrics.json and pictures once the new run's first checkpoint is written; until then "
+                        "(a crash, a refused option) the old run stays as it was (default: refuse)")
     p.add_argument("--progress", dest="progress", action="store_true", default=d(None),
                    help="force the tqdm bars on (default: on when stdout is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=d(None),
@@ -154,6 +194,17 @@ def probability(text):
     return value
 
 
+def channels_type(text):
+    """argparse type: two whole numbers of at least 1, like ``16,32`` (kept as that text; ``check_run`` caps them)."""
+    try:
+        channels = tuple(int(c) for c in str(text).split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 2 or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"expected two whole numbers of at least 1 like 16,32, got {text!r}")
+    return ",".join(map(str, channels))
+
+
 def fill_recipe(args):
     """Every recipe option not given on the command line takes the data set's recipe value."""
     for key, value in RECIPES[args.dataset].items():
@@ -167,6 +218,26 @@ def parse_args(argv):
     return args, explicit
 
 
+def check_run(args):
+    """What no single option can check alone: the shifts against the image side, the network's size.
+
+    Returns an error message naming the options, or None.
+    """
+    side = min(DATASETS[args.dataset].spec.shapes["train_images"][1:])
+    if args.max_shift >= side / 2:
+        return (f"--max-shift {args.max_shift}: expected less than half the image side ({side} pixels for "
+                f"{args.dataset}), i.e. at most {(side - 1) // 2}")
+    channels = tuple(int(c) for c in args.channels.split(","))
+    count = sum(math.prod(shape) for shape in architectures.state_shapes(network_spec(args, channels)).values())
+    if count > MAX_PARAMS:   # counted from the layers' arguments: nothing is allocated
+        return (f"--channels {args.channels} --hidden {args.hidden} give a network of {count:,} parameters, more "
+                f"than the {MAX_PARAMS:,} this script trains; use smaller values")
+    if max(channels) > MAX_CHANNELS:
+        return (f"--channels {args.channels}: at most {MAX_CHANNELS} filters per conv layer (a batch of 64 images "
+                f"then needs 100 MB per layer's output)")
+    return None
+
+
 def resolve_resume(args, explicit):
     """With --resume: load the checkpoint, take the run's options from it, refuse conflicting ones."""
     checkpoint = load_checkpoint(args.resume)
@@ -177,15 +248,44 @@ def resolve_resume(args, explicit):
     for k, value in _BEFORE_RECIPES.items():  # runs saved before recipes named their network
         saved.setdefault(k, value)
     saved.setdefault("flip", saved["dataset"] == "fashion-mnist")
+    check_saved_options(saved, args.resume)
     conflicts = [f"--{k.replace('_', '-')} {explicit[k]} (the run used {saved.get(k)})"
                  for k in RUN_OPTIONS if k in explicit and explicit[k] != saved.get(k)]
     if conflicts:
         raise ValueError("a resumed run continues with its own options; drop " + ", ".join(conflicts))
     for k in RUN_OPTIONS:
         setattr(args, k, saved[k])
-    if "out" not in explicit:
-        args.out = str(Path(args.resume).parent)
+    problem = check_run(args)
+    if problem:
+        raise ValueError(f"{args.resume}: its saved options are not ones this script runs: {problem}")
     return checkpoint
+
+
+def check_saved_options(saved, path):
+    """A resumed run's options pass the checks the command line's would (a crafted config is refused)."""
+    missing = [k for k in RUN_OPTIONS if k not in saved]
+    if missing:
+        raise ValueError(f"{path}: its training configuration lacks {', '.join(missing)}; it was not written by "
+                         f"this script, or was edited")
+    checks = {**NUMBER_TYPES, "channels": channels_type}
+    for key, value in saved.items():
+        try:
+            if key in ("dataset", "architecture"):
+                choices = DATASETS if key == "dataset" else architectures.ARCHITECTURES
+                if value not in choices:
+                    raise argparse.ArgumentTypeError(f"expected one of {sorted(choices)}")
+            elif key == "flip":
+                if not isinstance(value, bool):
+                    raise argparse.ArgumentTypeError("expected true or false")
+            elif key == "dropout":
+                probability(str(value))
+            elif key in checks and not (value is None and key.startswith("limit_")):
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise argparse.ArgumentTypeError(f"expected a number, got {value!r}")
+                if checks[key](str(value)) != value and key != "channels":
+                    raise argparse.ArgumentTypeError(f"expected a number, got {value!r}")
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"{path}: its saved option {key} = {value!r} is not one this script runs: {e}") from None
 
 
 def network_spec(args, channels):
@@ -216,13 +316,10 @@ def error(message):
 
 
 def prepare_out(out, checkpoint_path, args):
-    """Check --out before anything is loaded; returns an error message or None.
+    """Check --out (held by this run) before the data is loaded; returns an error message or None.
 
-    Refuses a file, and a folder holding another run's checkpoint unless --overwrite
-    (resuming that very checkpoint is fine).
+    Refuses a folder holding another run's checkpoint unless --overwrite (resuming that very checkpoint is fine).
     """
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file, not a folder; give a folder for the run's outputs"
     if not checkpoint_path.exists() or args.overwrite:
         return None
     if args.resume and Path(args.resume).resolve() == checkpoint_path.resolve():
@@ -234,45 +331,51 @@ def prepare_out(out, checkpoint_path, args):
 def _main(argv):
     started = time.perf_counter()
     args, explicit = parse_args(argv)
-    try:
-        checkpoint = resolve_resume(args, explicit) if args.resume else None
-        if checkpoint is None:
-            fill_recipe(args)
-    except (ValueError, FileNotFoundError) as e:
-        return error(e)
-    args.data = args.data or DATASETS[args.dataset].spec.default_root
-    args.out = args.out or f"runs/{args.dataset}"
+    if not args.resume:
+        fill_recipe(args)
+        problem = check_run(args)
+        if problem:   # refused like the options argparse checks alone: usage, one line, exit 2, nothing written
+            build_parser().error(problem)
+    args.out = args.out or (str(Path(args.resume).parent) if args.resume else f"runs/{args.dataset}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return error(f"--out {out} is a file, not a folder; give a folder for the run's outputs")
     checkpoint_path = out / "checkpoint.npz"
-    problem = prepare_out(out, checkpoint_path, args)
-    if problem:
-        return error(problem)
-    try:
-        channels = tuple(int(c) for c in args.channels.split(","))
-        if len(channels) != 2 or min(channels) < 1:
-            raise ValueError
-    except ValueError:
-        return error(f"--channels expects two whole numbers of at least 1 like 16,32, got {args.channels!r}")
     resume_hint = f"resume with: python experiments/train_mnist.py --resume {checkpoint_path}"
-    try:
-        with use_engine(args.engine):
-            return train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started)
-    except BrokenPipeError:
-        raise  # the reader of stdout went away: run_command ends quietly
-    except KeyboardInterrupt as e:  # a Ctrl-C before the run's own handler was in place, or a second one
-        code = 128 + getattr(e, "signum", signal.SIGINT)
-        print(f"\nstopped at once: {saved_state(checkpoint_path, resume_hint)}", file=sys.stderr)
-        return code
-    except OSError as e:
-        return error(f"{e}\n{saved_state(checkpoint_path, resume_hint)}")
+    with outputs_may_close():   # a reader that goes away (| head -1) does not stop the run
+        try:
+            with RunFolder(out, RUN_FILES, log=lambda line: print(line, file=sys.stderr)) as folder:
+                try:
+                    checkpoint = resolve_resume(args, explicit) if args.resume else None
+                except (ValueError, FileNotFoundError) as e:
+                    return error(e)
+                args.data = args.data or DATASETS[args.dataset].spec.default_root
+                problem = prepare_out(out, checkpoint_path, args)
+                if problem:
+                    return error(problem)
+                replacing = folder.replacing() if args.overwrite and checkpoint is None else None
+                with use_engine(args.engine):
+                    return train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, started, replacing)
+        except FolderBusy as e:
+            return error(e)
+        except KeyboardInterrupt as e:  # a Ctrl-C before the run's own handler was in place, or a second one
+            code = 128 + getattr(e, "signum", signal.SIGINT)
+            print(f"\nstopped at once: {saved_state(checkpoint_path, resume_hint)}", file=sys.stderr)
+            return code
+        except OSError as e:   # a failed write: advice that fits it, and what is left to come back to
+            return error(f"{error_message(e)}\n{saved_state(checkpoint_path, resume_hint, retry=not has_advice(e))}")
 
 
-def saved_state(checkpoint_path, resume_hint):
-    """What is on disk to come back to, in one sentence (after a stop or a failed write)."""
+def saved_state(checkpoint_path, resume_hint, retry=True):
+    """What is on disk to come back to, in one sentence (after a stop or a failed write).
+
+    ``retry``: whether running the same command again may work (not after a read-only or missing folder).
+    """
     try:
         kept = load_checkpoint(checkpoint_path)
     except FileNotFoundError:
-        return "no checkpoint was saved yet, so there is nothing to resume; run the same command again"
+        return ("no checkpoint was saved yet, so there is nothing to resume"
+                + ("; run the same command again" if retry else ""))
     except CheckpointError as e:
         return f"the checkpoint on disk cannot be used ({e}); start again"
     where = (f", {int(kept.extra['epoch_step'])} steps into epoch {kept.epoch + 1}"
@@ -280,7 +383,7 @@ def saved_state(checkpoint_path, resume_hint):
     return f"the checkpoint in {checkpoint_path} is intact ({kept.epoch} epochs done{where}); {resume_hint}"
 
 
-def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hint, started):
+def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, started, replacing=None):
     data = DATASETS[args.dataset]
     try:
         x_train, y_train, x_test, y_test = data.load(args.data, progress=args.progress)
@@ -291,7 +394,7 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     x_test, y_test = scale(x_test[:args.limit_test]), y_test[:args.limit_test].astype(np.int64)
 
     rng = np.random.default_rng(args.seed)
-    spec = network_spec(args, channels)
+    spec = network_spec(args, tuple(int(c) for c in args.channels.split(",")))
     model = architectures.build_model(spec, rng=rng)
     if checkpoint is not None:
         try:
@@ -304,14 +407,6 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
     scheduler = CosineLR(optimizer, total_steps=total, warmup_steps=min(int(args.warmup * steps_per_epoch), total - 1))
     augment = make_augment(args.max_shift, args.flip)
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(checkpoint_path):
-        print(f"removed {stale}, a temporary file left by a run killed while saving", file=sys.stderr)
-    if args.overwrite and checkpoint is None:
-        for old in (checkpoint_path, out / "metrics.json", out / "kernels.png", out / "curves.png"):
-            if old.exists():
-                old.unlink()
-                print(f"--overwrite: removed {old}", file=sys.stderr)
 
     print(f"minicnn {data.spec.name}: {len(x_train)} training / {len(x_test)} test images; "
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
@@ -334,7 +429,9 @@ def train_and_report(args, checkpoint, channels, out, checkpoint_path, resume_hi
                                   extra={"config": json.dumps(config), "initial_kernels": initial,
                                          "normalization": json.dumps({"mean": data.spec.mean, "std": data.spec.std})},
                                   on_epoch=first_layer, progress=args.progress,
-                                  log=lambda line: print(line, flush=True))
+                                  log=lambda line: print(line, flush=True), replacing=replacing)
+    except CheckpointError as e:
+        return error(e)
     except TrainingInterrupted as e:
         print(f"\nstopped: {e}\n{resume_hint}")
         return 128 + e.signum

@@ -13,7 +13,7 @@ import numpy as np
 
 from minicnn.analysis.common import Run, add_input_arguments, command_parser, conv_layers, figure_path, pick_input
 from minicnn.utils import plotting
-from minicnn.utils.cli import command
+from minicnn.utils.cli import command, nonnegative_int
 
 
 def feature_maps(model, x, layer=None):
@@ -79,7 +79,7 @@ def plot_feature_maps(maps, path, title):
 def main(argv=None):
     p = command_parser("featuremaps", __doc__)
     add_input_arguments(p)
-    p.add_argument("--layer", type=int, default=None, metavar="L", help="only the convolution that is layer L")
+    p.add_argument("--layer", type=nonnegative_int, default=None, metavar="L", help="only the convolution that is layer L")
     args = p.parse_args(argv)
     run = Run(args.checkpoint)
     path = figure_path(run, args, "featuremaps.png")

@@ -3,6 +3,10 @@
 ``DATASETS`` maps each command-line name to its module's ``IdxDataset``,
 ``fetch`` and ``load`` functions, so the training script and this command
 find a data set the same way.
+
+Like every command: a problem with the options, the folder or the network is
+one line on stderr and exit status 2; a filesystem error names its file and
+says what to do about it.
 """
 import argparse
 import sys
@@ -11,6 +15,7 @@ from typing import NamedTuple
 
 from minicnn.data import fashion_mnist, mnist
 from minicnn.data.verified import IdxDataset
+from minicnn.utils.cli import error_message
 
 
 class DataSet(NamedTuple):
@@ -46,9 +51,12 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         report = fetch(root, from_url=args.from_url, progress=False if args.no_progress else None)
-    except (ValueError, RuntimeError, OSError) as e:
+    except OSError as e:
+        print(f"minicnn fetch: error: {error_message(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as e:
         print(f"minicnn fetch: error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"{spec.name} in {report['root']} (source: {report['source']}; "
           f"wrote {len(report['written'])} file(s)) in {time.perf_counter() - start:.1f} s")
     for key, name in spec.files.items():

@@ -34,7 +34,11 @@ class NpzReader:
     shapes : dict name -> shape, and ``dtypes`` : dict name -> dtype, from the
         ``.npy`` headers, in archive order (names without ``.npy``).
 
-    Use as a context manager; ``read(name)`` returns one array.
+    Use as a context manager; ``read(name)`` returns one array, ``stream(name,
+    sink)`` hands its bytes to ``sink`` a block at a time without holding the
+    array.  Inflating never yields more than a member's declared size
+    (``zipfile`` stops there and checks the CRC), so what is read is what the
+    headers declared.
     """
 
     def __init__(self, path, max_bytes=MAX_BYTES):
@@ -63,7 +67,7 @@ class NpzReader:
         if declared > max_bytes:
             raise ValueError(f"{self.path}: its members declare {declared} bytes uncompressed, more than the "
                              f"{max_bytes} allowed; refusing to decompress it")
-        self._infos, self.shapes, self.dtypes = {}, {}, {}
+        self._infos, self.shapes, self.dtypes, self._header_len, self._fortran = {}, {}, {}, {}, {}
         total = 0
         for info in infos:
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
@@ -89,12 +93,33 @@ class NpzReader:
                 raise ValueError(f"{self.path}: its arrays declare more than the {max_bytes} bytes allowed "
                                  f"(array {name!r} alone has shape {shape}); refusing to read it")
             self._infos[name], self.shapes[name], self.dtypes[name] = info, tuple(shape), dtype
+            self._header_len[name], self._fortran[name] = header_len, fortran
 
     def read(self, name):
         """The array ``name``, decompressed (its size was checked when the archive was opened)."""
         try:
             with self._zip.open(self._infos[name]) as member:
                 return np.lib.format.read_array(member, allow_pickle=False)
+        except _ERRORS as e:
+            raise ValueError(f"{self.path}: array {name!r} is damaged (corrupted, truncated or modified): "
+                             f"{type(e).__name__}: {e}") from None
+
+    def stream(self, name, sink, block=1 << 20):
+        """Call ``sink(bytes)`` on the array's data in C order, ``block`` bytes at a time (the whole array
+        at once only for a Fortran-ordered one); memory stays at one block."""
+        if self._fortran[name]:
+            sink(np.ascontiguousarray(self.read(name)).tobytes())
+            return
+        try:
+            with self._zip.open(self._infos[name]) as member:
+                member.read(self._header_len[name])
+                left = self._infos[name].file_size - self._header_len[name]
+                while left:
+                    chunk = member.read(min(block, left))
+                    if not chunk:
+                        raise EOFError(f"{left} bytes missing")
+                    sink(chunk)
+                    left -= len(chunk)
         except _ERRORS as e:
             raise ValueError(f"{self.path}: array {name!r} is damaged (corrupted, truncated or modified): "
                              f"{type(e).__name__}: {e}") from None

@@ -157,6 +157,14 @@ def url_source(ds, base, *, progress=None, timeout=60):
     return get
 
 
+class LocalWriteError(Exception):
+    """Wraps an OSError from writing a verified file into ``root`` (not the source's fault)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
 def fetch(ds, root, sources, *, replace_bad=True):
     """Make ``root`` hold the four verified files of ``ds``; keep those that already verify.
 
@@ -165,6 +173,8 @@ def fetch(ds, root, sources, *, replace_bad=True):
     uint8 array; ``where`` names it in errors) or raises ``RuntimeError``,
     ``ValueError`` or ``OSError``. They are tried in order until one gives
     files that all verify; each failure is reported in one line on stderr.
+    An ``OSError`` writing into ``root`` (a full disk, a read-only folder) is
+    raised at once, naming the file: another source would fail the same way.
     With a single source its own error is raised; with several, one error
     listing them all.
 
@@ -194,9 +204,14 @@ def fetch(ds, root, sources, *, replace_bad=True):
             got = get(list(todo))
             for key in list(todo):
                 content, where = got[key]
-                good[key] = store_verified(ds, root, key, content, where)
+                try:
+                    good[key] = store_verified(ds, root, key, content, where)
+                except OSError as e:    # our disk, not the source: another source would fail the same way
+                    raise LocalWriteError(e) from None
                 todo.remove(key)
                 written.append(ds.files[key])
+        except LocalWriteError as e:
+            raise e.error from None
         except (RuntimeError, ValueError, OSError) as e:
             if len(sources) == 1:
                 raise

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.edges.filters import KERNEL_NAMES, get_kernel
-from minicnn.utils.cli import command
+from minicnn.utils.cli import command, float_in, int_in, positive_int
 
 EXAMPLES = {
     "small": {
@@ -219,20 +219,17 @@ def main(argv=None):
     p.add_argument("--kernel", default=None, help="a kernel name or numbers like '1,0,-1;1,0,-1;1,0,-1' "
                                                   "(write --kernel=-1,1 when it starts with a minus) "
                                                   "(default: the example's)")
-    p.add_argument("--stride", type=int, default=1, help="step between windows (default: 1)")
-    p.add_argument("--padding", type=int, default=0, help="rings of zeros around the image (default: 0)")
+    p.add_argument("--stride", type=positive_int, default=1, help="step between windows, >= 1 (default: 1)")
+    p.add_argument("--padding", type=int_in(0, 100), default=0, help="rings of zeros around the image, 0 to 100 (default: 0)")
     p.add_argument("--all", action="store_true", help=f"print every step (default: the first {MAX_STEPS})")
     p.add_argument("--animate", action="store_true", help="redraw in place with a delay (terminal only)")
-    p.add_argument("--delay", type=float, default=0.6, help="seconds per step with --animate (default: 0.6)")
+    p.add_argument("--delay", type=float_in(0, 60), default=0.6, help="seconds per step with --animate, 0 to 60 (default: 0.6)")
     args = p.parse_args(argv)
     example = EXAMPLES[args.example]
     # A ValueError below is the user's: minicnn.cli.command prints it as one line, exit code 2.
     image = parse_matrix(args.image, "image") if args.image else np.array(example["image"], dtype=np.float64)
     name, kernel = resolve_kernel(args.kernel or example["kernel"])
     name = name if args.kernel else example["kernel_name"]
-    if args.stride < 1 or args.padding < 0 or not 0 <= args.delay < float("inf"):
-        raise ValueError(f"expected --stride >= 1, --padding >= 0 and a finite --delay >= 0, "
-                         f"got {args.stride}, {args.padding} and {args.delay}")
     animate = args.animate and sys.stdout.isatty()
     if args.animate and not animate:
         print("minicnn explain: --animate needs a terminal; printing every step instead", file=sys.stderr)

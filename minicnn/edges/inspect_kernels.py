@@ -1,7 +1,10 @@
 """``python -m minicnn inspect CHECKPOINT``: a model's first-layer kernels against the Sobel family.
 
 The checkpoint is an ``.npz`` of plain arrays (read with
-``allow_pickle=False``; nothing in it is executed).  The first-layer
+``allow_pickle=False``; nothing in it is executed).  A minicnn checkpoint goes
+through the one checkpoint reader (``minicnn.training.checkpoint``), with all
+its checks; any other ``.npz`` (a saved ``state_dict``) is read for its one
+array.  The first-layer
 convolution weights are the first 4-D array whose key ends in ``W``, by layer
 index: keys look like ``"0.W"`` (a ``Sequential.state_dict()``) or carry a
 prefix such as ``"model/0.W"``.  Other arrays are ignored, and so are
@@ -22,6 +25,7 @@ from minicnn.data.npz import NpzReader
 from minicnn.edges.evolution import evolution_text, plot_evolution, read_snapshots
 from minicnn.edges.filters import ANGLES, FAMILIES, match_kernel
 from minicnn.edges.viz import format_kernel, kernel_vs_reference, plot_kernel_matches, plot_kernels, side_by_side
+from minicnn.training.checkpoint import load_checkpoint
 from minicnn.utils import plotting
 from minicnn.utils.cli import command
 
@@ -103,15 +107,25 @@ def load_checkpoint_arrays(path):
 
 
 def read_first_conv(path):
-    """(key, W) of the first-layer conv weights in the .npz at ``path``; only that array is decompressed."""
+    """(key, W) of the first-layer conv weights in the .npz at ``path``.
+
+    A minicnn checkpoint is read by ``load_checkpoint`` (every check, the weights kept); of any other .npz
+    only that array is decompressed.
+    """
     try:
         npz = NpzReader(path)
     except FileNotFoundError:
         raise ValueError(f"no such file: {path}") from None
     with npz:
-        key = first_conv_key(npz.shapes)
-        check_kernels(npz.shapes[key], key, path)
-        W = npz.read(key)
+        is_checkpoint = "minicnn/format" in npz.shapes
+        if not is_checkpoint:
+            key = first_conv_key(npz.shapes)
+            check_kernels(npz.shapes[key], key, path)
+            W = npz.read(key)
+    if is_checkpoint:   # every check of the one checkpoint reader, then the first convolution of its network
+        weights = {f"model/{name}": value for name, value in load_checkpoint(path, weights_only=True).model.items()}
+        key = first_conv_key(weights)
+        W = weights[key]
     check_kernels(W, key, path)
     return key, W
 

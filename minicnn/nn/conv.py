@@ -92,7 +92,8 @@ class Conv2D(Layer):
 
     @classmethod
     def param_shapes(cls, config):
-        F, C = config["out_channels"], config["in_channels"]
+        """W (out_channels, in_channels, KH, KW), b (out_channels,) when bias."""
+        F, C = positive_int(config["out_channels"], "out_channels"), positive_int(config["in_channels"], "in_channels")
         KH, KW = pair(config["kernel_size"], "kernel_size", 1)
         return {"W": (F, C, KH, KW), **({"b": (F,)} if config.get("bias", True) else {})}
 

@@ -42,7 +42,9 @@ class Dense(Layer):
 
     @classmethod
     def param_shapes(cls, config):
-        return {"W": (config["in_features"], config["out_features"]), "b": (config["out_features"],)}
+        """W (in_features, out_features), b (out_features,)."""
+        n_in, n_out = positive_int(config["in_features"], "in_features"), positive_int(config["out_features"], "out_features")
+        return {"W": (n_in, n_out), "b": (n_out,)}
 
     def describe(self):
         return f"Dense({self.in_features}->{self.out_features})"

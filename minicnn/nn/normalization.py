@@ -42,7 +42,8 @@ class _BatchNorm(Layer):
 
     @classmethod
     def param_shapes(cls, config):
-        C = config["num_features"]
+        """gamma, beta (num_features,) when affine; running_mean, running_var (num_features,)."""
+        C = positive_int(config["num_features"], "num_features")
         return {**({"gamma": (C,), "beta": (C,)} if config.get("affine", True) else {}),
                 "running_mean": (C,), "running_var": (C,)}
 

@@ -109,6 +109,28 @@ def _check_spec(spec):
             raise ValueError(f"layer {i} of the architecture: {err}") from None
 
 
+def state_shapes(spec):
+    """``{name: shape}`` of every parameter and buffer a spec declares, computed from its arguments alone.
+
+    The names are those of ``Sequential.state_dict()`` (``"0.W"``, ``"0.b"``,
+    ``"1.running_mean"``, ...).  Nothing is allocated, so a checkpoint's
+    declared network can be compared with the arrays it really stores before
+    any model is built.  Each layer class says its own shapes (``Layer.param_shapes``).
+    ``ValueError`` for arguments the layers would refuse.
+    """
+    if isinstance(spec, str):
+        spec = from_json(spec)
+    _check_spec(spec)
+    shapes = {}
+    for i, layer in enumerate(spec):
+        try:
+            own = LAYERS[layer["type"]].param_shapes({k: v for k, v in layer.items() if k != "type"})
+        except ValueError as err:
+            raise ValueError(f"layer {i} ({layer['type']}) {err}") from None
+        shapes.update({f"{i}.{name}": shape for name, shape in own.items()})
+    return shapes
+
+
 def build_model(spec, *, rng=None, dtype=np.float32):
     """A fresh ``Sequential`` for ``spec`` (a list of layer dicts or its JSON string).
 
@@ -144,10 +166,12 @@ def canonical(spec):
 
 
 def to_json(spec):
-    """Canonical JSON text of a spec (or of a ``Sequential``): equal networks give equal strings."""
-    if hasattr(spec, "layers"):
-        spec = model_spec(spec)
-    return json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
+    """Canonical JSON text of a spec (or of a ``Sequential``): equal networks give equal strings.
+
+    A ``Sequential``'s spec is already canonical, so no second model is built for it.
+    """
+    spec = model_spec(spec) if hasattr(spec, "layers") else canonical(spec)
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
 def from_json(text):

@@ -32,6 +32,7 @@ architecture.
 """
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def set_rng_state(rng, state_json):
 
 
 def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler=None, rng=None, epoch=0,
-                    step=0, extra=None):
+                    step=0, extra=None, before_replace=None):
     """Write a checkpoint atomically (temporary file in the same folder, then ``os.replace``).
 
     Parameters
@@ -99,6 +100,7 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
     rng : numpy.random.Generator, optional; its state is stored so shuffling resumes exactly
     epoch, step : int, completed epochs and optimizer steps
     extra : dict of str -> array or str, optional (strings are stored as 0-d unicode)
+    before_replace : optional callable run once the file is completely written, right before it replaces ``path``
     """
     arch = architectures.to_json(model if architecture is None else architecture)
     if arch != architectures.to_json(model):
@@ -119,7 +121,7 @@ def save_checkpoint(path, *, model, architecture=None, optimizer=None, scheduler
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
+    with atomic_write(path, before_replace) as f:
         np.savez(f, **arrays)
     return path
 
@@ -199,27 +201,48 @@ def _budget(architecture):
     return 100 * 8 * count + (1 << 20)
 
 
-def load_checkpoint(path, architecture=None):
-    """Read and verify a checkpoint written by ``save_checkpoint``.
+# What the metadata entries must be, checked in the .npy headers before any of them is read:
+# (dtype kinds, most bytes).  Text is 0-d unicode; numbers are 0-d ints.
+_TEXT, _NUMBER = ("U", 1 << 20), ("iu", 8)
+_HEADERS = {"minicnn/format": _TEXT, "minicnn/version": _NUMBER, "minicnn/architecture": _TEXT,
+            _DIGEST: _TEXT, "epoch": _NUMBER, "step": _NUMBER, "rng": _TEXT}
+
+
+def load_checkpoint(path, architecture=None, *, weights_only=False):
+    """Read and verify a checkpoint written by ``save_checkpoint``: the one reader every tool goes through.
 
     Parameters
     ----------
     path : str or Path
     architecture : spec, JSON string or Sequential, optional
         When given, a checkpoint of any other network is refused.
+    weights_only : bool
+        True, for tools that only use the network: keep the weights, buffers and text entries (the run's
+        config, normalisation, history); every other entry (optimizer state, ...) is verified but not kept.
 
     Returns
     -------
     Checkpoint
 
+    The checks run from cheap to costly, so a crafted file is refused before it costs memory:
+
+    1. the zip's and every ``.npy`` header's declared sizes (nothing decompressed; see ``minicnn.data.npz``);
+    2. the metadata entries: present, of the right kind and small; then read (a few bytes) and checked:
+       format, version, the architecture JSON;
+    3. the parameter and buffer shapes the architecture declares, computed from its arguments
+       (``architectures.state_shapes``, nothing allocated), against the ``model/`` entries' headers:
+       the same names, the same shapes, floating-point dtypes; the optimizer's per-parameter state too;
+    4. the SHA-256 over every entry, streamed a block at a time: only the arrays kept are ever whole
+       in memory, so peak memory is those arrays plus one block;
+    5. every weight, buffer and optimizer array finite.
+
     Raises
     ------
-    CheckpointError (a ValueError) for a truncated, corrupted, modified, foreign or
-    wrong-architecture file, one that is not a regular file (FIFO, device,
-    directory), or one whose arrays declare more than is plausible: more than
-    2 GiB, or, when ``architecture`` is given, more than 100 float64 copies of
-    its parameters (checked from the zip's and the ``.npy`` headers' declared
-    sizes before anything is decompressed); FileNotFoundError when there is no file.
+    CheckpointError (a ValueError), one line naming the file and, where there is one, the entry, for a
+    truncated, corrupted, modified, foreign or wrong-architecture file, one that is not a regular file
+    (FIFO, device, directory), one whose arrays declare more than 2 GiB (or, when ``architecture`` is
+    given, more than 100 float64 copies of its parameters), whose declared network is not what it stores,
+    or whose weights are not finite floating-point numbers; FileNotFoundError when there is no file.
     """
     path = Path(path)
     if not path.exists():
@@ -227,47 +250,131 @@ def load_checkpoint(path, architecture=None):
     max_bytes = npz.MAX_BYTES if architecture is None else min(npz.MAX_BYTES, _budget(architecture))
     try:
         with npz.NpzReader(path, max_bytes=max_bytes) as archive:
-            keys = list(archive.shapes)
-            if "minicnn/format" not in keys:
-                raise CheckpointError(f"{path} is not a minicnn checkpoint (an .npz without a "
-                                      f"'minicnn/format' entry; it holds {keys[:5]}{'...' if len(keys) > 5 else ''})")
-            arrays = archive.read_all()
+            meta = _read_metadata(path, archive)
+            shapes = _declared_state(path, archive, meta["minicnn/architecture"])
+            _check_stored_state(path, archive, shapes)
+            keep = {k for k in archive.shapes
+                    if not weights_only or k.startswith("model/") or archive.dtypes[k].kind == "U"}
+            arrays = _verify_digest(path, archive, meta, keep)
     except CheckpointError:
         raise
     except ValueError as e:
         raise CheckpointError(f"{path} is not a readable minicnn checkpoint (corrupted, truncated or not an "
                               f"npz archive): {e}") from None
-    if str(arrays["minicnn/format"]) != FORMAT:
-        raise CheckpointError(f"{path} is not a minicnn checkpoint: format {str(arrays['minicnn/format'])!r}")
-    missing = [k for k in (*_META, _DIGEST, "epoch", "step") if k not in arrays]
-    if missing:
-        raise CheckpointError(f"{path} is an incomplete minicnn checkpoint: missing {missing}")
-    try:
-        version = int(arrays["minicnn/version"])
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{path} has an unreadable version entry: {arrays['minicnn/version']!r}") from None
-    if version > VERSION:
-        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint, from a newer minicnn; this one "
-                              f"reads versions {OLDEST} to {VERSION}: upgrade minicnn to load it")
-    if version < OLDEST:
-        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint; this minicnn reads versions "
-                              f"{OLDEST} to {VERSION}")
-    digest = str(arrays.pop(_DIGEST))
-    if _digest(arrays) != digest:
-        raise CheckpointError(f"{path} is corrupted: its contents do not match the SHA-256 recorded when it was saved")
-    try:
-        architectures.from_json(str(arrays["minicnn/architecture"]))
-    except ValueError as e:
-        raise CheckpointError(f"{path} has an unreadable architecture: {e}") from None
+    for key, value in arrays.items():
+        if key.startswith(("model/", "optim/")) and value.dtype.kind == "f":
+            _check_finite(path, key, value)
     checkpoint = Checkpoint(path, arrays)
     if architecture is not None:
         check_architecture(checkpoint, architecture)
     return checkpoint
 
 
+def _read_metadata(path, archive):
+    """The metadata entries, checked in their headers first and then read: ``{name: array}``."""
+    names = list(archive.shapes)
+    if "minicnn/format" not in names:
+        raise CheckpointError(f"{path} is not a minicnn checkpoint (an .npz without a 'minicnn/format' entry; "
+                              f"it holds {names[:5]}{'...' if len(names) > 5 else ''})")
+    for key, (kinds, most) in _HEADERS.items():
+        if key not in names:
+            continue
+        shape, dtype = archive.shapes[key], archive.dtypes[key]
+        if shape != () or dtype.kind not in kinds or dtype.itemsize > most:
+            want = "a text" if kinds == "U" else "an integer"
+            raise CheckpointError(f"{path}: entry {key!r} must be {want} (a 0-d array of at most {most} bytes), "
+                                  f"got {dtype} of shape {shape}")
+    form = str(archive.read("minicnn/format"))
+    if form != FORMAT:
+        raise CheckpointError(f"{path} is not a minicnn checkpoint: format {form!r}")
+    missing = [k for k in (*_META, _DIGEST, "epoch", "step") if k not in names]
+    if missing:
+        raise CheckpointError(f"{path} is an incomplete minicnn checkpoint: missing {missing}")
+    meta = {key: archive.read(key) for key in _HEADERS if key in names}
+    version = int(meta["minicnn/version"])
+    if version > VERSION:
+        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint, from a newer minicnn; this one "
+                              f"reads versions {OLDEST} to {VERSION}: upgrade minicnn to load it")
+    if version < OLDEST:
+        raise CheckpointError(f"{path} is a version {version} minicnn checkpoint; this minicnn reads versions "
+                              f"{OLDEST} to {VERSION}")
+    return meta
+
+
+def _declared_state(path, archive, architecture):
+    """``{name: shape}`` of the parameters and buffers the stored architecture declares (nothing allocated)."""
+    try:
+        return architectures.state_shapes(str(architecture))
+    except ValueError as e:
+        raise CheckpointError(f"{path} has an unreadable architecture: {e}") from None
+
+
+def _check_stored_state(path, archive, declared):
+    """The ``model/`` entries' headers must be exactly the declared network, in floating point; the
+    optimizer's per-parameter state must have its parameter's shape."""
+    stored = {k[len("model/"):]: archive.shapes[k] for k in archive.shapes if k.startswith("model/")}
+    count = lambda shapes: sum(math.prod(s) for s in shapes.values())
+    if stored != declared:
+        wrong = next((k for k in declared if k in stored and stored[k] != declared[k]), None)
+        if wrong is not None:
+            detail = (f"entry 'model/{wrong}' holds shape {stored[wrong]}, the architecture declares "
+                      f"{declared[wrong]}")
+        else:
+            missing, unexpected = sorted(set(declared) - set(stored)), sorted(set(stored) - set(declared))
+            detail = (f"missing {['model/' + k for k in missing]}" if missing else "") + \
+                     ("; " if missing and unexpected else "") + \
+                     (f"unexpected {['model/' + k for k in unexpected]}" if unexpected else "")
+        raise CheckpointError(f"{path}: its architecture declares {count(declared):,} weights and buffers, the "
+                              f"file stores {count(stored):,}: {detail}; refusing to build that network")
+    for key in archive.shapes:
+        dtype = archive.dtypes[key]
+        if key.startswith("model/") and dtype.kind != "f":
+            raise CheckpointError(f"{path}: entry {key!r} holds {dtype}; weights and buffers must be "
+                                  f"floating-point numbers")
+        slot, _, name = key[len("optim/"):].partition("/")
+        if key.startswith("optim/") and name:
+            if name not in declared or archive.shapes[key] != declared[name] or dtype.kind != "f":
+                raise CheckpointError(f"{path}: entry {key!r} ({dtype} {archive.shapes[key]}) does not fit the "
+                                      f"network: expected floating-point numbers of the shape of 'model/{name}' "
+                                      f"({declared.get(name, 'no such parameter')})")
+
+
+def _verify_digest(path, archive, meta, keep):
+    """Hash every entry in sorted order (as ``_digest`` does), a block at a time; return the kept arrays."""
+    h = hashlib.sha256()
+    arrays = {}
+    for key in sorted(archive.shapes):
+        if key == _DIGEST:
+            continue
+        dtype, shape = archive.dtypes[key], archive.shapes[key] or (1,)  # _digest's ascontiguousarray: 0-d -> (1,)
+        h.update(f"{key}|{dtype.str}|{shape}|".encode())
+        if key in meta or key in keep:
+            arrays[key] = meta[key] if key in meta else archive.read(key)
+            h.update(np.ascontiguousarray(arrays[key]).tobytes())
+        else:
+            archive.stream(key, h.update)
+    if h.hexdigest() != str(meta[_DIGEST]):
+        raise CheckpointError(f"{path} is corrupted: its contents do not match the SHA-256 recorded when it was saved")
+    return arrays
+
+
+def _check_finite(path, key, value, block=1 << 20):
+    flat = value.reshape(-1)
+    bad = 0
+    for start in range(0, flat.size, block):     # a block at a time: the check holds no array of the weights' size
+        chunk = flat[start:start + block]
+        bad += chunk.size - int(np.count_nonzero(np.isfinite(chunk)))
+    if bad:
+        raise CheckpointError(f"{path}: entry {key!r} holds {bad} NaN or infinite values out of {flat.size}; "
+                              f"the run that wrote it diverged, or the file was edited")
+
+
 def load_model(path):
-    """``(model, checkpoint)``: the network a checkpoint describes, with its weights (and buffers), in eval mode."""
-    checkpoint = load_checkpoint(path)
+    """``(model, checkpoint)``: the network a checkpoint describes, with its weights (and buffers), in eval mode.
+
+    Goes through ``load_checkpoint`` (every check before the network is built), keeping only the weights.
+    """
+    checkpoint = load_checkpoint(path, weights_only=True)
     model = architectures.build_model(checkpoint.architecture)
     checkpoint.restore(model)
     return model.eval(), checkpoint
@@ -287,6 +394,30 @@ def trained_on(checkpoint):
         raise CheckpointError(f"{checkpoint.path} was trained on {dataset!r}, which this minicnn does not know")
     spec = DATASETS[dataset].spec
     return dataset, spec.mean, spec.std
+
+
+def recorded_inputs(checkpoint):
+    """What a checkpoint records about its inputs: ``{"input_shape", "mean", "std", "classes"}``, None where it does not.
+
+    A run of ``experiments/train_mnist.py`` records its data set in its config (runs saved before the
+    ``--dataset`` option were MNIST runs) and its normalisation; the data set gives the input shape
+    ``(1, H, W)`` and the class names.  A checkpoint saved without a config records neither (only a
+    normalisation, when it has one): nothing is assumed for it.
+    """
+    found = {"input_shape": None, "mean": None, "std": None, "classes": None}
+    config = _json_or(checkpoint.extra_str("config"), None)
+    if isinstance(config, dict):
+        dataset = str(config.get("dataset", "mnist"))
+        if dataset not in DATASETS:
+            raise CheckpointError(f"{checkpoint.path} was trained on {dataset!r}, which this minicnn does not know "
+                                  f"(it knows {sorted(DATASETS)})")
+        spec = DATASETS[dataset].spec
+        found.update(input_shape=(1, *spec.shapes["train_images"][1:]), mean=spec.mean, std=spec.std,
+                     classes=tuple(spec.class_names))
+    norm = _json_or(checkpoint.extra_str("normalization"), None)
+    if isinstance(norm, dict) and {"mean", "std"} <= set(norm):
+        found.update(mean=float(norm["mean"]), std=float(norm["std"]))
+    return found
 
 
 def _json_or(text, default):

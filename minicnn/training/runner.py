@@ -124,7 +124,7 @@ def _check_finite_weights(model, epoch, lr):
 
 def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_size, rng, checkpoint_path,
                     scheduler=None, augment=None, resume=None, extra=None, progress=None, on_step=None,
-                    on_epoch=None, log=print):
+                    on_epoch=None, log=print, replacing=None):
     """Train for ``epochs`` epochs with a checkpoint after each; returns the history (one dict per epoch).
 
     Parameters
@@ -143,6 +143,9 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
     on_epoch : optional callable(model) -> dict of JSON-ready entries added to the epoch's history record
                (e.g. a snapshot of the first-layer kernels); kept in the checkpoint with the history
     log : callable printing one line (``print``)
+    replacing : optional object whose ``retire()`` runs once, when the first checkpoint is completely written and
+                right before it is renamed into place, and ``drop()`` right after (``RunFolder.replacing()``:
+                the run it replaces stays until then)
 
     Raises
     ------
@@ -156,26 +159,41 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
     steps_per_epoch = -(-n // batch_size)
     history, epoch, start_step, order, partial = [], 1, 0, None, None
     if resume is not None:
-        resume.restore(model, optimizer, scheduler, rng)
-        history = json.loads(resume.extra_str("history", "[]"))
-        epoch = resume.epoch + 1
-        if "order" in resume.extra:
-            order = np.asarray(resume.extra["order"])
-            start_step = int(resume.extra["epoch_step"])
-            partial = json.loads(resume.extra_str("partial"))
-            if order.shape != (n,) or not 0 <= start_step <= steps_per_epoch:
+        try:
+            history, epoch = json.loads(resume.extra_str("history", "[]")), resume.epoch + 1
+            if "order" in resume.extra:
+                order = np.asarray(resume.extra["order"])
+                start_step = int(resume.extra["epoch_step"])
+                partial = json.loads(resume.extra_str("partial"))
+        except (ValueError, TypeError, KeyError) as e:
+            raise CheckpointError(f"{resume.path} is damaged: its history or mid-epoch state cannot be read "
+                                  f"({type(e).__name__}: {e})") from None
+        if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+            raise CheckpointError(f"{resume.path} is damaged: its history is not a list of epoch records")
+        if order is not None:
+            if order.shape != (n,) or order.dtype.kind not in "iu" or not 0 <= start_step <= steps_per_epoch:
                 raise CheckpointError(f"{resume.path} was interrupted mid-epoch on a training set of "
-                                      f"{order.shape[0]} images; this run has {n}")
+                                      f"{order.shape[0] if order.ndim else 0} images; this run has {n}")
+            if not np.array_equal(np.sort(order), np.arange(n)) or not isinstance(partial, dict) \
+                    or not {"loss_sum", "correct", "examples", "seconds"} <= set(partial):
+                raise CheckpointError(f"{resume.path} is damaged: its mid-epoch state (the shuffle order and the "
+                                      f"epoch's running sums) is not one a run writes")
+        resume.restore(model, optimizer, scheduler, rng)
     extra = dict(extra or {})
     peak_lr = getattr(scheduler, "base_lr", optimizer.lr)
 
     def save(completed_epoch, mid_epoch=None):
+        nonlocal replacing
         _check_finite_weights(model, completed_epoch + 1, peak_lr)
         entries = {**extra, "history": json.dumps(history)}
         if mid_epoch is not None:
             entries.update(mid_epoch)
+        retire = replacing.retire if replacing is not None else None
         save_checkpoint(checkpoint_path, model=model, optimizer=optimizer, scheduler=scheduler, rng=rng,
-                        epoch=completed_epoch, step=optimizer.steps, extra=entries)
+                        epoch=completed_epoch, step=optimizer.steps, extra=entries, before_replace=retire)
+        if replacing is not None:
+            replacing, done = None, replacing
+            done.drop()
 
     with _StopOnSignals() as stop:
         if resume is None:

@@ -23,20 +23,39 @@ def _umask():
 
 
 @contextlib.contextmanager
-def atomic_write(path):
-    """``with atomic_write(path) as f: f.write(...)``: a binary file that replaces ``path`` only once complete."""
+def atomic_write(path, before_replace=None):
+    """``with atomic_write(path) as f: f.write(...)``: a binary file that replaces ``path`` only once complete.
+
+    ``before_replace``: optional callable run once the file is complete and synced, right before the rename.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _naming(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the mode open() would
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(err, path):
+    """The same OSError naming the file being written (a write or fsync that fails, e.g. ENOSPC, names none)."""
+    if err.filename is not None or not err.errno:
+        return err
+    named = type(err)(err.errno, err.strerror or os.strerror(err.errno), str(path))
+    return named
 
 
 def write_bytes_atomic(path, data):

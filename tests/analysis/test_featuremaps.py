@@ -46,3 +46,17 @@ def test_bad_inputs_get_one_line(trained_run, mnist_root, tmp_path, capsys):
     (tmp_path / "x.png").write_bytes(b"not an image")
     assert featuremaps.main([str(trained_run), "--image", str(tmp_path / "x.png"), "--out", str(tmp_path)]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+def test_nan_weights_are_one_line_naming_the_entry(trained_run, mnist_root, tmp_path, capsys):
+    """Issue 24: a checkpoint edited to hold a NaN (digest recomputed) used to be drawn with exit 0."""
+    from tests import crafted
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes((trained_run / "checkpoint.npz").read_bytes())
+    entries = crafted.read_entries(path)
+    entries["model/3.b"][2] = np.nan
+    crafted.rewrite(path, entries)
+    assert featuremaps.main([str(path), "--data", str(mnist_root), "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "entry 'model/3.b' holds 1 NaN or infinite values" in err, err
+    assert not (tmp_path / "figs").exists()

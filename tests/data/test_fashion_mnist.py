@@ -212,7 +212,7 @@ def test_when_every_source_fails_the_error_lists_each(tiny, monkeypatch, tmp_pat
     calls = []
     bad = dict(FAKE_GZ, test_images=idx_bytes(FAKE["test_images"][::-1]))
     monkeypatch.setattr(fm, "apt_get_download", _fake_apt(calls, bad))
-    assert fetch_cmd.main(["fashion-mnist", "--root", str(tmp_path / "fm"), "--no-progress"]) == 1
+    assert fetch_cmd.main(["fashion-mnist", "--root", str(tmp_path / "fm"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "minicnn fetch: error: Fashion-MNIST: no source gave verified files for t10k-images-idx3-ubyte.gz" in err
     assert "\n  official site http://127.0.0.1:9/unused/: " in err

