@@ -247,3 +247,23 @@ def test_every_picture_in_docs_has_the_command_that_makes_it_and_is_small():
 def test_the_picture_commands_are_real_commands(picture, tmp_path):
     argv = load_make_pictures().command_for(picture, "runs/mnist", tmp_path)
     assert check_command(("minicnn", *argv[3:]), tmp_path) == ""
+
+
+# ------------------------------------------------------------------------------------------------
+# ARCHITECTURE.md's list of the modules tested through others
+
+
+def modules_without_their_own_test(repo=REPO):
+    """minicnn/<sub>/<name>.py without tests/<sub>/test_<name>.py (packages' __init__.py aside)."""
+    missing = set()
+    for module in (repo / "minicnn").rglob("*.py"):
+        relative = module.relative_to(repo / "minicnn")
+        if module.name != "__init__.py" and not (repo / "tests" / relative.parent / f"test_{module.name}").is_file():
+            missing.add(str(module.relative_to(repo)))
+    return missing
+
+
+def test_architecture_lists_the_modules_without_their_own_test():
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    listed = text.split("<!-- modules tested elsewhere: start -->")[1].split("<!-- modules tested elsewhere: end -->")[0]
+    assert set(re.findall(r"`(minicnn/[\w/]+\.py)`", listed)) == modules_without_their_own_test()
