@@ -267,3 +267,20 @@ def test_architecture_lists_the_modules_without_their_own_test():
     text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
     listed = text.split("<!-- modules tested elsewhere: start -->")[1].split("<!-- modules tested elsewhere: end -->")[0]
     assert set(re.findall(r"`(minicnn/[\w/]+\.py)`", listed)) == modules_without_their_own_test()
+
+
+def test_architecture_line_counts_are_true():
+    """Every "`name.py` (N lines" of ARCHITECTURE.md, within 10% (the file looked up at the root, then in experiments/)."""
+    counts = re.findall(r"`([\w/]+\.py)` \((\d+) lines", (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8"))
+    assert len(counts) >= 4
+    for name, stated in counts:
+        path = next(p for p in (REPO / name, REPO / "experiments" / name) if p.is_file())
+        actual = len(path.read_text(encoding="utf-8").splitlines())
+        assert abs(actual - int(stated)) <= max(10, int(stated) // 10), f"ARCHITECTURE.md: {name} has {actual} lines, not {stated}"
+
+
+@pytest.mark.parametrize("script", ["train_mnist.py", "learn_sobel.py", "edge_classifier.py"])
+def test_the_experiment_scripts_of_the_commands_are_a_few_lines(script):
+    """ARCHITECTURE.md says so; true once issue 25 (packaging) moves them into the package as commands."""
+    lines = len((REPO / "experiments" / script).read_text(encoding="utf-8").splitlines())
+    assert lines <= 30, f"experiments/{script} has {lines} lines; ARCHITECTURE.md calls it a few lines that call a command"
