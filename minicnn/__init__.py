@@ -36,7 +36,7 @@ from minicnn.nn import (
 from minicnn.nn.optim import Adam, AdamW, RMSprop
 from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
