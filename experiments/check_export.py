@@ -6,7 +6,7 @@ Writes model.onnx (and model_raw.onnx, with the normalisation in the graph) and
 model.safetensors under --out, runs the first --images test images through
 minicnn, ONNX Runtime and (when installed) PyTorch, and prints the largest
 logit difference of each, the argmax agreement and the file sizes; also as JSON.
-Needs the export extra: pip install "minicnn[export]".
+Needs the export extra: pip install "minicnn-numpy[export]".
 """
 import argparse
 from pathlib import Path
