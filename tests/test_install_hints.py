@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+import minicnn
+
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path(minicnn.__file__).resolve().parent      # the package imported (from the tree, or installed)
 DISTRIBUTION = "minicnn-numpy"
 # pip / pip3 / python -m pip / uv pip, "install", any options, then the bare name minicnn (quoted or not, with
 # extras, a version or nothing after it), but not minicnn-numpy or minicnn_something.
 WRONG = re.compile(r"""pip3?\s+install\s+(?:-{1,2}[\w-]+(?:=\S+)?\s+)*\\?["']?minicnn(?![-\w])""")
-SCANNED = ["minicnn", "experiments", "docs", "tests", "README.md", "ARCHITECTURE.md", "datasets/README.md",
+SCANNED = [PACKAGE, "experiments", "docs", "tests", "README.md", "ARCHITECTURE.md", "datasets/README.md",
            "pyproject.toml", ".ci/run"]
 SUFFIXES = {".py", ".md", ".html", ".js", ".css", ".toml", ".txt", ""}
 
@@ -46,10 +49,14 @@ def _files():
                         and "__pycache__" not in p.parts and p != Path(__file__).resolve())
 
 
+def _shown(path):
+    return path.relative_to(PACKAGE.parent if path.is_relative_to(PACKAGE) else REPO)
+
+
 def test_no_message_or_doc_says_pip_install_minicnn():
     files = list(_files())
     assert any(p.name == "images.py" for p in files) and any(p.suffix == ".md" for p in files)   # the scan saw them
-    wrong = [f"{p.relative_to(REPO)}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
+    wrong = [f"{_shown(p)}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
              for p in files for text in [p.read_text(errors="replace")] for m in WRONG.finditer(text)]
     assert not wrong, f"these name the other project's distribution; say {DISTRIBUTION!r}:\n" + "\n".join(wrong)
 
