@@ -36,7 +36,8 @@ IGNORED = shutil.ignore_patterns(".git", ".venv", "venv", "env", "build", "dist"
 
 # A subset of the suite that needs the sdist's own files: the tour's render.py, README and .ci/run, the test
 # helpers (conftest.py, tolerances.py, tests/nn/conftest.py), a stored checkpoint, the install hints.
-SDIST_SUBSET = ["tests/test_tour.py::test_there_are_eight_chapters", "tests/test_readme.py::test_readme_quick_start_has_the_ci_test_command", "tests/test_main.py",
+SDIST_SUBSET = ["tests/test_tour.py::test_there_are_eight_chapters",
+                "tests/test_readme.py::test_readme_quick_start_has_the_ci_test_command", "tests/test_main.py",
                 "tests/test_install_hints.py", "tests/nn/test_conv.py", "tests/training/test_checkpoint.py"]
 
 
