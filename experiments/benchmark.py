@@ -67,6 +67,8 @@ def parse_args(argv):
     p.add_argument("--memory-steps", type=positive_int, default=200, help="training steps in each peak-memory run (default: 200)")
     p.add_argument("--rounds", type=positive_int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
+    p.add_argument("--engine", choices=("loops", "textbook", "fast"), default="fast",
+                   help="the implementation minicnn runs on (minicnn.nn.ops; default: fast)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
     p.add_argument("--out", type=str, default="runs/benchmark", help="output folder (default: runs/benchmark)")
     p.add_argument("--json", type=str, default=None, help="JSON path (default: <out>/benchmark.json)")
@@ -102,12 +104,12 @@ def _worker(*args, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _alone(network, batch, steps, rounds, threads):
+def _alone(network, batch, steps, rounds, threads, engine="fast"):
     """Each framework alone in its own process, processes alternated: medians of the per-process medians."""
     runs = {"minicnn": [], "torch": []}
     for _ in range(rounds):
         for fw in runs:
-            runs[fw].append(_worker("alone", fw, batch, steps, threads, network, threads=threads)["step_ms"])
+            runs[fw].append(_worker("alone", fw, batch, steps, threads, network, engine, threads=threads)["step_ms"])
     ours, theirs = float(np.median(runs["minicnn"])), float(np.median(runs["torch"]))
     return {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
             "torch_step_ms": theirs, "ratio": ours / theirs, "minicnn_runs_ms": runs["minicnn"], "torch_runs_ms": runs["torch"]}
@@ -126,6 +128,12 @@ def main(argv=None):
     if (any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2])
             or "OPENBLAS_THREAD_TIMEOUT" not in os.environ):
         return _rerun_with_threads(argv, args.threads)
+    from minicnn.nn.ops import use_engine
+    with use_engine(args.engine):
+        return _run(args, argv)
+
+
+def _run(args, argv):
     quick = args.quick
     repeats = 3 if quick else args.repeats
     batches = [8, 16] if quick else [int(b) for b in args.batches.split(",")]
@@ -196,7 +204,8 @@ def main(argv=None):
                 ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"), ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"),
                 ("minicnn/torch (median of pairs)", lambda r: f"{r['ratio_median_of_pairs']:.2f}x"),
                 ("fastest/fastest", lambda r: f"{r['ratio_of_fastest']:.2f}x")]))
-        result["torch"]["alone"] = [_alone(net, b, 5 if quick else max(repeats, 40), 1 if quick else args.rounds, args.threads)
+        result["torch"]["alone"] = [_alone(net, b, 5 if quick else max(repeats, 40), 1 if quick else args.rounds, args.threads,
+                                           args.engine)
                                     for net in networks for b in batches]
         print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
               "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [

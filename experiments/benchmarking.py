@@ -23,23 +23,10 @@ import time
 
 import numpy as np
 
-from minicnn.nn import (
-    AvgPool2D,
-    BatchNorm1D,
-    BatchNorm2D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2D,
-    LeakyReLU,
-    MaxPool2D,
-    ReLU,
-    Sigmoid,
-    Tanh,
-)
+from minicnn.nn import LAYERS, BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, use_engine
 from minicnn.nn.losses import softmax_cross_entropy
 from minicnn.nn.model import Sequential
+from minicnn.nn.ops import current_engine
 from minicnn.nn.optim import SGD
 from minicnn.nn.reference import conv2d_naive
 
@@ -108,9 +95,10 @@ def machine_info():
 
 
 def engine_info():
-    """Which BLAS the engine calls, how many threads it splits passes over, and the OpenBLAS idle-thread timeout."""
+    """Which implementation runs (``use_engine``), which BLAS the engine calls, how many threads it splits passes over,
+    and the OpenBLAS idle-thread timeout."""
     from minicnn.engine import cblas, threads
-    return {"blas": cblas.BACKEND, "engine_threads": threads.threads(),
+    return {"implementation": current_engine(), "blas": cblas.BACKEND, "engine_threads": threads.threads(),
             "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
 
 
@@ -205,17 +193,17 @@ def per_layer(batch, repeats, sgemm_rate, rng, network="ref-cnn"):
 
 # -- 2b. the layers beyond REF-CNN ---------------------------------------------------------------
 
-# name -> (minicnn layer from an rng, input shape without the batch axis, the same layer in torch or None)
+# name -> (layer type, its config, input shape without the batch axis, the same layer in torch or None)
 NEW_LAYERS = {
-    "BatchNorm2D(16)": (lambda rng: BatchNorm2D(16), (16, 28, 28), lambda nn: nn.BatchNorm2d(16)),
-    "BatchNorm1D(128)": (lambda rng: BatchNorm1D(128), (128,), None),
-    "Dropout(0.5)": (lambda rng: Dropout(0.5, rng=rng), (128,), lambda nn: nn.Dropout(0.5)),
-    "AvgPool2D(2)": (lambda rng: AvgPool2D(2), (16, 28, 28), None),
-    "AvgPool2D(3, 1, 1)": (lambda rng: AvgPool2D(3, 1, 1), (16, 28, 28), None),
-    "GlobalAvgPool2D": (lambda rng: GlobalAvgPool2D(), (32, 7, 7), None),
-    "LeakyReLU": (lambda rng: LeakyReLU(), (16, 28, 28), None),
-    "Tanh": (lambda rng: Tanh(), (128,), None),
-    "Sigmoid": (lambda rng: Sigmoid(), (128,), None),
+    "BatchNorm2D(16)": ("BatchNorm2D", {"num_features": 16}, (16, 28, 28), lambda nn: nn.BatchNorm2d(16)),
+    "BatchNorm1D(128)": ("BatchNorm1D", {"num_features": 128}, (128,), None),
+    "Dropout(0.5)": ("Dropout", {"p": 0.5}, (128,), lambda nn: nn.Dropout(0.5)),
+    "AvgPool2D(2)": ("AvgPool2D", {"kernel_size": 2}, (16, 28, 28), None),
+    "AvgPool2D(3, 1, 1)": ("AvgPool2D", {"kernel_size": 3, "stride": 1, "padding": 1}, (16, 28, 28), None),
+    "GlobalAvgPool2D": ("GlobalAvgPool2D", {}, (32, 7, 7), None),
+    "LeakyReLU": ("LeakyReLU", {}, (16, 28, 28), None),
+    "Tanh": ("Tanh", {}, (128,), None),
+    "Sigmoid": ("Sigmoid", {}, (128,), None),
 }
 
 
@@ -226,11 +214,11 @@ def new_layers(batch, repeats, rng, use_torch=False, threads=1):
     (forward with a graph, then backward), and ``ratio`` is minicnn / torch for forward + backward.
     """
     rows = []
-    for name, (make, shape, make_torch) in NEW_LAYERS.items():
+    for name, (kind, config, shape, make_torch) in NEW_LAYERS.items():
         x = rng.standard_normal((batch,) + shape, dtype=np.float32)
         if x.ndim == 4:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-        layer = make(rng)
+        layer = LAYERS[kind].from_config(config, rng=rng)
         dout = np.ones_like(layer.forward(x))
         fwd = median_ms(lambda: layer.forward(x), repeats)
         bwd = median_ms(lambda: layer.backward(dout), repeats)     # after a forward on the same input
@@ -426,8 +414,16 @@ def compare_with_torch(batch, repeats, threads, rng, network="ref-cnn"):
             "ratio_of_fastest": float(ours.min() / theirs.min()), "pairs": len(ours)}
 
 
-def alone_step_ms(framework, batch, steps, threads, network="ref-cnn"):
-    """Median ms of a training step of a benchmark network with only this framework in the process (no second thread pool around)."""
+def alone_step_ms(framework, batch, steps, threads, network="ref-cnn", engine="fast"):
+    """Median ms of a training step of a benchmark network with only this framework in the process (no second thread pool around).
+
+    minicnn runs on the implementation ``engine`` (``use_engine``).
+    """
+    with use_engine(engine):
+        return _alone_step_ms(framework, batch, steps, threads, network)
+
+
+def _alone_step_ms(framework, batch, steps, threads, network):
     rng = np.random.default_rng(0)
     make, make_torch = lookup_network(network)
     model = make(rng)
@@ -454,8 +450,9 @@ def alone_step_ms(framework, batch, steps, threads, network="ref-cnn"):
 
 
 WORKER_USAGE = ("python experiments/benchmarking.py memory FRAMEWORK BATCH STEPS THREADS IMAGES   (REF-CNN)\n"
-                "python experiments/benchmarking.py alone FRAMEWORK BATCH STEPS THREADS [NETWORK]  (default ref-cnn)\n"
-                "FRAMEWORK: minicnn or torch; NETWORK: " + " or ".join(NETWORKS))
+                "python experiments/benchmarking.py alone FRAMEWORK BATCH STEPS THREADS [NETWORK [ENGINE]]"
+                "  (default ref-cnn, fast)\n"
+                "FRAMEWORK: minicnn or torch; NETWORK: " + " or ".join(NETWORKS) + "; ENGINE: loops, textbook or fast")
 
 
 def worker_main(argv=None):
@@ -463,7 +460,7 @@ def worker_main(argv=None):
     import json
     argv = list(argv if argv is not None else sys.argv[1:])
     mode, rest = (argv[0], argv[5:]) if len(argv) >= 5 else (None, [])
-    if mode not in ("memory", "alone") or argv[1] not in ("minicnn", "torch") or len(rest) > 1 \
+    if mode not in ("memory", "alone") or argv[1] not in ("minicnn", "torch") or len(rest) > 2 \
             or (mode == "memory" and len(rest) != 1):
         raise SystemExit(f"usage:\n{WORKER_USAGE}\ngot: {' '.join(argv)}")
     framework, batch, steps, threads = argv[1], int(argv[2]), int(argv[3]), int(argv[4])

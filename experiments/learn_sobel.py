@@ -21,6 +21,9 @@ import numpy as np
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import TARGETS, train_sobel
+from minicnn.nn.ops import BUILT_IN as ENGINES
+from minicnn.nn.ops import describe as describe_engine
+from minicnn.nn.ops import use_engine
 from minicnn.utils.cli import float_in, int_in, nonnegative_int, positive_int, run_command, write_json
 
 
@@ -38,6 +41,8 @@ def build_parser():
                    help="targets from the clean images, so the layer must also remove the noise (default: off)")
     p.add_argument("--target-cosine", type=float_in(0, 1, low_open=True), default=0.9999,
                    help="stop when both kernels reach this cosine similarity, in (0, 1] (default: 0.9999)")
+    p.add_argument("--engine", choices=ENGINES, default="fast",
+                   help="the code that computes the layer: loops, textbook (minicnn/nn/textbook.py) or fast (default: fast)")
     p.add_argument("--out", default="runs/learn_sobel", help="output folder (default: runs/learn_sobel)")
     return p
 
@@ -47,16 +52,18 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = train_sobel(rng=rng, steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
-                         n_images=args.images, size=args.size, noise=args.noise, clean_targets=args.clean_targets,
-                         target_cosine=args.target_cosine)
+    with use_engine(args.engine):
+        result = train_sobel(rng=rng, steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
+                             n_images=args.images, size=args.size, noise=args.noise, clean_targets=args.clean_targets,
+                             target_cosine=args.target_cosine)
+        engine = describe_engine(("conv2d", "sgd_update"))
 
     for f, name in enumerate(TARGETS):
         print(viz.kernel_vs_reference(result["kernels"][f], get_kernel(name), f"learned filter {f}", name,
                                       similarity=result["cosine"][name]))
         print(f"relative error: {result['relative_error'][name]:.4f}\n")
     status = "reached" if result["converged"] else "did not reach"
-    print(f"seed {args.seed}: {status} cosine {args.target_cosine} in {result['steps']} steps, "
+    print(f"seed {args.seed}, engine {engine}: {status} cosine {args.target_cosine} in {result['steps']} steps, "
           f"{result['seconds']:.2f} s; cosines " + ", ".join(f"{k} {v:.5f}" for k, v in result["cosine"].items()))
     if "optimal_cosine" in result:
         print("with clean targets the best possible 3x3 kernels (least squares) have cosine "
@@ -66,6 +73,7 @@ def main(argv=None):
 
     metrics = {
         "seed": args.seed,
+        "engine": engine,
         "cosine": result["cosine"],
         "relative_error": result["relative_error"],
         "steps": result["steps"],

@@ -54,12 +54,16 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import SGD, CosineLR
+from minicnn import SGD, CosineLR, use_engine
+from minicnn.analysis.curves import plot_training_curves
 from minicnn.data.augment import random_flip, random_shift
 from minicnn.data.fetch import DATASETS
 from minicnn.data.images import standardize
 from minicnn.edges.evolution import snapshot
 from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
+from minicnn.nn import ops
+from minicnn.nn.ops import BUILT_IN as ENGINES
+from minicnn.nn.ops import describe as describe_engine
 from minicnn.training import architectures
 from minicnn.training.checkpoint import CheckpointError, check_architecture, load_checkpoint
 from minicnn.training.loop import NonFiniteLossError, evaluate
@@ -76,7 +80,6 @@ from minicnn.utils.cli import (
     run_command,
     write_json,
 )
-from minicnn.views.curves import plot_training_curves
 
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
@@ -157,6 +160,9 @@ def build_parser(defaults=True):
                    help="augmentation: random left-right flips " + recipe_default("flip"))
     p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
     p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
+    p.add_argument("--engine", choices=ENGINES, default=d("fast"),
+                   help="the code that computes every layer: loops (one window at a time, very slow), textbook "
+                        "(minicnn/nn/textbook.py) or fast (minicnn/engine); a resumed run may change it (default: fast)")
     p.add_argument("--limit-train", type=NUMBER_TYPES["limit_train"], default=d(None), metavar="N",
                    help="train on the first N training images only (default: all 60000)")
     p.add_argument("--limit-test", type=NUMBER_TYPES["limit_test"], default=d(None), metavar="N",
@@ -348,7 +354,8 @@ def _main(argv):
                 if problem:
                     return error(problem)
                 replacing = folder.replacing() if args.overwrite and checkpoint is None else None
-                return train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, started, replacing)
+                with use_engine(args.engine):
+                    return train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, started, replacing)
         except FolderBusy as e:
             return error(e)
         except KeyboardInterrupt as e:  # a Ctrl-C before the run's own handler was in place, or a second one
@@ -406,6 +413,7 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
           + (", left-right flips" if args.flip else "") + f", seed {args.seed}")
+    print(f"engine: {describe_engine(ops.OPS)}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"

@@ -2,47 +2,43 @@
 
 Where things live (each subpackage's docstring says what it may import):
 
-- ``minicnn.nn``: the math in textbook form: layers, losses, Sequential, optimizers, reference loops, gradcheck;
-- ``minicnn.engine``: the speed (channels-last memory, BLAS, reused buffers) that the layers run on by default;
+- ``minicnn.nn``: the math: layers, losses, Sequential, optimizers, the textbook and loop implementations,
+  the table that picks each operation's code (``ops``), gradcheck;
+- ``minicnn.engine``: the fast implementation (channels-last memory, BLAS, pooled buffers), used by default;
 - ``minicnn.data``: MNIST and the IDX format, synthetic edge images, augmentation;
 - ``minicnn.training``: the training loop, resumable runs, checkpoints, architectures as JSON;
 - ``minicnn.edges``: classic image filters (Sobel, ...), the edge experiments, ``explain``, ``inspect``, pictures;
 - ``minicnn.utils``: argument checks and file helpers shared by all of them.
+
+Every layer class is here by its name (``from minicnn import Conv2D``): ``minicnn.nn.LAYERS`` lists them.
 """
 from minicnn.nn import (
-                        SGD,
-                        AvgPool2D,
-                        BatchNorm1D,
-                        BatchNorm2D,
-                        Conv2D,
-                        CosineLR,
-                        Dense,
-                        Dropout,
-                        Flatten,
-                        GlobalAvgPool2D,
-                        LeakyReLU,
-                        MaxPool2D,
-                        ReLU,
-                        Sequential,
-                        Sigmoid,
-                        StepLR,
-                        Tanh,
-                        current_engine,
-                        mse,
-                        softmax,
-                        softmax_cross_entropy,
-                        use_engine,
+    LAYERS,
+    SGD,
+    Adam,
+    AdamW,
+    CosineLR,
+    Layer,
+    RMSprop,
+    Sequential,
+    StepLR,
+    current_engine,
+    mse,
+    register,
+    softmax,
+    softmax_cross_entropy,
+    use_engine,
 )
-from minicnn.nn.optim import Adam, AdamW, RMSprop
 from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
+
+globals().update(LAYERS)          # Conv2D, ReLU, MaxPool2D, ...: every layer class by its name
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense",
-    "BatchNorm2D", "BatchNorm1D", "Dropout", "AvgPool2D", "GlobalAvgPool2D", "LeakyReLU", "Tanh", "Sigmoid",
+    *LAYERS, "Layer",
     "softmax", "softmax_cross_entropy", "mse",
     "Sequential", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR",
     "fit", "evaluate", "predict", "NonFiniteLossError",
-    "use_engine", "current_engine",
+    "use_engine", "current_engine", "register",
 ]

@@ -5,7 +5,7 @@ Commands
 explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
 fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
-featuremaps, saliency, curves, confusion, predict: what a trained network does inside (minicnn.views)
+featuremaps, saliency, curves, confusion, predict: what a trained network does inside (minicnn.analysis)
 studio    a local page in the browser: draw a digit, step through a convolution, watch kernels learn
 
 Each command lives in its own module, which exposes ``main(argv) -> int``;
@@ -21,11 +21,11 @@ COMMANDS = {
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
     "fetch": ("minicnn.data.fetch", "download and verify a data set: fetch mnist, fetch fashion-mnist"),
-    "featuremaps": ("minicnn.views.featuremaps", "every convolution's output for one image"),
-    "saliency": ("minicnn.views.saliency", "which pixels the predicted class is most sensitive to"),
-    "curves": ("minicnn.views.curves", "loss, accuracy and learning rate per epoch of a run"),
-    "confusion": ("minicnn.views.confusion", "the test-set confusion matrix and the surest mistakes"),
-    "predict": ("minicnn.views.predict", "classify your own PNG or JPEG pictures"),
+    "featuremaps": ("minicnn.analysis.featuremaps", "every convolution's output for one image"),
+    "saliency": ("minicnn.analysis.saliency", "which pixels the predicted class is most sensitive to"),
+    "curves": ("minicnn.analysis.curves", "loss, accuracy and learning rate per epoch of a run"),
+    "confusion": ("minicnn.analysis.confusion", "the test-set confusion matrix and the surest mistakes"),
+    "predict": ("minicnn.analysis.predict", "classify your own PNG or JPEG pictures"),
     "export": ("minicnn.export.command", "write a checkpoint as ONNX, or as PyTorch weights with the code to load them"),
     "studio": ("minicnn.studio.server", "a local page: draw, step through a convolution, watch kernels learn"),
 }
@@ -49,7 +49,7 @@ def main(argv=None):
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     # The reader may go away (e.g. `python -m minicnn explain | head`): run_command stops quietly, as Unix tools do.
-    # User errors become one line and exit code 2 in minicnn.cli.command, which wraps the commands' mains;
+    # User errors become one line and exit code 2 in minicnn.utils.cli.command, which wraps the commands' mains;
     # this is the backstop for a command without it.
     try:
         return run_command(module.main, rest)

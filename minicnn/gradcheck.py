@@ -1,4 +1,4 @@
-"""``python -m minicnn.gradcheck``: the gradient-check table of every layer, on both engines.
+"""``python -m minicnn.gradcheck``: the gradient-check table of every layer, on every implementation (loops, textbook, fast).
 
 The checker itself lives in ``minicnn.nn.gradcheck``.
 """

@@ -19,8 +19,8 @@ import numpy as np
 from _tour import have_matplotlib, mnist, show_png
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit, softmax
+from minicnn.analysis.featuremaps import feature_maps, maxima_text, plot_feature_maps
 from minicnn.edges.inspect_kernels import describe_kernels, plot_kernel_report
-from minicnn.views.featuremaps import feature_maps, maxima_text, plot_feature_maps
 
 x_train, y_train, x_test, y_test = mnist(4000, 1000)
 rng = np.random.default_rng(0)
@@ -61,7 +61,7 @@ print("best match at any angle (minicnn.edges.filters.edge_orientation): "
 # %% [markdown]
 # ## One digit through the network
 #
-# `minicnn.views.featuremaps.feature_maps` keeps the output of every convolution after its ReLU (the
+# `minicnn.analysis.featuremaps.feature_maps` keeps the output of every convolution after its ReLU (the
 # same function as `python -m minicnn featuremaps`). The pooling, flattening and dense layers after
 # them: shapes, and the ten class scores at the end.
 

@@ -6,13 +6,13 @@ A run keeps snapshots as plain lists in its metrics.json, under
 --evolution`` reads them back and draws them: snapshots down, kernels across,
 each with its similarity to the kernel it matches best.
 """
-import json
-from pathlib import Path
 
 import numpy as np
 
 from minicnn.edges import viz
 from minicnn.edges.filters import match_kernel
+from minicnn.utils import plotting
+from minicnn.utils.files import read_metrics
 
 MAX_SNAPSHOTS = 200
 
@@ -26,14 +26,8 @@ def snapshot(W, label):
 
 def read_snapshots(path):
     """Labels and kernels (T, F, 3, 3) from a metrics.json holding ``"kernel_evolution"``; ValueError otherwise."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path} (--evolution reads a run's metrics.json, or its folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON file: {e}") from None
-    snaps = data.get("kernel_evolution") if isinstance(data, dict) else None
+    path, data = read_metrics(path, "--evolution reads a run's metrics.json, or its folder")
+    snaps = data.get("kernel_evolution")
     if not isinstance(snaps, list) or not snaps:
         raise ValueError(f"{path} holds no kernel snapshots ('kernel_evolution'); runs of train_mnist.py and "
                          f"learn_sobel.py keep them")
@@ -72,7 +66,7 @@ def plot_evolution(kernels, labels, path, family="sobel", title=None):
     Returns the path written, or None without matplotlib.
     """
     T, F = kernels.shape[:2]
-    fig = viz._figure(figsize=(1.15 * F + 1.2, 1.25 * T + 0.7), layout="constrained")
+    fig = plotting.new_figure(figsize=(1.15 * F + 1.2, 1.25 * T + 0.7), layout="constrained")
     if fig is None:
         return None
     axes = fig.subplots(T, F, squeeze=False)
@@ -86,4 +80,4 @@ def plot_evolution(kernels, labels, path, family="sobel", title=None):
         axes[t, 0].set_ylabel(labels[t], fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path)

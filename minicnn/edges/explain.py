@@ -94,8 +94,8 @@ def slide(image, kernel, stride=1, padding=0):
             yield Step(i, j, patch, products, float(products.sum()))
 
 
-def _fmt(values):
-    """Format numbers compactly: integers without decimals, others with up to 3."""
+def format_numbers(values):
+    """A formatter for these numbers: integers without decimals if all are whole, else up to 4 decimals."""
     values = np.asarray(values, dtype=np.float64)
     if np.all(values == np.round(values)):
         return lambda v: f"{int(round(v))}"
@@ -120,8 +120,8 @@ def render_step(step, index, total_steps, padded, kernel, fmap, filled, stride):
     from minicnn.edges.viz import side_by_side
 
     KH, KW = kernel.shape
-    fmt_in, fmt_k = _fmt(padded), _fmt(kernel)
-    fmt_p, fmt_out = _fmt(step.products), _fmt(np.where(filled, fmap, 0))
+    fmt_in, fmt_k = format_numbers(padded), format_numbers(kernel)
+    fmt_p, fmt_out = format_numbers(step.products), format_numbers(np.where(filled, fmap, 0))
     w_in = max(len(fmt_in(v)) for v in padded.ravel())
     w_p = max(len(fmt_p(v)) for v in step.products.ravel())
     r0, c0 = step.row * stride, step.col * stride
@@ -237,7 +237,7 @@ def main(argv=None):
     print(f"cross-correlation of {about}\nkernel: {name}, stride {args.stride}, padding {args.padding}\n")
     fmap = walk_through(image, kernel, args.stride, args.padding, animate=animate, delay=args.delay,
                         max_steps=None if args.all else MAX_STEPS)
-    fmt = _fmt(fmap)
+    fmt = format_numbers(fmap)
     width = max(len(fmt(v)) for v in fmap.ravel())
     print("feature map:")
     print("\n".join(_grid(fmap, fmt, width)))

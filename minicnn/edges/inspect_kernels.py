@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.data.npz import NpzReader
-from minicnn.edges import viz
 from minicnn.edges.evolution import evolution_text, plot_evolution, read_snapshots
 from minicnn.edges.filters import ANGLES, FAMILIES, match_kernel
 from minicnn.edges.viz import format_kernel, kernel_vs_reference, plot_kernel_matches, plot_kernels, side_by_side
 from minicnn.training.checkpoint import load_checkpoint
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
 
 
@@ -252,7 +252,7 @@ def main(argv=None):
     checkpoint = resolve_checkpoint(args.checkpoint)
     key, W = read_first_conv(checkpoint)
     out = figure_path(checkpoint, args.out)
-    if viz.have_matplotlib():
+    if plotting.have_matplotlib():
         refuse_to_replace(out, args.overwrite or (args.out is not None and not Path(args.out).is_dir()))
     print(f"{checkpoint}: first-layer kernels '{key}', shape {W.shape} (filters, channels, height, width)\n")
     text, matches = describe_kernels(W, args.family)
@@ -274,7 +274,7 @@ def _evolution(args):
         out = Path(args.out) / "evolution.png" if Path(args.out).is_dir() else Path(args.out)
     else:
         out = folder / "evolution.png" if folder.is_dir() else metrics.with_name(metrics.stem + "_evolution.png")
-    if viz.have_matplotlib():
+    if plotting.have_matplotlib():
         refuse_to_replace(out, args.overwrite or (args.out is not None and not Path(args.out).is_dir()))
     written = plot_evolution(kernels, labels, out, family=args.family,
                              title=f"first-layer kernels of the run in {metrics.parent} during training "

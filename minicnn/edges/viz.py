@@ -1,20 +1,12 @@
 """Seeing kernels: aligned number grids (always) and PNG figures (with matplotlib).
 
-Text needs nothing but NumPy.  Pictures need the optional extra
-``pip install "minicnn[plot]"`` (matplotlib); without it every ``plot_*``
-function returns ``None`` after saying once per process how to get pictures,
-so callers simply carry on with the text.  Figures are drawn on a bare
-``matplotlib.figure.Figure`` rendered by Agg: no window, no global pyplot
-state, works on machines without a display.
+Text needs nothing but NumPy.  Pictures are drawn with ``minicnn.utils.plotting``:
+without matplotlib every ``plot_*`` function returns ``None`` after saying once
+per process how to get pictures, so callers simply carry on with the text.
 """
-import importlib.util
-import sys
-
 import numpy as np
 
-INSTALL_HINT = 'pictures need matplotlib: pip install "minicnn[plot]" (continuing with text only)'
-_hint_given = False
-
+from minicnn.utils.plotting import new_figure, save_figure
 
 # -- text -------------------------------------------------------------------------------------
 
@@ -66,30 +58,7 @@ def kernel_vs_reference(learned, reference, learned_title="learned", reference_t
     return f"{text}\ncosine similarity (mean removed): {s:+.4f}"
 
 
-# -- matplotlib, optional ---------------------------------------------------------------------
-
-def have_matplotlib():
-    """True when matplotlib can be imported.  Tests monkeypatch this to simulate its absence."""
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def _figure(**kwargs):
-    """A new Agg-backed Figure, or None (after a one-time hint) without matplotlib."""
-    global _hint_given
-    if not have_matplotlib():
-        if not _hint_given:
-            print(f"minicnn: {INSTALL_HINT}", file=sys.stderr)
-            _hint_given = True
-        return None
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
-
-
-def _save(fig, path):
-    fig.savefig(path, dpi=120)
-    return str(path)
-
+# -- pictures (matplotlib, optional) -----------------------------------------------------------
 
 def _draw_kernel(ax, kernel, vmax, title=None, annotate=True):
     k = np.asarray(kernel, dtype=np.float64)
@@ -123,7 +92,7 @@ def plot_kernels(kernels, path, titles=None, columns=8, title=None):
     F = k.shape[0]
     cols = min(columns, F)
     rows = -(-F // cols)
-    fig = _figure(figsize=(1.6 * cols + 0.8, 1.7 * rows))
+    fig = new_figure(figsize=(1.6 * cols + 0.8, 1.7 * rows))
     if fig is None:
         return None
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -137,7 +106,7 @@ def plot_kernels(kernels, path, titles=None, columns=8, title=None):
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_kernel_matches(kernels, references, titles, path, columns=8, title=None):
@@ -155,7 +124,7 @@ def plot_kernel_matches(kernels, references, titles, path, columns=8, title=None
     F = k.shape[0]
     cols = min(columns, F)
     rows = -(-F // cols)
-    fig = _figure(figsize=(1.5 * cols + 0.9, 3.3 * rows + (0.5 if title else 0.1)), layout="constrained")
+    fig = new_figure(figsize=(1.5 * cols + 0.9, 3.3 * rows + (0.5 if title else 0.1)), layout="constrained")
     if fig is None:
         return None
     axes = fig.subplots(2 * rows, cols, squeeze=False)
@@ -174,7 +143,7 @@ def plot_kernel_matches(kernels, references, titles, path, columns=8, title=None
             bottom.set_ylabel("best match", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(steps, loss, path, similarities=None, xlabel="step"):
@@ -191,7 +160,7 @@ def plot_curves(steps, loss, path, similarities=None, xlabel="step"):
     if steps.shape != loss.shape or steps.ndim != 1:
         raise ValueError(f"plot_curves expected steps and loss of one length, got {steps.shape} and {loss.shape}")
     panels = 2 if similarities else 1
-    fig = _figure(figsize=(4.5 * panels, 3.2))
+    fig = new_figure(figsize=(4.5 * panels, 3.2))
     if fig is None:
         return None
     axes = fig.subplots(1, panels, squeeze=False)[0]
@@ -207,4 +176,4 @@ def plot_curves(steps, loss, path, similarities=None, xlabel="step"):
         axes[1].set_ylabel("cosine similarity")
         axes[1].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

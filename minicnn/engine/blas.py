@@ -7,6 +7,7 @@ of threads; SciPy's Fortran BLAS is the fallback where that library is not found
 import numpy as np
 
 from minicnn.engine import cblas
+from minicnn.engine.buffers import filled
 
 
 def _blas_operand(m):
@@ -42,19 +43,17 @@ def gemm(a, b, out, accumulate=False):
     return out
 
 
-def column_sums(m, store):
+def column_sums(m):
     """``m.sum(axis=0)`` as a matrix-vector product (ones @ m): much faster than NumPy's reduction for narrow rows.
 
-    ``store`` keeps the row of ones between calls.
+    The row of ones is kept in the buffer pool between calls.
 
     Shape: m (rows, n) -> (n,)
     """
     if m.dtype not in cblas.GEMM_DTYPES or not m.flags.c_contiguous:
         return m.sum(axis=0)
-    ones = store.get("ones")
-    if ones is None or ones.shape[1] < m.shape[0] or ones.dtype != m.dtype:
-        ones = store["ones"] = np.ones((1, m.shape[0]), m.dtype)
-    return gemm(ones[:, :m.shape[0]], m, np.empty((1, m.shape[1]), m.dtype))[0]
+    ones = filled("blas.ones", (1, m.shape[0]), m.dtype, 1)
+    return gemm(ones, m, np.empty((1, m.shape[1]), m.dtype))[0]
 
 
 def fill_rows(out, row):

@@ -1,70 +1,91 @@
 """Buffers kept between calls, so that a training step allocates (and page-faults) nothing big.
 
-Two kinds:
+The fast functions take every array they write from one pool, by a key that
+names what the array is for (``"conv.xp"``), its shape, dtype and memory order,
+and whatever else its contents depend on (a ``tag``, e.g. the padding of a
+buffer whose zero border is kept).  A pooled array is handed out again only
+when nobody else holds it: CPython's reference count says the pool is its last
+owner (a view of it counts too, through ``.base``).  So
 
-- ``scratch``: internal to a layer, reallocated only when shape or dtype change.
-  Never handed to a caller.
-- ``recycled``: for what a layer *returns*. The array handed out last time is
-  reused only when nobody holds it any more (CPython's reference count says the
-  store is its last owner; a view of it counts too, through ``.base``). An
-  array you still hold is never overwritten: you get a new one instead.
+- an output you still hold is never overwritten: you get a new array instead;
+- what a forward keeps for its backward lives in its cache, so it is held until
+  the layer lets that cache go (at its next forward), and another layer of the
+  same shape, running in between, gets a buffer of its own;
+- two threads never get one buffer (the pool hands out under a lock).
+
+The pool keeps at most ``MAX_KEYS`` keys (past that it starts afresh), so a run
+that sees many shapes does not grow without bound.
 """
 import sys
+import threading
 
 import numpy as np
 
+MAX_KEYS = 512
 
-def scratch(store, name, shape, dtype, zeros=False):
-    """A reusable internal buffer ``store[name]``, reallocated only when shape or dtype change.
+_pool = {}                     # key -> list of arrays
+_lock = threading.Lock()
 
-    With ``zeros=True`` a new buffer starts zeroed (callers then keep the parts
-    they never write at zero, e.g. a padding border).  Never hand one out to a caller.
+
+def _first_unheld(arrays):
+    """The first of ``arrays`` that nobody but the pool's list holds, or None."""
+    for buf in arrays:
+        if sys.getrefcount(buf) == _UNHELD:
+            return buf
+    return None
+
+
+def _references_in(arrays):
+    """sys.getrefcount of the first array as ``_first_unheld`` counts it (its list, the loop, the call)."""
+    for buf in arrays:
+        return sys.getrefcount(buf)
+
+
+# What _first_unheld sees for an array only the pool's list holds (None: not CPython, nothing is reused).
+_UNHELD = _references_in([np.empty(0)]) if sys.implementation.name == "cpython" else None
+
+
+def _take(key, make):
+    with _lock:
+        arrays = _pool.get(key)
+        if arrays is None:
+            if len(_pool) >= MAX_KEYS:          # a run that saw very many shapes: start the pool afresh
+                _pool.clear()
+            arrays = _pool[key] = []
+        elif _UNHELD is not None:
+            buf = _first_unheld(arrays)
+            if buf is not None:
+                return buf
+        buf = make()
+        if _UNHELD is not None:
+            arrays.append(buf)
+        return buf
+
+
+def buffer(name, shape, dtype, *, zeros=False, tag=()):
+    """A C-ordered array from the pool that nobody holds, or a new one (zeroed when ``zeros``).
+
+    With ``zeros=True`` a new buffer starts zeroed and the caller keeps the parts
+    it never writes at zero (a padding border): put into ``tag`` whatever decides
+    which parts those are, so that only callers that write the same parts share it.
     """
-    buf = store.get(name)
-    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-        buf = store[name] = (np.zeros if zeros else np.empty)(shape, dtype)
-    return buf
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    return _take((name, shape, dtype, None, zeros, tag), lambda: (np.zeros if zeros else np.empty)(shape, dtype))
 
 
-def scratch_like(store, name, like, dtype):
-    """A reusable internal buffer shaped like ``like`` and in its memory order (``np.empty_like``)."""
-    key = (like.shape, like.strides, like.dtype, np.dtype(dtype))
-    entry = store.get(name)
-    if entry is None or entry[0] != key:
-        entry = store[name] = (key, np.empty_like(like, dtype=dtype))
-    return entry[1]
-
-
-def _references_when_unheld():
-    """What sys.getrefcount reports, in ``_reuse_if_unheld``, for a buffer nobody outside the store holds."""
-    store = {"probe": (None, np.empty(0))}
-    entry = store.get("probe")
-    return sys.getrefcount(entry[1])
-
-
-_UNHELD = _references_when_unheld() if sys.implementation.name == "cpython" else None
-
-
-def recycled_like(store, name, like, dtype=None):
-    """An output buffer shaped like ``like``, in its memory order: last call's, if nobody holds it; else a new one.
-
-    Writing a fresh multi-megabyte array costs a page fault per 4 KiB (about a
-    millisecond per 3 MB), which is what this saves.
-    """
+def buffer_like(name, like, dtype=None, *, tag=()):
+    """A pooled array shaped like ``like`` and in its memory order (``np.empty_like``), in ``dtype`` (default: like's)."""
     dtype = like.dtype if dtype is None else np.dtype(dtype)
-    return _reuse_if_unheld(store, name, (like.shape, like.strides, like.dtype, dtype),
-                            lambda: np.empty_like(like, dtype=dtype))
+    return _take((name, like.shape, dtype, like.strides, like.dtype, tag), lambda: np.empty_like(like, dtype=dtype))
 
 
-def recycled(store, name, shape, dtype):
-    """``recycled_like`` for a C-ordered array of the given shape."""
-    return _reuse_if_unheld(store, name, (tuple(shape), np.dtype(dtype)), lambda: np.empty(shape, dtype))
+def filled(name, shape, dtype, value):
+    """A pooled array of ``value`` everywhere, for reading only (e.g. a row of ones to sum with a product)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    return _take((name, shape, dtype, "filled", value), lambda: np.full(shape, value, dtype))
 
 
-def _reuse_if_unheld(store, name, key, make):
-    entry = store.get(name)
-    if entry is not None and entry[0] == key and _UNHELD is not None and sys.getrefcount(entry[1]) == _UNHELD:
-        return entry[1]
-    buf = make()
-    store[name] = (key, buf)
-    return buf
+def clear():
+    """Let every pooled array go (the next calls allocate afresh)."""
+    with _lock:
+        _pool.clear()

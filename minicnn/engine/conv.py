@@ -1,4 +1,4 @@
-"""The fast convolution: replaces the textbook im2col forward and col2im backward of ``minicnn.nn.Conv2D``.
+"""The fast convolution: ``conv2d_forward`` and ``conv2d_backward`` of the textbook (``minicnn.nn.textbook``), same signatures.
 
 Three ways to build the products, picked by shape:
 
@@ -9,13 +9,17 @@ Three ways to build the products, picked by shape:
 - otherwise: a channels-last im2col and one product.
 
 All work channels-last, (N, H, W, C) in memory, and return (N, F, H_out, W_out)
-views of channels-last buffers, which the next layer takes as they are.
+views of channels-last buffers, which the next layer takes as they are.  Every
+buffer comes from the pool (``minicnn.engine.buffers``); what backward needs is
+in the cache, so it stays this call's until the cache is let go.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from minicnn.engine import cblas, threads
 from minicnn.engine.blas import column_sums, fill_rows, gemm
-from minicnn.engine.buffers import recycled, scratch
+from minicnn.engine.buffers import buffer
 from minicnn.engine.windows import (
     col2im_channels_last,
     im2col_channels_last,
@@ -93,124 +97,124 @@ def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
     return dx_rows
 
 
-class FastConv2D:
-    """Forward and backward of one convolution layer, with the buffers they reuse between calls.
+class ConvCache(NamedTuple):
+    """What ``conv2d_backward`` needs from its forward."""
+    x_shape: tuple          # (N, C, H, W)
+    stride: tuple           # (SH, SW)
+    padding: tuple          # (top, bottom, left, right)
+    xp: np.ndarray          # (N, Hp, Wp, C): the padded input, channels-last
+    W_k: np.ndarray         # (KH, KW, C, F): the filters, offsets first
+    windows: np.ndarray     # the width windows (N*Hp*Wp - KW + 1, KW*C), or the im2col rows
+    width_windows: bool     # which of the two ``windows`` holds
+    has_bias: bool
 
-    Parameters
-    ----------
-    kernel_size, stride : (int, int)
-    padding : (top, bottom, left, right)
+
+def conv2d_forward(x, W, b, stride, padding):
+    """``out = conv(x, W) + b``; replaces the im2col and product of ``minicnn.nn.textbook.conv2d_forward``.
+
+    Shape: x (N, C, H, W) any memory layout, W (F, C, KH, KW), b (F,) or None, stride (SH, SW),
+           padding (top, bottom, left, right) -> out (N, F, H_out, W_out) (a view of a channels-last buffer), cache
     """
+    N, C, H, W_in = x.shape
+    F, _, KH, KW = W.shape
+    SH, SW = stride
+    dtype = x.dtype
+    xp = pad_channels_last(x.transpose(0, 2, 3, 1), padding, "conv.xp")             # (N, Hp, Wp, C)
+    H_out, W_out = (xp.shape[1] - KH) // SH + 1, (xp.shape[2] - KW) // SW + 1
+    W_k = W.transpose(2, 3, 1, 0)                                                 # (KH, KW, C, F)
+    use_width_windows = tuple(stride) == (1, 1) and C >= WIDTH_WINDOW_MIN_CHANNELS
+    if use_width_windows:
+        M, Wp = product_rows(xp.shape, (KH, KW)), xp.shape[2]
+        windows = width_windows(xp, KW, buffer("conv.wide", (xp.size // C - KW + 1, KW * C), dtype))
+        out = buffer("conv.out", (xp.size // C, F), dtype)                          # (N*Hp*Wp, F); rows past M unread
+        W_rows, groups = [W_k[i].reshape(KW * C, F) for i in range(KH)], block_groups(M)
 
-    def __init__(self, kernel_size, stride, padding):
-        self.kernel_size, self.stride, self.padding = tuple(kernel_size), tuple(stride), tuple(padding)
-        self._buffers = {}
-        self._xp = self._W_k = self._x_shape = None
-        self._width_windows = False
-
-    def forward(self, x, W, b):
-        """``out = conv(x, W) + b``.
-
-        Shape: x (N, C, H, W) any memory layout, W (F, C, KH, KW), b (F,) or None -> out (N, F, H_out, W_out)
-        """
-        N, C, H, W_in = x.shape
-        F, (KH, KW), (SH, SW) = W.shape[0], self.kernel_size, self.stride
-        dtype, s = x.dtype, self._buffers
-        xp = pad_channels_last(x.transpose(0, 2, 3, 1), self.padding, s)              # (N, Hp, Wp, C)
-        H_out, W_out = (xp.shape[1] - KH) // SH + 1, (xp.shape[2] - KW) // SW + 1
-        W_k = W.transpose(2, 3, 1, 0)                                                 # (KH, KW, C, F)
-        self._width_windows = self.stride == (1, 1) and C >= WIDTH_WINDOW_MIN_CHANNELS
-        if self._width_windows:
-            M, Wp = product_rows(xp.shape, self.kernel_size), xp.shape[2]
-            wide = width_windows(xp, KW, scratch(s, "wide", (xp.size // C - KW + 1, KW * C), dtype))
-            out = recycled(s, "out", (xp.size // C, F), dtype)                        # (N*Hp*Wp, F); rows past M unread
-            W_rows, groups = [W_k[i].reshape(KW * C, F) for i in range(KH)], block_groups(M)
-
-            def products(g):                                # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
-                for lo, hi in groups[g]:
-                    if b is not None:
-                        fill_rows(out[lo:hi], b)
-                    for i in range(KH):
-                        gemm(wide[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
-
-            run_groups(products, groups)
-            out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
-        else:
-            K, rows = KH * KW * C, N * H_out * W_out
-            if C == 1:
-                # With a bias, one more row of ones: the bias is then the product's last term (no pass of its own).
-                cols_t = scratch(s, "cols", (K + (b is not None), rows), dtype)
-                im2col_offsets_first(xp, self.kernel_size, self.stride, cols_t[:K].reshape(KH, KW, C, N, H_out, W_out))
-                W_all = W_k.reshape(-1, F)
+        def products(g):                                # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
+            for lo, hi in groups[g]:
                 if b is not None:
-                    cols_t[K] = 1
-                    W_all = np.concatenate([W_all, b[None].astype(dtype, copy=False)])   # (K + 1, F)
-                out = gemm(cols_t.T, W_all, recycled(s, "out", (rows, F), dtype))
-            else:
-                cols = im2col_channels_last(xp, self.kernel_size, self.stride,
-                                            scratch(s, "cols", (N, H_out, W_out, KH, KW, C), dtype))
-                out = recycled(s, "out", (rows, F), dtype)                            # (N*H_out*W_out, F)
-                if b is not None:
-                    fill_rows(out, b)
-                gemm(cols, W_k.reshape(-1, F), out, accumulate=b is not None)
-            out = out.reshape(N, H_out, W_out, F)
-        self._xp, self._W_k, self._x_shape, self._has_bias = xp, W_k, x.shape, b is not None
-        return out.transpose(0, 3, 1, 2)                                              # (N, F, H_out, W_out) view
+                    fill_rows(out[lo:hi], b)
+                for i in range(KH):
+                    gemm(windows[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
 
-    def backward(self, dout, need_dx=True):
-        """-> (dx or None, dW, db or None) for the last forward.
-
-        Shape: dout (N, F, H_out, W_out) -> dx (N, C, H, W), dW (F, C, KH, KW), db (F,)
-        """
-        N, C, H, W_in = self._x_shape
-        xp, W_k, s = self._xp, self._W_k, self._buffers
-        (KH, KW), F, dtype = self.kernel_size, W_k.shape[3], xp.dtype
-        H_out, W_out = dout.shape[2:]
-        dout_hwc = dout.transpose(0, 2, 3, 1)                                          # (N, H_out, W_out, F) view
-        dW_k = scratch(s, "dW", (KH, KW, C, F), dtype)
-        dxp = db = None
-        if self._width_windows:
-            M, Wp, wide = product_rows(xp.shape, self.kernel_size), xp.shape[2], s["wide"]
-            # dout on the padded grid, zero on the rows past the output (the scratch border is never written).
-            dpad = scratch(s, "dpad", xp.shape[:3] + (F,), dtype, zeros=True)
-            dpad[:, :H_out, :W_out, :] = dout_hwc
-            d = dpad.reshape(-1, F)[:M]                                                # (M, F)
-            groups = block_groups(M)
-            partial = [dW_k] + [scratch(s, f"dW{g}", dW_k.shape, dtype) for g in range(1, len(groups))]
-
-            def products(g):                                # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
-                for n, (lo, hi) in enumerate(groups[g]):
-                    for i in range(KH):
-                        gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], partial[g][i].reshape(KW * C, F),
-                             accumulate=n > 0)
-
-            run_groups(products, groups)
-            for p in partial[1:]:                           # each thread's share of the sum, added in order
-                dW_k += p
-            if need_dx:
-                dwide = scratch(s, "dwide", wide.shape, dtype)
-                dxp = recycled(s, "dx", xp.shape, dtype)
-                _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, Wp, dwide, dxp.reshape(-1, C))
+        run_groups(products, groups)
+        out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
+    else:
+        K, rows = KH * KW * C, N * H_out * W_out
+        if C == 1:
+            # With a bias, one more row of ones: the bias is then the product's last term (no pass of its own).
+            windows = buffer("conv.cols_t", (K + (b is not None), rows), dtype)
+            im2col_offsets_first(xp, (KH, KW), stride, windows[:K].reshape(KH, KW, C, N, H_out, W_out))
+            W_all = W_k.reshape(-1, F)
+            if b is not None:
+                windows[K] = 1
+                W_all = np.concatenate([W_all, b[None].astype(dtype, copy=False)])   # (K + 1, F)
+            out = gemm(windows.T, W_all, buffer("conv.out", (rows, F), dtype))
         else:
-            d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
-            K, cols = KH * KW * C, s["cols"]
-            if C == 1:
-                # cols.T @ d, and with the row of ones its last row is db: sum over positions of d.
-                both = gemm(cols, d, scratch(s, "dWb", (cols.shape[0], F), dtype))  # (K or K + 1, F)
-                np.copyto(dW_k.reshape(-1, F), both[:K])
-                if self._has_bias:
-                    db = both[K].copy()
-                cols = cols[:K].T
-            else:
-                cols = cols.reshape(d.shape[0], K)
-                gemm(cols.T, d, dW_k.reshape(-1, F))
-            if need_dx:
-                dcols = gemm(d, W_k.reshape(-1, F).T, scratch(s, "dcols", cols.shape, dtype))
-                dxp = col2im_channels_last(dcols, self.kernel_size, self.stride, recycled(s, "dx", xp.shape, dtype))
-        if self._has_bias and db is None:
-            db = column_sums(d, s)
-        dx = None
+            windows = im2col_channels_last(xp, (KH, KW), stride, buffer("conv.cols", (N, H_out, W_out, KH, KW, C), dtype))
+            out = buffer("conv.out", (rows, F), dtype)                              # (N*H_out*W_out, F)
+            if b is not None:
+                fill_rows(out, b)
+            gemm(windows, W_k.reshape(-1, F), out, accumulate=b is not None)
+        out = out.reshape(N, H_out, W_out, F)
+    cache = ConvCache(x.shape, tuple(stride), tuple(padding), xp, W_k, windows, use_width_windows, b is not None)
+    return out.transpose(0, 3, 1, 2), cache                                        # (N, F, H_out, W_out) view
+
+
+def conv2d_backward(dout, cache, need_dx):
+    """-> (dx or None, dW, db or None); replaces the products and col2im of ``minicnn.nn.textbook.conv2d_backward``.
+
+    Shape: dout (N, F, H_out, W_out) -> dx (N, C, H, W), dW (F, C, KH, KW), db (F,)
+    """
+    N, C, H, W_in = cache.x_shape
+    xp, W_k = cache.xp, cache.W_k
+    KH, KW, _, F = W_k.shape
+    dtype = xp.dtype
+    H_out, W_out = dout.shape[2:]
+    dout_hwc = dout.transpose(0, 2, 3, 1)                                          # (N, H_out, W_out, F) view
+    dW_k = buffer("conv.dW", (KH, KW, C, F), dtype)
+    dxp = db = None
+    if cache.width_windows:
+        M, Wp, wide = product_rows(xp.shape, (KH, KW)), xp.shape[2], cache.windows
+        # dout on the padded grid, zero on the rows past the output (a border no caller with this tag writes).
+        dpad = buffer("conv.dpad", xp.shape[:3] + (F,), dtype, zeros=True, tag=(H_out, W_out))
+        dpad[:, :H_out, :W_out, :] = dout_hwc
+        d = dpad.reshape(-1, F)[:M]                                                # (M, F)
+        groups = block_groups(M)
+        partial = [dW_k] + [buffer(f"conv.dW{g}", dW_k.shape, dtype) for g in range(1, len(groups))]
+
+        def products(g):                                # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
+            for n, (lo, hi) in enumerate(groups[g]):
+                for i in range(KH):
+                    gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], partial[g][i].reshape(KW * C, F),
+                         accumulate=n > 0)
+
+        run_groups(products, groups)
+        for p in partial[1:]:                           # each thread's share of the sum, added in order
+            dW_k += p
         if need_dx:
-            top, _, left, _ = self.padding
-            dx = dxp[:, top:top + H, left:left + W_in, :].transpose(0, 3, 1, 2)       # (N, C, H, W) view
-        return dx, dW_k.transpose(3, 2, 0, 1), db
+            dwide = buffer("conv.dwide", wide.shape, dtype)
+            dxp = buffer("conv.dx", xp.shape, dtype)
+            _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, Wp, dwide, dxp.reshape(-1, C))
+    else:
+        d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
+        K, cols = KH * KW * C, cache.windows
+        if C == 1:
+            # cols.T @ d, and with the row of ones its last row is db: sum over positions of d.
+            both = gemm(cols, d, buffer("conv.dWb", (cols.shape[0], F), dtype))  # (K or K + 1, F)
+            np.copyto(dW_k.reshape(-1, F), both[:K])
+            if cache.has_bias:
+                db = both[K].copy()
+            cols = cols[:K].T
+        else:
+            cols = cols.reshape(d.shape[0], K)
+            gemm(cols.T, d, dW_k.reshape(-1, F))
+        if need_dx:
+            dcols = gemm(d, W_k.reshape(-1, F).T, buffer("conv.dcols", cols.shape, dtype))
+            dxp = col2im_channels_last(dcols, (KH, KW), cache.stride, buffer("conv.dx", xp.shape, dtype))
+    if cache.has_bias and db is None:
+        db = column_sums(d)
+    dx = None
+    if need_dx:
+        top, _, left, _ = cache.padding
+        dx = dxp[:, top:top + H, left:left + W_in, :].transpose(0, 3, 1, 2)       # (N, C, H, W) view
+    return dx, dW_k.transpose(3, 2, 0, 1), db

@@ -1,31 +1,40 @@
-"""The fast fully connected layer: replaces ``x @ W + b`` and its backward in ``minicnn.nn.Dense``.
+"""The fast fully connected layer: replaces ``x @ W + b`` and its backward in ``minicnn.nn.textbook``, same signatures.
 
-Products go to BLAS into given buffers; ``dW`` is written straight into the layer's gradient array.
+Products go to BLAS into given buffers.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from minicnn.engine.blas import column_sums, gemm
+from minicnn.engine.buffers import buffer
+
+
+class DenseCache(NamedTuple):
+    x: np.ndarray           # (N, D)
+    W: np.ndarray           # (D, K)
 
 
 def dense_forward(x, W, b):
     """``x @ W + b`` as one BLAS call accumulating onto the broadcast bias.
 
-    Shape: x (N, D), W (D, K), b (K,) -> (N, K)
+    Shape: x (N, D), W (D, K), b (K,) -> out (N, K), cache
     """
-    out = np.empty((x.shape[0], W.shape[1]), x.dtype)
+    out = buffer("dense.out", (x.shape[0], W.shape[1]), x.dtype)
     out[...] = b
-    return gemm(x, W, out, accumulate=True)
+    return gemm(x, W, out, accumulate=True), DenseCache(x, W)
 
 
-def dense_backward(x, W, dout, dW, store, need_dx=True):
-    """-> (dx or None, dW, db): ``dW = x.T @ dout`` (into ``dW`` when it fits), ``db = dout.sum(0)``, ``dx = dout @ W.T``.
+def dense_backward(dout, cache, need_dx):
+    """-> (dx or None, dW, db): ``dW = x.T @ dout``, ``db = dout.sum(0)``, ``dx = dout @ W.T``.
 
-    Shape: x (N, D), W (D, K), dout (N, K) -> dx (N, D), dW (D, K), db (K,)
+    Shape: dout (N, K) -> dx (N, D), dW (D, K), db (K,)
     """
-    if dW is not None and dW.shape == W.shape and dW.dtype == x.dtype == dout.dtype:
-        gemm(x.T, dout, dW)
+    x, W = cache
+    if x.dtype == dout.dtype:
+        dW = gemm(x.T, dout, buffer("dense.dW", W.shape, dout.dtype))
     else:
         dW = x.T @ dout
-    db = column_sums(np.ascontiguousarray(dout), store)
-    dx = gemm(dout, W.T, np.empty(x.shape, dout.dtype)) if need_dx else None
+    db = column_sums(np.ascontiguousarray(dout))
+    dx = gemm(dout, W.T, buffer("dense.dx", x.shape, dout.dtype)) if need_dx else None
     return dx, dW, db

@@ -1,16 +1,18 @@
-"""The fast batch normalisation: replaces the textbook forward and backward of ``minicnn.nn.BatchNorm2D`` / ``BatchNorm1D``.
+"""The fast batch normalisation: ``batchnorm_forward`` and ``batchnorm_backward`` of ``minicnn.nn.textbook``, same signatures.
 
 Everything is computed on a channels-last view of the batch (``x.transpose(0, 2, 3, 1)``
 for (N, C, H, W), x itself for (N, D)), so the per-channel vectors broadcast
 along the last axis and, for the channels-last activations that conv and pool
 hand on, every pass runs along rows of W*C numbers (``_rows``).  The
-normalised input ``xhat`` (kept for backward) and the outputs live in buffers
-reused between calls; the output is written in x's memory layout.
+normalised input ``xhat`` (kept for backward, in the cache) and the outputs live
+in pooled buffers; the output is written in x's memory layout.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from minicnn.engine import threads
-from minicnn.engine.buffers import recycled_like, scratch, scratch_like
+from minicnn.engine.buffers import buffer_like
 
 
 def _channels_last(a):
@@ -51,79 +53,87 @@ def _channel_sums(rows, C, out):
     return np.add.reduce(along.reshape(-1, C), axis=0, out=out)
 
 
-class FastBatchNorm:
-    """Forward and backward of one batch-norm layer, with the buffers they reuse."""
+class BatchNormCache(NamedTuple):
+    xhat: np.ndarray        # the normalised input, channels-last
+    inv_std: np.ndarray     # (C,)
+    gamma: np.ndarray       # (C,)
+    training: bool          # whether the batch's own statistics normalised (then dx goes through them)
 
-    def __init__(self):
-        self._buffers = {}
-        self._xhat = self._inv_std = self._gamma = None
-        self._training = True
 
-    def forward(self, x, gamma, beta, eps, mean=None, var=None):
-        """Normalise per channel; with ``mean=var=None`` (training) from the batch's own statistics.
+def _running_update(running, batch, momentum):
+    """``(1 - momentum) * running + momentum * batch``, in the running statistic's dtype."""
+    return running * (1 - momentum) + momentum * batch.astype(running.dtype)
 
-        Returns (out, mean, var): the statistics used (the batch's biased variance in training).
 
-        Shape: x (N, C, H, W) or (N, C); gamma, beta, mean, var (C,) -> out like x, in x's memory layout
-        """
-        s, v = self._buffers, _channels_last(x)
-        C, dtype = v.shape[-1], x.dtype
-        n = v.size // C
-        xhat = scratch_like(s, "xhat", v, dtype)
-        out = recycled_like(s, "out", v)
-        rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
-        self._training = mean is None
-        if self._training:
-            mean = _channel_sums(rows, C, scratch(s, "mean", (C,), dtype))
-            mean *= dtype.type(1 / n)
-        mean_t = _tiled(mean.astype(dtype, copy=False), rows)
-        threads.over_rows(lambda lo, hi: np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi]), len(rows), rows[0].size)
-        if self._training:
-            threads.over_rows(lambda lo, hi: np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi]),
-                              len(rows), rows[0].size)                   # out as scratch for the squares
-            var = _channel_sums(out_rows, C, scratch(s, "var", (C,), dtype))
-            var *= dtype.type(1 / n)
-        self._inv_std = 1 / np.sqrt(var + dtype.type(eps))
-        self._xhat, self._gamma = xhat, gamma
-        inv_std_t, gamma_t, beta_t = _tiled(self._inv_std, rows), _tiled(gamma, rows), _tiled(beta, rows)
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """Normalise per channel: in training by the batch's statistics (and update the running ones), else by the running ones.
 
-        def scale(lo, hi):
-            np.multiply(xhat_rows[lo:hi], inv_std_t, out=xhat_rows[lo:hi])
-            np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
-            np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
+    Returns (out, running_mean, running_var, cache), the running statistics new arrays
+    (the same ones in evaluation), as ``minicnn.nn.textbook.batchnorm_forward``.
 
-        threads.over_rows(scale, len(rows), rows[0].size)
-        return _channels_first(out), mean, var
+    Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,) -> out like x, in x's memory layout
+    """
+    v = _channels_last(x)
+    C, dtype = v.shape[-1], x.dtype
+    n = v.size // C
+    xhat = buffer_like("bn.xhat", v)
+    out = buffer_like("bn.out", v)
+    rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
+    if training:
+        mean = _channel_sums(rows, C, np.empty(C, dtype))
+        mean *= dtype.type(1 / n)
+    else:
+        mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
+    mean_t = _tiled(mean, rows)
+    threads.over_rows(lambda lo, hi: np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi]), len(rows), rows[0].size)
+    if training:
+        threads.over_rows(lambda lo, hi: np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi]),
+                          len(rows), rows[0].size)                   # out as scratch for the squares
+        var = _channel_sums(out_rows, C, np.empty(C, dtype))
+        var *= dtype.type(1 / n)
+        running_mean = _running_update(running_mean, mean, momentum)
+        running_var = _running_update(running_var, var * (n / (n - 1)), momentum)   # the unbiased variance
+    inv_std = 1 / np.sqrt(var + dtype.type(eps))
+    inv_std_t, gamma_t, beta_t = _tiled(inv_std, rows), _tiled(gamma, rows), _tiled(beta, rows)
 
-    def backward(self, dout, need_dx=True):
-        """-> (dx, dgamma, dbeta); dx None without need_dx.
+    def scale(lo, hi):
+        np.multiply(xhat_rows[lo:hi], inv_std_t, out=xhat_rows[lo:hi])
+        np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
+        np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
 
-        Training: ``dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)`` per channel;
-        evaluation (fixed statistics): ``dx = dout * gamma * inv_std``.
-        """
-        s, dv, xhat = self._buffers, _channels_last(dout), self._xhat
-        C, dtype = dv.shape[-1], dout.dtype
-        n = dv.size // C
-        dx = recycled_like(s, "dx", xhat)
-        d_rows, xhat_rows, dx_rows = _rows(dv), _rows(xhat), _rows(dx)
-        size = d_rows[0].size
-        dbeta = _channel_sums(d_rows, C, np.empty(C, dtype))
-        threads.over_rows(lambda lo, hi: np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi]),
-                          len(d_rows), size)                             # dx as scratch
-        dgamma = _channel_sums(dx_rows, C, np.empty(C, dtype))
-        if not need_dx:
-            return None, dgamma, dbeta
-        scale_t = _tiled(self._gamma * self._inv_std, d_rows)
-        if self._training:
-            k_xhat, k_const = _tiled(dgamma * dtype.type(1 / n), d_rows), _tiled(dbeta * dtype.type(1 / n), d_rows)
+    threads.over_rows(scale, len(rows), rows[0].size)
+    return _channels_first(out), running_mean, running_var, BatchNormCache(xhat, inv_std, gamma, training)
 
-            def part(lo, hi):
-                np.multiply(xhat_rows[lo:hi], k_xhat, out=dx_rows[lo:hi])
-                np.subtract(d_rows[lo:hi], dx_rows[lo:hi], out=dx_rows[lo:hi])
-                np.subtract(dx_rows[lo:hi], k_const, out=dx_rows[lo:hi])
-                np.multiply(dx_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
-        else:
-            def part(lo, hi):
-                np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
-        threads.over_rows(part, len(d_rows), size)
-        return _channels_first(dx), dgamma, dbeta
+
+def batchnorm_backward(dout, cache, need_dx):
+    """-> (dx, dgamma, dbeta); dx None without need_dx.
+
+    Training: ``dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)`` per channel;
+    evaluation (fixed statistics): ``dx = dout * gamma * inv_std``.
+    """
+    dv, xhat = _channels_last(dout), cache.xhat
+    C, dtype = dv.shape[-1], dout.dtype
+    n = dv.size // C
+    dx = buffer_like("bn.dx", xhat)
+    d_rows, xhat_rows, dx_rows = _rows(dv), _rows(xhat), _rows(dx)
+    size = d_rows[0].size
+    dbeta = _channel_sums(d_rows, C, np.empty(C, dtype))
+    threads.over_rows(lambda lo, hi: np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi]),
+                      len(d_rows), size)                             # dx as scratch
+    dgamma = _channel_sums(dx_rows, C, np.empty(C, dtype))
+    if not need_dx:
+        return None, dgamma, dbeta
+    scale_t = _tiled(cache.gamma * cache.inv_std, d_rows)
+    if cache.training:
+        k_xhat, k_const = _tiled(dgamma * dtype.type(1 / n), d_rows), _tiled(dbeta * dtype.type(1 / n), d_rows)
+
+        def part(lo, hi):
+            np.multiply(xhat_rows[lo:hi], k_xhat, out=dx_rows[lo:hi])
+            np.subtract(d_rows[lo:hi], dx_rows[lo:hi], out=dx_rows[lo:hi])
+            np.subtract(dx_rows[lo:hi], k_const, out=dx_rows[lo:hi])
+            np.multiply(dx_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
+    else:
+        def part(lo, hi):
+            np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
+    threads.over_rows(part, len(d_rows), size)
+    return _channels_first(dx), dgamma, dbeta

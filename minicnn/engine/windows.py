@@ -6,17 +6,17 @@ buffers the caller gives.
 """
 import numpy as np
 
-from minicnn.engine.buffers import scratch
+from minicnn.engine.buffers import buffer
 
 
-def pad_channels_last(x_hwc, padding, store, name="xp"):
-    """Copy (N, H, W, C) into the middle of a zero-bordered scratch buffer; replaces ``nn.im2col.pad_nchw``.
+def pad_channels_last(x_hwc, padding, name):
+    """Copy (N, H, W, C) into the middle of a zero-bordered pooled buffer; replaces ``nn.im2col.pad_nchw``.
 
     Shape: x_hwc (N, H, W, C) -> (N, H + top + bottom, W + left + right, C)
     """
     top, bottom, left, right = padding
     N, H, W, C = x_hwc.shape
-    xp = scratch(store, name, (N, H + top + bottom, W + left + right, C), x_hwc.dtype, zeros=True)
+    xp = buffer(name, (N, H + top + bottom, W + left + right, C), x_hwc.dtype, zeros=True, tag=tuple(padding))
     xp[:, top:top + H, left:left + W, :] = x_hwc
     return xp
 

@@ -1,73 +1,49 @@
 """minicnn weights named and laid out as PyTorch's ``nn.Sequential`` of the same layers, and the code that builds it.
 
-Conv2D's ``W`` is already ``(F, C, KH, KW)``, as ``nn.Conv2d.weight``; Dense
+Each layer's module is written from its ``config()`` (the constructor arguments,
+which minicnn names as PyTorch does).  Conv2D's ``W`` is already ``(F, C, KH, KW)``, as ``nn.Conv2d.weight``; Dense
 stores ``W`` as (in, out) for ``x @ W``, and ``nn.Linear.weight`` is (out, in),
 so it is transposed.  Layer ``i`` of the Sequential is module ``i`` of the torch
 one, so the names are ``"0.weight"``, ``"0.bias"``, ...
 """
 import numpy as np
 
-
-def _padding(conv):
-    top, bottom, left, right = conv.padding
-    if top == bottom and left == right:
-        return f"({top}, {left})"
-    return "'same'"   # minicnn's only asymmetric padding is 'same', which torch pads the same way (extra at bottom/right)
-
-
-def _conv(layer):
-    F, C, KH, KW = layer.params["W"].shape
-    code = (f"nn.Conv2d({C}, {F}, kernel_size=({KH}, {KW}), stride={tuple(layer.stride)}, "
-            f"padding={_padding(layer)}, bias={'b' in layer.params})")
-    weights = {"weight": layer.params["W"]}
-    if "b" in layer.params:
-        weights["bias"] = layer.params["b"]
-    return code, weights
+# The PyTorch module of each minicnn layer; its arguments are the layer's config(), which uses PyTorch's names.
+_MODULES = {"Conv2D": "nn.Conv2d", "Dense": "nn.Linear", "BatchNorm2D": "nn.BatchNorm2d", "BatchNorm1D": "nn.BatchNorm1d",
+            "MaxPool2D": "nn.MaxPool2d", "AvgPool2D": "nn.AvgPool2d", "Dropout": "nn.Dropout", "LeakyReLU": "nn.LeakyReLU",
+            "ReLU": "nn.ReLU", "Tanh": "nn.Tanh", "Sigmoid": "nn.Sigmoid", "Flatten": "nn.Flatten",
+            "GlobalAvgPool2D": "nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())"}
+_EXTRA_ARGUMENTS = {"AvgPool2D": {"count_include_pad": True}}     # minicnn's zero padding counts in the mean
+_WEIGHT_NAMES = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}
 
 
-def _dense(layer):
-    return (f"nn.Linear({layer.in_features}, {layer.out_features})",
-            {"weight": layer.params["W"].T, "bias": layer.params["b"]})
+def _code(layer):
+    """``nn.Conv2d(in_channels=1, out_channels=16, kernel_size=(3, 3), ...)`` from the layer's config."""
+    kind = type(layer).__name__
+    module = _MODULES[kind]
+    if module.endswith(")"):
+        return module
+    arguments = {**layer.config(), **_EXTRA_ARGUMENTS.get(kind, {})}
+    text = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in arguments.items())
+    return f"{module}({text})"
 
 
-def _batchnorm(layer):
-    kind = "BatchNorm2d" if type(layer).__name__ == "BatchNorm2D" else "BatchNorm1d"
-    weights = {"running_mean": layer.buffers["running_mean"], "running_var": layer.buffers["running_var"],
-               "num_batches_tracked": np.array(0)}    # torch counts it only for momentum=None; minicnn's momentum is fixed
-    if layer.affine:
-        weights = {"weight": layer.params["gamma"], "bias": layer.params["beta"], **weights}
-    return (f"nn.{kind}({layer.num_features}, eps={layer.eps!r}, momentum={layer.momentum!r}, affine={layer.affine})",
-            weights)
-
-
-def _avgpool(layer):
-    return (f"nn.AvgPool2d(kernel_size={tuple(layer.kernel_size)}, stride={tuple(layer.stride)}, "
-            f"padding={tuple(layer.padding)}, count_include_pad=True)", {})
-
-
-_LAYERS = {
-    "Conv2D": _conv,
-    "Dense": _dense,
-    "BatchNorm2D": _batchnorm,
-    "BatchNorm1D": _batchnorm,
-    "AvgPool2D": _avgpool,
-    "GlobalAvgPool2D": lambda layer: ("nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())", {}),
-    "Dropout": lambda layer: (f"nn.Dropout({layer.p!r})", {}),
-    "LeakyReLU": lambda layer: (f"nn.LeakyReLU({layer.negative_slope!r})", {}),
-    "Tanh": lambda layer: ("nn.Tanh()", {}),
-    "Sigmoid": lambda layer: ("nn.Sigmoid()", {}),
-    "ReLU": lambda layer: ("nn.ReLU()", {}),
-    "MaxPool2D": lambda layer: (f"nn.MaxPool2d(kernel_size={tuple(layer.kernel_size)}, stride={tuple(layer.stride)})", {}),
-    "Flatten": lambda layer: ("nn.Flatten()", {}),
-}
+def _weights(layer):
+    """{torch name: array}: W -> weight (Dense's transposed: nn.Linear stores (out, in)), b -> bias, running statistics."""
+    weights = {_WEIGHT_NAMES[k]: (v.T if type(layer).__name__ == "Dense" and k == "W" else v) for k, v in layer.params.items()}
+    buffers = getattr(layer, "buffers", None) or {}
+    if buffers:
+        # torch counts the batches only for momentum=None; minicnn's momentum is fixed
+        weights.update({**buffers, "num_batches_tracked": np.array(0)})
+    return weights
 
 
 def _modules(model):
     for i, layer in enumerate(model.layers):
         kind = type(layer).__name__
-        if kind not in _LAYERS:
-            raise ValueError(f"layer {i} ({kind}) has no PyTorch mapping; minicnn exports {', '.join(sorted(_LAYERS))}")
-        yield i, _LAYERS[kind](layer)
+        if kind not in _MODULES:
+            raise ValueError(f"layer {i} ({kind}) has no PyTorch mapping; minicnn exports {', '.join(sorted(_MODULES))}")
+        yield i, (_code(layer), _weights(layer))
 
 
 def to_torch_state_dict(model):

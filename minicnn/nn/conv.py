@@ -1,13 +1,14 @@
-"""Conv2D: every window of the input times the same filters, as im2col and one matrix product.
+"""Conv2D: every window of the input times the same filters.
 
-Runs on the fast engine by default (``minicnn.engine.conv.FastConv2D``);
-``with minicnn.use_engine("textbook"):`` runs the forward and backward below.
+The math is ``conv2d_forward`` / ``conv2d_backward`` in ``minicnn.nn.textbook``
+(im2col and one matrix product), ``minicnn.nn.reference`` (loops) and
+``minicnn.engine.conv`` (fast); ``minicnn.nn.ops`` picks one.
 """
 import numpy as np
 
-from minicnn.engine.conv import FastConv2D
-from minicnn.nn.engines import current_engine
-from minicnn.nn.im2col import col2im, im2col, output_size
+from minicnn.nn import ops
+from minicnn.nn.im2col import output_size
+from minicnn.nn.layer import Layer
 from minicnn.nn.weights import as_dtype, he_normal, set_grad
 from minicnn.utils.validation import check_float_input, float_dtype, pair, positive_int
 
@@ -18,7 +19,7 @@ def same_padding(kernel_size):
     return ((KH - 1) // 2, KH // 2, (KW - 1) // 2, KW // 2)
 
 
-class Conv2D:
+class Conv2D(Layer):
     """2-D convolution (cross-correlation, no kernel flip).
 
     ``out[n, f, y, x] = b[f] + sum_{c, i, j} W[f, c, i, j] * x_pad[n, c, y*SH + i, x*SW + j]``
@@ -47,8 +48,11 @@ class Conv2D:
     (and ``conv2d_backward_naive``).
     """
 
+    op = "conv2d"
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  *, rng=None, dtype=np.float32):
+        super().__init__()
         dtype = float_dtype(dtype)
         self.in_channels = positive_int(in_channels, "in_channels")
         self.out_channels = positive_int(out_channels, "out_channels")
@@ -60,10 +64,7 @@ class Conv2D:
         if bias:
             self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-        self.training = True
-        self._fast = FastConv2D(self.kernel_size, self.stride, self.padding)
-        self._engine = None          # which engine the last forward ran on
-        self._cols = self._x_shape = None
+        self._x_shape = None
 
     def _resolve_padding(self, padding):
         """-> (top, bottom, left, right)"""
@@ -78,26 +79,47 @@ class Conv2D:
         ph, pw = pair(padding, "padding", 0)
         return (ph, ph, pw, pw)
 
+    def config(self):
+        top, bottom, left, right = self.padding
+        if top == bottom and left == right:
+            padding = [top, left]
+        elif self.padding == same_padding(self.kernel_size) and self.stride == (1, 1):
+            padding = "same"
+        else:
+            raise ValueError(f"Conv2D padding {self.padding} cannot be written as a constructor argument")
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride), "padding": padding, "bias": "b" in self.params}
+
+    @classmethod
+    def param_shapes(cls, config):
+        """W (out_channels, in_channels, KH, KW), b (out_channels,) when bias."""
+        F, C = positive_int(config["out_channels"], "out_channels"), positive_int(config["in_channels"], "in_channels")
+        KH, KW = pair(config["kernel_size"], "kernel_size", 1)
+        return {"W": (F, C, KH, KW), **({"b": (F,)} if config.get("bias", True) else {})}
+
+    def describe(self):
+        return f"Conv2D({self.in_channels}->{self.out_channels}, {self.kernel_size[0]}x{self.kernel_size[1]})"
+
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.in_channels:
             raise ValueError(f"Conv2D expects inputs of shape ({self.in_channels}, H, W) per example, got {tuple(input_shape)}")
-        C, H, W = input_shape
+        C, H, W_in = input_shape
         top, bottom, left, right = self.padding
         return (self.out_channels,
                 output_size(H, self.kernel_size[0], self.stride[0], top, bottom),
-                output_size(W, self.kernel_size[1], self.stride[1], left, right))
+                output_size(W_in, self.kernel_size[1], self.stride[1], left, right))
 
     def _check_input(self, x):
         check_float_input("Conv2D", x, 4, f"(N, {self.in_channels}, H, W)")
-        N, C, H, W = x.shape
+        N, C, H, W_in = x.shape
         if C != self.in_channels:
             raise ValueError(f"Conv2D expected input of shape (N, {self.in_channels}, H, W), got {x.shape}: "
                              f"{C} channels instead of {self.in_channels}")
         top, bottom, left, right = self.padding
         KH, KW = self.kernel_size
-        if H + top + bottom < KH or W + left + right < KW:
+        if H + top + bottom < KH or W_in + left + right < KW:
             raise ValueError(f"Conv2D kernel {KH}x{KW} is larger than the padded input "
-                             f"{H + top + bottom}x{W + left + right} (input {H}x{W}, padding {self.padding})")
+                             f"{H + top + bottom}x{W_in + left + right} (input {H}x{W_in}, padding {self.padding})")
 
     def _weights(self, dtype):
         b = self.params.get("b")
@@ -106,34 +128,19 @@ class Conv2D:
     def forward(self, x):
         self._check_input(x)
         W, b = self._weights(x.dtype)
-        self._engine, self._x_shape = current_engine(), x.shape
-        if self._engine == "fast":
-            return self._fast.forward(x, W, b)
-        N, F = x.shape[0], self.out_channels
-        _, H_out, W_out = self.output_shape(x.shape[1:])
-        self._cols = im2col(x, self.kernel_size, self.stride, self.padding)   # (N, C*KH*KW, H_out*W_out)
-        out = W.reshape(F, -1) @ self._cols                                    # (F, C*KH*KW) @ -> (N, F, H_out*W_out)
-        if b is not None:
-            out += b[:, None]
-        return out.reshape(N, F, H_out, W_out)
+        self._forget()
+        self._x_shape = x.shape
+        out, self._cache = ops.conv2d_forward(x, W, b, self.stride, self.padding)
+        return out
 
     def backward(self, dout, need_dx=True):
         """Fill ``grads["W"]`` (and ``grads["b"]``) and return dx; with ``need_dx=False`` skip dx and return None."""
-        if self._engine is None:
-            raise RuntimeError("Conv2D.backward called before forward")
-        N, F = self._x_shape[0], self.out_channels
-        expected = (N, F) + self.output_shape(self._x_shape[1:])[1:]
+        cache = self._require_cache()
+        expected = self._x_shape[:1] + self.output_shape(self._x_shape[1:])
         if dout.shape != expected:
             raise ValueError(f"Conv2D.backward expected dout of the forward output's shape {expected}, got {dout.shape}")
-        if self._engine == "fast":
-            dx, dW, db = self._fast.backward(dout, need_dx)
-        else:
-            W = as_dtype(self.params["W"], dout.dtype).reshape(F, -1)           # (F, C*KH*KW)
-            d = dout.reshape(N, F, -1)                                          # (N, F, H_out*W_out)
-            dW = (d @ self._cols.transpose(0, 2, 1)).sum(axis=0)               # sum over images of (F, positions) @ (positions, patch)
-            db = d.sum(axis=(0, 2))
-            dx = col2im(W.T @ d, self._x_shape, self.kernel_size, self.stride, self.padding) if need_dx else None
-        set_grad(self, "W", dW.reshape(self.params["W"].shape))
+        dx, dW, db = ops.conv2d_backward(dout, cache, need_dx)
+        set_grad(self, "W", dW)
         if "b" in self.params:
             set_grad(self, "b", db)
         return dx

@@ -1,24 +1,20 @@
 """Flatten: the bridge from feature maps to a dense layer."""
 import numpy as np
 
-from minicnn.engine.elementwise import unflatten_like
-from minicnn.nn.engines import current_engine
+from minicnn.nn import ops
+from minicnn.nn.layer import Layer
 
 
-class Flatten:
+class Flatten(Layer):
     """Flatten every axis but the batch axis.
 
     On the fast engine, dx goes back in x's memory layout
-    (``minicnn.engine.elementwise.unflatten_like``), so a conv or pool before it keeps its fast layout.
+    (``minicnn.engine.elementwise.flatten_backward``), so a conv or pool before it keeps its fast layout.
 
     Shape: x (N, d1, d2, ...) -> out (N, d1*d2*...); an empty batch (N = 0) gives an empty output
     """
 
-    def __init__(self):
-        self.params, self.grads = {}, {}
-        self.training = True
-        self._x_shape = self._x_strides = self._engine = None
-        self._buffers = {}
+    op = "flatten"
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -27,14 +23,10 @@ class Flatten:
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             raise ValueError(f"Flatten expected an array of shape (N, ...) with at least 2 dimensions, "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
-        self._x_shape, self._x_strides, self._engine = x.shape, x.strides, current_engine()
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # not -1: an empty batch has no size to infer from
+        self._forget()
+        out, self._cache = ops.flatten_forward(x)
+        return out
 
     def backward(self, dout, need_dx=True):
-        if self._x_shape is None:
-            raise RuntimeError("Flatten.backward called before forward")
-        if not need_dx:
-            return None
-        if self._engine == "fast":
-            return unflatten_like(dout, self._x_shape, self._x_strides, self._buffers)
-        return dout.reshape(self._x_shape)
+        cache = self._require_cache()
+        return ops.flatten_backward(dout, cache) if need_dx else None

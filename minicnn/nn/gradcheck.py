@@ -11,24 +11,27 @@ i.e. the largest disagreement relative to the size of the gradient as a whole.
 zero, such as those behind a dead ReLU, look wrong when they are right.)
 A correct float64 layer scores about 1e-10; a wrong one about 1e-1.
 
-Run ``python -m minicnn.gradcheck`` for a table over every layer type and a
-whole small CNN, on both engines (the fast one and the textbook math, see
-``minicnn.nn.engines``); it exits non-zero if anything fails.
+Run ``python -m minicnn.gradcheck`` for a table over every layer type (every
+class of ``minicnn.nn.LAYERS``; a layer without a case is a failed row) and two
+whole small CNNs, on every implementation of ``minicnn.nn.ops``: the loops (for
+the operations that have loops), the textbook math and the fast engine, and any
+you registered; it exits non-zero if anything fails.
 """
 import argparse
 
 import numpy as np
 
-from minicnn.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from minicnn.nn import ops
+from minicnn.nn.activations import LeakyReLU, ReLU, Tanh
 from minicnn.nn.conv import Conv2D
 from minicnn.nn.dense import Dense
 from minicnn.nn.dropout import Dropout
-from minicnn.nn.engines import ENGINES, use_engine
 from minicnn.nn.flatten import Flatten
+from minicnn.nn.layer import LAYERS
 from minicnn.nn.losses import get_loss
 from minicnn.nn.model import Sequential
 from minicnn.nn.normalization import BatchNorm1D, BatchNorm2D
-from minicnn.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from minicnn.nn.pooling import AvgPool2D, MaxPool2D
 from minicnn.utils.cli import nonnegative_int
 
 LAYER_TOL = 1e-7
@@ -132,7 +135,7 @@ def small_cnn(rng, dtype=np.float64, channels=1, classes=5):
     ])
 
 
-class ReseededDropout(Dropout):
+class ReseededDropout(Dropout, register=False):
     """Dropout whose generator is re-seeded with ``seed`` before every forward: the same mask at every call.
 
     Finite differences call forward again and again; a fresh mask each time would
@@ -175,59 +178,89 @@ def small_cnn_bn_dropout(rng, dtype=np.float64, channels=1, classes=5, dropout_s
     ])
 
 
+# (description, layer type, config, input: "normal", "distinct" (away from kinks and ties), or a scale of normal values)
+CASES = [
+    ("Conv2D 3->2 k3 s1 p1", "Conv2D", dict(in_channels=3, out_channels=2, kernel_size=3, padding=1), (2, 3, 5, 6), "normal"),
+    ("Conv2D 2->3 k(2,3) s2 p(1,0)", "Conv2D", dict(in_channels=2, out_channels=3, kernel_size=(2, 3), stride=2,
+                                                      padding=(1, 0)), (3, 2, 7, 6), "normal"),
+    ("Conv2D 1->2 k4 same", "Conv2D", dict(in_channels=1, out_channels=2, kernel_size=4, padding="same"), (2, 1, 5, 4),
+     "normal"),
+    ("Conv2D 2->2 k3 s(3,2) nobias", "Conv2D", dict(in_channels=2, out_channels=2, kernel_size=3, stride=(3, 2), bias=False),
+     (2, 2, 8, 7), "normal"),
+    ("ReLU", "ReLU", {}, (3, 2, 4, 5), "distinct"),
+    ("MaxPool2D k2", "MaxPool2D", dict(kernel_size=2), (2, 3, 6, 4), "distinct"),
+    ("MaxPool2D k3 s2 (overlap)", "MaxPool2D", dict(kernel_size=3, stride=2), (2, 2, 7, 6), "distinct"),
+    ("MaxPool2D k(2,3) s(1,2)", "MaxPool2D", dict(kernel_size=(2, 3), stride=(1, 2)), (1, 2, 5, 7), "distinct"),
+    ("Flatten", "Flatten", {}, (3, 2, 3, 4), "normal"),
+    ("Dense 7->5", "Dense", dict(in_features=7, out_features=5), (4, 7), "normal"),
+    ("BatchNorm2D 3 (training)", "BatchNorm2D", dict(num_features=3), (3, 3, 4, 5), "normal"),
+    ("BatchNorm2D 2 (eval)", "BatchNorm2D", dict(num_features=2), (2, 2, 3, 5), "eval"),
+    ("BatchNorm2D 3 affine=False", "BatchNorm2D", dict(num_features=3, affine=False), (2, 3, 3, 4), "normal"),
+    ("BatchNorm1D 5 (training)", "BatchNorm1D", dict(num_features=5), (6, 5), "normal"),
+    ("BatchNorm1D 4 (eval)", "BatchNorm1D", dict(num_features=4), (3, 4), "eval"),
+    ("BatchNorm1D 4 affine=False", "BatchNorm1D", dict(num_features=4, affine=False), (5, 4), "normal"),
+    ("Dropout p=0.4 (mask frozen)", "Dropout", dict(p=0.4), (4, 3, 2, 5), "normal"),
+    ("AvgPool2D k2", "AvgPool2D", dict(kernel_size=2), (2, 3, 6, 4), "normal"),
+    ("AvgPool2D k3 s2 p1", "AvgPool2D", dict(kernel_size=3, stride=2, padding=1), (2, 2, 7, 6), "normal"),
+    ("AvgPool2D k(2,3) s(1,2) p(1,1)", "AvgPool2D", dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1)), (1, 2, 5, 7),
+     "normal"),
+    ("GlobalAvgPool2D", "GlobalAvgPool2D", {}, (3, 4, 3, 5), "normal"),
+    ("LeakyReLU 0.1", "LeakyReLU", dict(negative_slope=0.1), (3, 2, 4, 5), "distinct"),
+    ("Tanh", "Tanh", {}, (3, 2, 4, 5), "normal"),
+    ("Sigmoid", "Sigmoid", {}, (3, 2, 4, 5), "wide"),
+]
+
+
 def _cases(rng):
-    """(description, layer, input) for every layer type across strides, paddings and shapes."""
-    f64 = np.float64
-    yield "Conv2D 3->2 k3 s1 p1", Conv2D(3, 2, 3, padding=1, rng=rng, dtype=f64), rng.standard_normal((2, 3, 5, 6))
-    yield ("Conv2D 2->3 k(2,3) s2 p(1,0)", Conv2D(2, 3, (2, 3), stride=2, padding=(1, 0), rng=rng, dtype=f64),
-           rng.standard_normal((3, 2, 7, 6)))
-    yield "Conv2D 1->2 k4 same", Conv2D(1, 2, 4, padding="same", rng=rng, dtype=f64), rng.standard_normal((2, 1, 5, 4))
-    yield "Conv2D 2->2 k3 s(3,2) nobias", Conv2D(2, 2, 3, stride=(3, 2), bias=False, rng=rng, dtype=f64), rng.standard_normal((2, 2, 8, 7))
-    yield "ReLU", ReLU(), distinct_values((3, 2, 4, 5), rng, 0.1)
-    yield "MaxPool2D k2", MaxPool2D(2), distinct_values((2, 3, 6, 4), rng)
-    yield "MaxPool2D k3 s2 (overlap)", MaxPool2D(3, stride=2), distinct_values((2, 2, 7, 6), rng)
-    yield "MaxPool2D k(2,3) s(1,2)", MaxPool2D((2, 3), stride=(1, 2)), distinct_values((1, 2, 5, 7), rng)
-    yield "Flatten", Flatten(), rng.standard_normal((3, 2, 3, 4))
-    yield "Dense 7->5", Dense(7, 5, rng=rng, dtype=f64), rng.standard_normal((4, 7))
-    yield "BatchNorm2D 3 (training)", _randomised(BatchNorm2D(3, dtype=f64), rng), rng.standard_normal((3, 3, 4, 5))
-    yield "BatchNorm2D 2 (eval)", _randomised(BatchNorm2D(2, dtype=f64), rng, False), rng.standard_normal((2, 2, 3, 5))
-    yield ("BatchNorm2D 3 affine=False", _randomised(BatchNorm2D(3, affine=False, dtype=f64), rng),
-           rng.standard_normal((2, 3, 3, 4)))
-    yield "BatchNorm1D 5 (training)", _randomised(BatchNorm1D(5, dtype=f64), rng), rng.standard_normal((6, 5))
-    yield "BatchNorm1D 4 (eval)", _randomised(BatchNorm1D(4, dtype=f64), rng, False), rng.standard_normal((3, 4))
-    yield ("BatchNorm1D 4 affine=False", _randomised(BatchNorm1D(4, affine=False, dtype=f64), rng),
-           rng.standard_normal((5, 4)))
-    yield "Dropout p=0.4 (mask frozen)", ReseededDropout(0.4, 3), rng.standard_normal((4, 3, 2, 5))
-    yield "AvgPool2D k2", AvgPool2D(2), rng.standard_normal((2, 3, 6, 4))
-    yield "AvgPool2D k3 s2 p1", AvgPool2D(3, stride=2, padding=1), rng.standard_normal((2, 2, 7, 6))
-    yield "AvgPool2D k(2,3) s(1,2) p(1,1)", AvgPool2D((2, 3), stride=(1, 2), padding=(1, 1)), rng.standard_normal((1, 2, 5, 7))
-    yield "GlobalAvgPool2D", GlobalAvgPool2D(), rng.standard_normal((3, 4, 3, 5))
-    yield "LeakyReLU 0.1", LeakyReLU(0.1), distinct_values((3, 2, 4, 5), rng, 0.1)
-    yield "Tanh", Tanh(), rng.standard_normal((3, 2, 4, 5))
-    yield "Sigmoid", Sigmoid(), 3 * rng.standard_normal((3, 2, 4, 5))
+    """(description, layer, input) for every case of ``CASES``, each layer built from the class registry."""
+    for desc, kind, config, shape, values in CASES:
+        if kind == "Dropout":                       # a fresh mask at every call would differentiate noise
+            layer = ReseededDropout(config["p"], 3)
+        else:
+            layer = LAYERS[kind].from_config({k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+                                             rng=rng, dtype=np.float64)
+        if kind.startswith("BatchNorm"):
+            layer = _randomised(layer, rng, training=values != "eval")
+        if values == "distinct":
+            x = distinct_values(shape, rng, 0.1 if kind.endswith("ReLU") else 0.01)
+        else:
+            x = (3 if values == "wide" else 1) * rng.standard_normal(shape)
+        yield desc, layer, x
 
 
-def run_all(rng=None, engines=ENGINES):
-    """Every check of the table, on each engine: a list of (what, tensor, error, tolerance).
+def uncovered_layers():
+    """The classes of ``LAYERS`` that no case of ``CASES`` checks (each is a failed row of the table)."""
+    return sorted(set(LAYERS) - {kind for _, kind, _, _, _ in CASES})
 
-    Each engine sees the same layers and inputs (the generator is re-seeded from ``rng`` once per engine).
+
+SLOW = ("loops",)        # implementations whose whole-network checks take half a minute: left out unless asked
+
+
+def run_all(rng=None, engines=None, slow_models=False):
+    """Every check of the table, on each implementation: a list of (what, tensor, error, tolerance).
+
+    Each implementation sees the same layers and inputs (the generator is re-seeded from ``rng``
+    once per implementation).  A layer whose operation an implementation lacks is checked on the
+    one that runs it instead, so it is left out of that implementation's rows (``ops.plan``).
+    The two small networks run on every implementation but those of ``SLOW`` (unless ``slow_models``),
+    whose layers are checked one by one.
     """
     seed = (np.random.default_rng(0) if rng is None else rng).integers(2**32)
-    rows = []
-    for engine in engines:
+    rows = [(f"{name} (no case in CASES)", "-", float("inf"), LAYER_TOL) for name in uncovered_layers()]
+    for engine in engines or ops.implementations():
         rng = np.random.default_rng(seed)
-        with use_engine(engine):
+        with ops.use_engine(engine):
             for desc, layer, x in _cases(rng):
+                if ops.resolve(layer.op) != engine:
+                    continue
                 rows += [(f"{desc} [{engine}]", name, err, LAYER_TOL)
                          for name, err in check_layer(layer, x, rng=rng).items()]
-            model = small_cnn(rng)
-            x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
-            rows += [(f"small CNN + cross-entropy [{engine}]", name, err, MODEL_TOL)
-                     for name, err in check_model(model, x, y).items()]
-            model = small_cnn_bn_dropout(rng)
-            x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
-            rows += [(f"CNN + BatchNorm + Dropout [{engine}]", name, err, MODEL_TOL)
-                     for name, err in check_model(model, x, y).items()]
+            models = (("small CNN + cross-entropy", small_cnn), ("CNN + BatchNorm + Dropout", small_cnn_bn_dropout))
+            for desc, make in models if slow_models or engine not in SLOW else ():
+                model = make(rng)
+                x, y = rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 5, size=4)
+                rows += [(f"{desc} [{ops.describe(tuple({layer.op for layer in model.layers}))}]", name, err, MODEL_TOL)
+                         for name, err in check_model(model, x, y).items()]
     return rows
 
 
@@ -236,8 +269,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn.gradcheck", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random inputs and weights (default: 0)")
+    p.add_argument("--engines", default=",".join(ops.implementations()),
+                   help=f"comma-separated implementations to check (default: all, {','.join(ops.implementations())})")
+    p.add_argument("--slow-models", action="store_true",
+                   help=f"also check the whole networks on {', '.join(SLOW)} (half a minute; default: layers only there)")
     args = p.parse_args(argv)
-    rows = run_all(np.random.default_rng(args.seed))
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ops.implementations()]
+    if unknown or not engines:
+        p.error(f"--engines takes names of {', '.join(ops.implementations())}, got {args.engines!r}")
+    rows = run_all(np.random.default_rng(args.seed), engines, args.slow_models)
     width, tw = max(len(r[0]) for r in rows), max(6, max(len(r[1]) for r in rows))
     print(f"{'layer':<{width}}  {'tensor':<{tw}}  {'max rel error':>13}  result")
     print("-" * (width + tw + 26))

@@ -3,6 +3,8 @@ import inspect
 
 import numpy as np
 
+from minicnn.nn import ops
+
 
 def _takes_need_dx(layer):
     """Whether ``layer.backward`` accepts the ``need_dx`` keyword (every minicnn layer does; your own may not)."""
@@ -130,7 +132,11 @@ class Sequential:
             np.copyto(param, state[name], casting="unsafe")
 
     def summary(self, input_shape=None, file=None):
-        """Print (and return) a table of each layer's output shape and parameter count, and the total.
+        """Print (and return) a table of each layer's output shape, parameter count and the code that runs it.
+
+        The last column is the implementation (``minicnn.nn.ops``) that runs the
+        layer under the current ``use_engine``, with the fallback named where
+        the engine lacks the operation; the last line names the engine.
 
         Parameters
         ----------
@@ -138,7 +144,7 @@ class Sequential:
             Shape of one example without the batch axis, e.g. ``(1, 28, 28)``;
             without it the output-shape column is left blank.
         """
-        rows = [("Layer", "Output shape", "Params")]
+        rows = [("Layer", "Output shape", "Params", "Runs on")]
         shape = tuple(input_shape) if input_shape is not None else None
         for i, layer in enumerate(self.layers):
             if shape is not None:
@@ -148,11 +154,14 @@ class Sequential:
                     raise ValueError(f"the shapes do not fit at layer {i} ({type(layer).__name__}), "
                                      f"which receives {shape}: {err}") from None
             count = sum(p.size for p in layer.params.values())
-            rows.append((f"{i}: {type(layer).__name__}", "(N, " + ", ".join(map(str, shape)) + ")" if shape else "", f"{count:,}"))
-        widths = [max(len(r[k]) for r in rows) for k in range(3)]
-        rule = "-" * (sum(widths) + 4)
-        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
-        lines = [fmt(rows[0]), rule] + [fmt(r) for r in rows[1:]] + [rule, f"Total params: {self.num_params():,}"]
+            runs_on = layer.runs_on() if hasattr(layer, "runs_on") else "(its own code)"
+            rows.append((f"{i}: {type(layer).__name__}", "(N, " + ", ".join(map(str, shape)) + ")" if shape else "",
+                         f"{count:,}", runs_on))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        rule = "-" * (sum(widths) + 6)
+        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+        lines = [fmt(rows[0]), rule] + [fmt(r) for r in rows[1:]] + [
+            rule, f"Total params: {self.num_params():,}", f"Engine: {ops.current_engine()}"]
         text = "\n".join(lines)
         print(text, file=file)
         return text

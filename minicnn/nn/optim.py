@@ -33,14 +33,15 @@ RMSprop (``torch.optim.RMSprop``, not centred; s, b start at 0)::
     p = p - lr * g / avg                            without
 
 PyTorch counts t per parameter; here every parameter steps every time, so one
-count (``steps``) is the same thing.  The fast engine
-(``minicnn.engine.update``) writes the same operations into two reused
-buffers per parameter, with the same result to the bit.
+count (``steps``) is the same thing.  Each rule is one operation of
+``minicnn.nn.ops`` (``sgd_update``, ``adam_update``, ``rmsprop_update``), taking
+(param, grad, state) and changing them in place: its math in
+``minicnn.nn.textbook``, the same operations into two pooled buffers per
+parameter (the same result to the bit) in ``minicnn.engine.update``.
 """
 import numpy as np
 
-from minicnn.engine.update import adam_update, rmsprop_update, sgd_update
-from minicnn.nn.engines import current_engine
+from minicnn.nn import ops
 from minicnn.utils.validation import integer, real_number
 
 
@@ -79,24 +80,27 @@ class _Optimizer:
         self.lr = _learning_rate(lr)
         self.steps = 0
         self.state = {slot: {} for slot in self.slots}
-        self._buffers = {}
 
     def _state_for(self, name, param):
-        """This parameter's state arrays, one per slot, created as zeros on its first step."""
-        arrays = []
+        """{slot: array} of this parameter, the arrays created as zeros on its first step."""
+        state = {}
         for slot in self.slots:
             a = self.state[slot].get(name)
             if a is None:
                 a = self.state[slot][name] = np.zeros_like(param)
-            arrays.append(a)
-        return arrays
+            state[slot] = a
+        return state
 
-    def _buffers_for(self, name, param):
-        """Two scratch arrays shaped like ``param`` for the fast update (internal; not part of the optimizer's state)."""
-        bufs = self._buffers.get(name)
-        if bufs is None or bufs[0].shape != param.shape or bufs[0].dtype != param.dtype:
-            bufs = self._buffers[name] = (np.empty_like(param), np.empty_like(param))
-        return bufs
+    def step(self):
+        """Update every parameter in place from its current gradient (``update`` with ``hyperparameters()``)."""
+        hyper = self.hyperparameters()
+        for name, param, grad in self.model.parameters():
+            self.update(param, grad, self._state_for(name, param), **hyper)
+        self.steps += 1
+
+    def runs_on(self):
+        """Which implementation runs this optimizer's update now (``ops.describe``)."""
+        return ops.describe((self.update.__name__,))
 
     def state_dict(self):
         """Plain arrays: ``type`` (the class name), ``lr``, ``steps`` and ``<slot>/<param name>`` for every state array."""
@@ -177,26 +181,10 @@ class SGD(_Optimizer):
         """The velocity of each parameter, by name (empty without momentum)."""
         return self.state.get("velocity", {})
 
-    def step(self):
-        """Update every parameter in place from its current gradient."""
-        lr, m, wd = self.lr, self.momentum, self.weight_decay
-        fast = current_engine() == "fast"
-        for name, param, grad in self.model.parameters():
-            v = self._state_for(name, param)[0] if m else None
-            if fast:
-                sgd_update(param, grad, v, self._buffers_for(name, param), lr=lr, momentum=m,
-                           nesterov=self.nesterov, weight_decay=wd)
-                continue
-            d = lambda value: np.asarray(value, dtype=param.dtype)
-            g = grad.astype(param.dtype, copy=False)
-            if wd:
-                g = g + d(wd) * param
-            if m:
-                v *= d(m)
-                v += g
-                g = g + d(m) * v if self.nesterov else v
-            param -= d(lr) * g
-        self.steps += 1
+    update = staticmethod(ops.sgd_update)
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
     def _describe(self):
         return "SGD without momentum" if not self.momentum else "SGD"
@@ -230,38 +218,12 @@ class Adam(_Optimizer):
         self.slots = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         super().__init__(model, lr)
 
-    def step(self):
-        """Update every parameter in place from its current gradient."""
+    update = staticmethod(ops.adam_update)
+
+    def hyperparameters(self):
         beta1, beta2 = self.betas
-        t = self.steps + 1
-        step_size = self.lr / (1 - beta1 ** t)
-        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
-        wd = self.weight_decay
-        decay = 1 - self.lr * wd if self.decoupled and wd else None
-        coupled_wd = 0.0 if self.decoupled else wd
-        fast = current_engine() == "fast"
-        for name, param, grad in self.model.parameters():
-            m, v, *v_max = self._state_for(name, param)
-            v_max = v_max[0] if v_max else None
-            if fast:
-                adam_update(param, grad, m, v, v_max, self._buffers_for(name, param), beta1=beta1, beta2=beta2,
-                            eps=self.eps, weight_decay=coupled_wd, decay=decay, step_size=step_size,
-                            bias_correction2_sqrt=bias_correction2_sqrt)
-                continue
-            d = lambda value: np.asarray(value, dtype=param.dtype)
-            if decay is not None:
-                param *= d(decay)
-            g = grad.astype(param.dtype, copy=False)
-            if coupled_wd:
-                g = g + d(coupled_wd) * param
-            m[...] = d(beta1) * m + d(1 - beta1) * g
-            v[...] = d(beta2) * v + d(1 - beta2) * g * g
-            if v_max is not None:
-                v_max[...] = np.maximum(v_max, v)
-                v = v_max
-            denom = np.sqrt(v) / d(bias_correction2_sqrt) + d(self.eps)
-            param -= d(step_size) * m / denom
-        self.steps += 1
+        return {"lr": self.lr, "beta1": beta1, "beta2": beta2, "eps": self.eps, "weight_decay": self.weight_decay,
+                "decoupled": self.decoupled, "step": self.steps + 1}
 
     def _describe(self):
         return f"{type(self).__name__}{' without amsgrad' if not self.amsgrad else ''}"
@@ -303,29 +265,11 @@ class RMSprop(_Optimizer):
         self.slots = ("square_avg",) + (("momentum_buffer",) if self.momentum else ())
         super().__init__(model, lr)
 
-    def step(self):
-        """Update every parameter in place from its current gradient."""
-        lr, alpha, eps, mom, wd = self.lr, self.alpha, self.eps, self.momentum, self.weight_decay
-        fast = current_engine() == "fast"
-        for name, param, grad in self.model.parameters():
-            s, *b = self._state_for(name, param)
-            b = b[0] if b else None
-            if fast:
-                rmsprop_update(param, grad, s, b, self._buffers_for(name, param), lr=lr, alpha=alpha, eps=eps,
-                               momentum=mom, weight_decay=wd)
-                continue
-            d = lambda value: np.asarray(value, dtype=param.dtype)
-            g = grad.astype(param.dtype, copy=False)
-            if wd:
-                g = g + d(wd) * param
-            s[...] = d(alpha) * s + d(1 - alpha) * g * g
-            avg = np.sqrt(s) + d(eps)
-            if mom:
-                b[...] = d(mom) * b + g / avg
-                param -= d(lr) * b
-            else:
-                param -= d(lr) * g / avg
-        self.steps += 1
+    update = staticmethod(ops.rmsprop_update)
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum,
+                "weight_decay": self.weight_decay}
 
     def _describe(self):
         return "RMSprop without momentum" if not self.momentum else "RMSprop"

@@ -1,22 +1,69 @@
-"""Pooling: max-pooling keeps the strongest response of each window, average pooling its mean."""
-import numpy as np
+"""Pooling: max-pooling keeps the strongest response of each window, average pooling its mean.
 
-from minicnn.engine.pool import FastAvgPool2D, FastGlobalAvgPool2D, FastMaxPool2D
-from minicnn.nn.engines import current_engine
-from minicnn.nn.im2col import output_size, pad_nchw
+The math is ``maxpool2d_*``, ``avgpool2d_*`` and ``global_avgpool2d_*`` of
+``minicnn.nn.textbook`` (loops in ``minicnn.nn.reference``, fast ones in
+``minicnn.engine.pool``); the classes check shapes and hold the cache.
+"""
+from minicnn.nn import ops
+from minicnn.nn.im2col import output_size
+from minicnn.nn.layer import Layer
 from minicnn.utils.validation import check_float_input, pair
 
 
-class MaxPool2D:
+class _Pool2D(Layer):
+    """What MaxPool2D and AvgPool2D share: a window, a stride and a padding of (ph, pw) zeros on each side.
+
+    Forward and backward run ``ops.<op>_forward(x, *self._arguments())`` and ``ops.<op>_backward(dout, cache)``.
+    """
+
+    _padded = True          # whether the layer takes a padding
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", 1)
+        self.padding = pair(padding, "padding", 0)
+        self._x_shape = None
+
+    def describe(self):
+        return f"{type(self).__name__}({self.kernel_size[0]}x{self.kernel_size[1]})"
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        (ph, pw) = self.padding
+        return (C, output_size(H, self.kernel_size[0], self.stride[0], ph, ph),
+                output_size(W, self.kernel_size[1], self.stride[1], pw, pw))
+
+    def _check_input(self, x):
+        name = type(self).__name__
+        check_float_input(name, x, 4, "(N, C, H, W)")
+        N, C, H, W = x.shape
+        (KH, KW), (ph, pw) = self.kernel_size, self.padding
+        if H + 2 * ph < KH or W + 2 * pw < KW:
+            what = (f"padded input {H + 2 * ph}x{W + 2 * pw} (input shape {x.shape}, padding {self.padding})"
+                    if self._padded else f"input {H}x{W} (input shape {x.shape})")
+            raise ValueError(f"{name} kernel {KH}x{KW} is larger than the {what}")
+        self._x_shape = x.shape
+
+    def forward(self, x):
+        self._check_input(x)
+        self._forget()
+        out, self._cache = getattr(ops, f"{self.op}_forward")(x, *self._arguments())
+        return out
+
+    def backward(self, dout, need_dx=True):
+        cache = self._require_cache()
+        expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
+        if dout.shape != expected:
+            raise ValueError(f"{type(self).__name__}.backward expected dout of shape {expected}, got {dout.shape}")
+        return getattr(ops, f"{self.op}_backward")(dout, cache) if need_dx else None
+
+
+class MaxPool2D(_Pool2D):
     """Max over each KH x KW window, windows ``stride`` apart (no padding; a partial window at the edge is dropped).
 
     Backward sends each output gradient to the input that won its window; on a
     tie the first position in row-major order wins, as in PyTorch.
-
-    Runs on the fast engine by default (``minicnn.engine.pool.FastMaxPool2D``: a
-    running maximum over the KH*KW offsets, a pairwise tree for 2x2);
-    ``use_engine("textbook")`` runs the code below.  The loop version is
-    ``minicnn.nn.reference.maxpool2d_naive`` (and ``maxpool2d_backward_naive``).
 
     Parameters
     ----------
@@ -28,64 +75,27 @@ class MaxPool2D:
         out: (N, C, H_out, W_out),  H_out = (H - KH) // SH + 1,  W_out = (W - KW) // SW + 1
     """
 
+    op = "maxpool2d"
+    _padded = False
+
     def __init__(self, kernel_size, stride=None):
-        self.kernel_size = pair(kernel_size, "kernel_size", 1)
-        self.stride = self.kernel_size if stride is None else pair(stride, "stride", 1)
-        self.params, self.grads = {}, {}
-        self.training = True
-        self._fast = FastMaxPool2D(self.kernel_size, self.stride)
-        self._engine = self._argmax = self._x_shape = None
+        super().__init__(kernel_size, stride)
 
-    def output_shape(self, input_shape):
-        C, H, W = input_shape
-        return (C, output_size(H, self.kernel_size[0], self.stride[0], 0, 0),
-                output_size(W, self.kernel_size[1], self.stride[1], 0, 0))
+    def config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride)}
 
-    def forward(self, x):
-        check_float_input("MaxPool2D", x, 4, "(N, C, H, W)")
-        N, C, H, W = x.shape
-        (KH, KW), (SH, SW) = self.kernel_size, self.stride
-        if H < KH or W < KW:
-            raise ValueError(f"MaxPool2D kernel {KH}x{KW} is larger than the input {H}x{W} (input shape {x.shape})")
-        self._engine, self._x_shape = current_engine(), x.shape
-        if self._engine == "fast":
-            return self._fast.forward(x)
-        windows = np.lib.stride_tricks.sliding_window_view(x, (KH, KW), axis=(2, 3))[:, :, ::SH, ::SW]
-        windows = windows.reshape(windows.shape[:4] + (KH * KW,))      # (N, C, H_out, W_out, KH*KW)
-        self._argmax = windows.argmax(axis=-1)                          # the first maximum of each window
-        return np.take_along_axis(windows, self._argmax[..., None], axis=-1)[..., 0]
-
-    def backward(self, dout, need_dx=True):
-        if self._engine is None:
-            raise RuntimeError("MaxPool2D.backward called before forward")
-        expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
-        if dout.shape != expected:
-            raise ValueError(f"MaxPool2D.backward expected dout of shape {expected}, got {dout.shape}")
-        if not need_dx:
-            return None
-        if self._engine == "fast":
-            return self._fast.backward(dout)
-        (KH, KW), (SH, SW) = self.kernel_size, self.stride
-        H_out, W_out = dout.shape[2:]
-        dx = np.zeros(self._x_shape, dout.dtype)
-        for i in range(KH):                                             # window offset (i, j) of every window at once
-            for j in range(KW):
-                won = self._argmax == i * KW + j                        # (N, C, H_out, W_out)
-                dx[:, :, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW] += dout * won
-        return dx
+    def _arguments(self):
+        """What ``maxpool2d_forward`` takes after x."""
+        return self.kernel_size, self.stride
 
 
-class AvgPool2D:
+class AvgPool2D(_Pool2D):
     """Mean over each KH x KW window of the zero-padded input, windows ``stride`` apart.
 
     The padding zeros count in the mean (PyTorch's ``count_include_pad=True``):
     every window is divided by KH*KW.  Backward gives each input of a window an
     equal share ``dout / (KH*KW)`` of that window's gradient (summed over the
     windows it belongs to).
-
-    Runs on the fast engine by default (``minicnn.engine.pool.FastAvgPool2D``: a sum
-    over the KH*KW strided slices); ``use_engine("textbook")`` runs the code below.
-    The loop version is ``minicnn.nn.reference.avgpool2d_naive`` (and ``avgpool2d_backward_naive``).
 
     Parameters
     ----------
@@ -98,73 +108,31 @@ class AvgPool2D:
         out: (N, C, H_out, W_out),  H_out = (H + 2*ph - KH) // SH + 1,  W_out = (W + 2*pw - KW) // SW + 1
     """
 
+    op = "avgpool2d"
+
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = pair(kernel_size, "kernel_size", 1)
-        self.stride = self.kernel_size if stride is None else pair(stride, "stride", 1)
-        self.padding = pair(padding, "padding", 0)
+        super().__init__(kernel_size, stride, padding)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"AvgPool2D padding must be at most half the kernel size {self.kernel_size}, "
                              f"got padding {self.padding}")
-        self.params, self.grads = {}, {}
-        self.training = True
-        self._fast = FastAvgPool2D(self.kernel_size, self.stride, self.padding)
-        self._engine = self._x_shape = None
 
-    def output_shape(self, input_shape):
-        C, H, W = input_shape
-        (ph, pw) = self.padding
-        return (C, output_size(H, self.kernel_size[0], self.stride[0], ph, ph),
-                output_size(W, self.kernel_size[1], self.stride[1], pw, pw))
+    def config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
 
-    def forward(self, x):
-        check_float_input("AvgPool2D", x, 4, "(N, C, H, W)")
-        N, C, H, W = x.shape
-        (KH, KW), (SH, SW), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if H + 2 * ph < KH or W + 2 * pw < KW:
-            raise ValueError(f"AvgPool2D kernel {KH}x{KW} is larger than the padded input {H + 2 * ph}x{W + 2 * pw} "
-                             f"(input shape {x.shape}, padding {self.padding})")
-        self._engine, self._x_shape = current_engine(), x.shape
-        if self._engine == "fast":
-            return self._fast.forward(x)
-        xp = pad_nchw(x, (ph, ph, pw, pw))
-        windows = np.lib.stride_tricks.sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::SH, ::SW]
-        return windows.mean(axis=(4, 5))                                  # (N, C, H_out, W_out)
-
-    def backward(self, dout, need_dx=True):
-        if self._engine is None:
-            raise RuntimeError("AvgPool2D.backward called before forward")
-        expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
-        if dout.shape != expected:
-            raise ValueError(f"AvgPool2D.backward expected dout of shape {expected}, got {dout.shape}")
-        if not need_dx:
-            return None
-        if self._engine == "fast":
-            return self._fast.backward(dout)
-        N, C, H, W = self._x_shape
-        (KH, KW), (SH, SW), (ph, pw) = self.kernel_size, self.stride, self.padding
-        H_out, W_out = dout.shape[2:]
-        share = dout / (KH * KW)
-        dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dout.dtype)
-        for i in range(KH):                                               # window offset (i, j) of every window at once
-            for j in range(KW):
-                dxp[:, :, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW] += share
-        return dxp[:, :, ph:ph + H, pw:pw + W]
+    def _arguments(self):
+        """What ``avgpool2d_forward`` takes after x."""
+        return self.kernel_size, self.stride, self.padding
 
 
-class GlobalAvgPool2D:
+class GlobalAvgPool2D(Layer):
     """The mean of each feature map: one number per channel, whatever H and W.
 
     Backward spreads each gradient evenly, ``dx[n, c, y, x] = dout[n, c] / (H*W)``.
-    Runs on the fast engine by default (``minicnn.engine.pool.FastGlobalAvgPool2D``).
 
     Shape: x (N, C, H, W) -> out (N, C)
     """
 
-    def __init__(self):
-        self.params, self.grads = {}, {}
-        self.training = True
-        self._fast = FastGlobalAvgPool2D()
-        self._engine = self._x_shape = None
+    op = "global_avgpool2d"
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -173,19 +141,13 @@ class GlobalAvgPool2D:
 
     def forward(self, x):
         check_float_input("GlobalAvgPool2D", x, 4, "(N, C, H, W)")
-        self._engine, self._x_shape = current_engine(), x.shape
-        if self._engine == "fast":
-            return self._fast.forward(x)
-        return x.mean(axis=(2, 3))
+        self._forget()
+        self._x_shape = x.shape
+        out, self._cache = ops.global_avgpool2d_forward(x)
+        return out
 
     def backward(self, dout, need_dx=True):
-        if self._engine is None:
-            raise RuntimeError("GlobalAvgPool2D.backward called before forward")
+        cache = self._require_cache()
         if dout.shape != self._x_shape[:2]:
             raise ValueError(f"GlobalAvgPool2D.backward expected dout of shape {self._x_shape[:2]}, got {dout.shape}")
-        if not need_dx:
-            return None
-        if self._engine == "fast":
-            return self._fast.backward(dout)
-        N, C, H, W = self._x_shape
-        return np.broadcast_to(dout[:, :, None, None] / (H * W), self._x_shape).copy()
+        return ops.global_avgpool2d_backward(dout, cache) if need_dx else None

@@ -1,10 +1,17 @@
-"""Textbook convolution, pooling and batch normalisation, written as plain nested loops.
+"""Convolution, pooling and batch normalisation, written as plain nested loops: the implementation named ``"loops"``.
 
 Slow on purpose: every output value is computed the way it is drawn on the
 blackboard, one window at a time, and every gradient by the chain rule one
-window at a time.  These functions are the oracle both engines of the layers in
-``minicnn.nn`` are tested against, and the thing to read first.
+window at a time.  These functions are the oracle the textbook math and the
+fast engine are tested against, and the thing to read first.
+
+The ``*_naive`` functions take their arguments the plain way; the ``*_forward``
+and ``*_backward`` functions at the end wrap them in the signatures of
+``minicnn.nn.textbook``, so that ``use_engine("loops")`` runs a whole network on
+them (the layers without loops, such as ReLU or Dense, run their textbook math).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -201,3 +208,120 @@ def batchnorm_naive(x, gamma, beta, eps=1e-5, running_mean=None, running_var=Non
                 for x_ in range(W):
                     out[i, c, y, x_] = (x4[i, c, y, x_] - mean[c]) * scale + beta[c]
     return out.reshape(x.shape), mean, var
+
+
+def batchnorm_backward_naive(x, gamma, dout, eps=1e-5, running_mean=None, running_var=None):
+    """Gradients of ``batchnorm_naive``, one value at a time: -> (dx, dgamma, dbeta).
+
+    Training (no running statistics given): per channel, with n values, xhat = (x - mean) / sigma,
+    ``dx_j = gamma / (n sigma) * (n dout_j - sum_i dout_i - xhat_j sum_i dout_i xhat_i)``
+    (the derivation is in ``minicnn.nn.textbook``); evaluation: ``dx_j = gamma / sigma * dout_j``.
+
+    Shape: x, dout (N, C, H, W) or (N, C); gamma (C,) -> dx like x, dgamma (C,), dbeta (C,)
+    """
+    x4 = x.reshape(x.shape + (1, 1)) if x.ndim == 2 else x
+    d4 = dout.reshape(x4.shape)
+    N, C, H, W = x4.shape
+    n = N * H * W
+    _, mean, var = batchnorm_naive(x, np.ones(C, x.dtype), np.zeros(C, x.dtype), eps, running_mean, running_var)
+    dx = np.zeros_like(d4)
+    dgamma, dbeta = np.zeros(C, dtype=dout.dtype), np.zeros(C, dtype=dout.dtype)
+    for c in range(C):
+        mu, sigma = mean[c], np.sqrt(var[c] + eps)
+        sum_d = sum_d_xhat = 0.0
+        for i in range(N):
+            for y in range(H):
+                for x_ in range(W):
+                    sum_d += d4[i, c, y, x_]
+                    sum_d_xhat += d4[i, c, y, x_] * (x4[i, c, y, x_] - mu) / sigma
+        dbeta[c], dgamma[c] = sum_d, sum_d_xhat
+        for i in range(N):
+            for y in range(H):
+                for x_ in range(W):
+                    if running_var is None:
+                        xhat = (x4[i, c, y, x_] - mu) / sigma
+                        dx[i, c, y, x_] = gamma[c] / (n * sigma) * (n * d4[i, c, y, x_] - sum_d - xhat * sum_d_xhat)
+                    else:
+                        dx[i, c, y, x_] = gamma[c] / sigma * d4[i, c, y, x_]
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+# -- the same loops in the signatures of minicnn.nn.textbook (the "loops" implementation) ----------
+
+
+class ConvCache(NamedTuple):
+    x: np.ndarray
+    W: np.ndarray
+    stride: tuple
+    padding: tuple
+    has_bias: bool
+
+
+def conv2d_forward(x, W, b, stride, padding):
+    """``conv2d_naive`` as ``minicnn.nn.textbook.conv2d_forward``: padding (top, bottom, left, right) -> out, cache"""
+    return conv2d_naive(x, W, b, stride, padding).astype(x.dtype, copy=False), ConvCache(x, W, stride, padding, b is not None)
+
+
+def conv2d_backward(dout, cache, need_dx):
+    dx, dW, db = conv2d_backward_naive(cache.x, cache.W, dout, cache.stride, cache.padding)
+    return (dx if need_dx else None), dW, (db if cache.has_bias else None)
+
+
+class PoolCache(NamedTuple):
+    x: np.ndarray
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+
+
+def maxpool2d_forward(x, kernel_size, stride):
+    return maxpool2d_naive(x, kernel_size, stride)[0], PoolCache(x, kernel_size, stride, (0, 0))
+
+
+def maxpool2d_backward(dout, cache):
+    return maxpool2d_backward_naive(cache.x, dout, cache.kernel_size, cache.stride)
+
+
+def avgpool2d_forward(x, kernel_size, stride, padding):
+    return avgpool2d_naive(x, kernel_size, stride, padding), PoolCache(x, kernel_size, stride, padding)
+
+
+def avgpool2d_backward(dout, cache):
+    return avgpool2d_backward_naive(cache.x, dout, cache.kernel_size, cache.stride, cache.padding)
+
+
+def global_avgpool2d_forward(x):
+    """An average pool whose one window is the whole map."""
+    H, W = x.shape[2:]
+    return avgpool2d_naive(x, (H, W))[:, :, 0, 0], PoolCache(x, (H, W), (H, W), (0, 0))
+
+
+def global_avgpool2d_backward(dout, cache):
+    return avgpool2d_backward_naive(cache.x, dout[:, :, None, None], cache.kernel_size, cache.stride)
+
+
+class BatchNormCache(NamedTuple):
+    x: np.ndarray
+    gamma: np.ndarray
+    eps: float
+    running: tuple              # (running_mean, running_var) in evaluation, () in training
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """``batchnorm_naive`` as ``minicnn.nn.textbook.batchnorm_forward``, the running statistics updated value by value."""
+    if training:
+        out, mean, var = batchnorm_naive(x, gamma, beta, eps)
+        n = x.size // x.shape[1]
+        new_mean, new_var = np.empty_like(running_mean), np.empty_like(running_var)
+        for c in range(len(running_mean)):
+            new_mean[c] = running_mean[c] * (1 - momentum) + momentum * mean[c]
+            new_var[c] = running_var[c] * (1 - momentum) + momentum * var[c] * n / (n - 1)
+        return out, new_mean, new_var, BatchNormCache(x, gamma, eps, ())
+    stats = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+    out = batchnorm_naive(x, gamma, beta, eps, *stats)[0]
+    return out, running_mean, running_var, BatchNormCache(x, gamma, eps, stats)
+
+
+def batchnorm_backward(dout, cache, need_dx):
+    dx, dgamma, dbeta = batchnorm_backward_naive(cache.x, cache.gamma, dout, cache.eps, *cache.running)
+    return (dx if need_dx else None), dgamma, dbeta

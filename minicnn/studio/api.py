@@ -5,7 +5,7 @@ Each endpoint is a thin layer over the functions the command line uses:
     GET  /api/info       what there is: the checkpoint's file name, the presets, the convolutions and their kernels
     POST /api/convolve   {image, kernel, stride, padding} -> every step of ``minicnn.edges.explain.slide``
     POST /api/kernel     {layer, filter, channel} -> one learned kernel of the checkpoint
-    POST /api/predict    {png} -> the 28x28 the network sees (``minicnn.views.images``), the top 3 classes
+    POST /api/predict    {png} -> the 28x28 the network sees (``minicnn.analysis.images``), the top 3 classes
                          (``views.predict``), the feature maps (``views.featuremaps``), the saliency (``views.saliency``)
     POST /api/crop       {png} -> a crop of the drawing, as a small grid for the stepper
     GET  /api/kernels    the first-layer kernels beside their best match (``edges.inspect_kernels``) and, when the
@@ -31,19 +31,20 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.analysis.common import Run
+from minicnn.analysis.curves import curves, read_history
+from minicnn.analysis.featuremaps import feature_maps
+from minicnn.analysis.images import PNG_SIGNATURE, decode_grayscale, mnist_like
+from minicnn.analysis.predict import top_classes
+from minicnn.analysis.saliency import input_gradient
 from minicnn.data.fetch import DATASETS
 from minicnn.edges.evolution import read_snapshots, similarities
-from minicnn.edges.explain import EXAMPLES, _fmt, check_against_conv2d, output_size, slide
+from minicnn.edges.explain import EXAMPLES, check_against_conv2d, format_numbers, output_size, slide
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.inspect_kernels import describe_kernels, match_records
+from minicnn.nn import ops
 from minicnn.nn.conv import Conv2D
 from minicnn.studio.trainer import DEFAULT_LR, MNIST_IMAGES, TASKS, Trainer
-from minicnn.views.common import Run
-from minicnn.views.curves import curves, read_history
-from minicnn.views.featuremaps import feature_maps
-from minicnn.views.images import PNG_SIGNATURE, decode_grayscale, mnist_like
-from minicnn.views.predict import top_classes
-from minicnn.views.saliency import input_gradient
 
 DEFAULT_CHECKPOINT = Path("runs/mnist/checkpoint.npz")
 HINT = ("no checkpoint: train one with 'python experiments/train_mnist.py' (it writes runs/mnist/checkpoint.npz), "
@@ -156,9 +157,14 @@ class Studio:
     ----------
     checkpoint : path of a checkpoint (or its run folder), or None for none; fixed for the studio's life
     data_root : the MNIST folder for the "Learn it yourself" MNIST task (default: the data set's default folder)
+    engine : the implementation every endpoint computes on (``minicnn.nn.ops``; "fast" by default); each
+        answer names it under ``"engine"``
     """
 
-    def __init__(self, checkpoint=None, data_root=None):
+    def __init__(self, checkpoint=None, data_root=None, engine="fast"):
+        if engine not in ops.implementations():
+            raise ValueError(f"engine must be one of {ops.implementations()}, got {engine!r}")
+        self.engine = engine
         self.run = Run(checkpoint) if checkpoint is not None else None
         self.metrics_path = None
         if self.run is not None and (self.run.path.parent / "metrics.json").is_file():
@@ -168,7 +174,7 @@ class Studio:
         self._sessions = OrderedDict()           # id -> (lock, Trainer)
         self._sessions_lock = threading.Lock()
         self._mnist, self._mnist_lock = None, threading.Lock()
-        self.routes = {
+        self.routes = {key: self._on_engine(endpoint) for key, endpoint in {
             ("GET", "/api/info"): self.info,
             ("POST", "/api/convolve"): self.convolve,
             ("POST", "/api/kernel"): self.kernel,
@@ -178,7 +184,18 @@ class Studio:
             ("GET", "/api/curves"): self.curves,
             ("POST", "/api/train/new"): self.train_new,
             ("POST", "/api/train/step"): self.train_step,
-        }
+        }.items()}
+
+    def _on_engine(self, endpoint):
+        """The endpoint run on the studio's engine (``minicnn.nn.ops``), its answer saying which code computed it."""
+        def answer(body=None):
+            with ops.use_engine(self.engine):
+                result = endpoint(body)
+                if isinstance(result, dict):
+                    result = {**result, "engine": ops.describe(ops.OPS)}
+            return result
+        answer.__name__ = endpoint.__name__
+        return answer
 
     def _need_run(self):
         if self.run is None:
@@ -245,7 +262,7 @@ class Studio:
         steps, fmap = [], np.zeros((H_out, W_out))
         for step in slide(image, kernel, stride, padding):
             fmap[step.row, step.col] = step.total
-            f = _fmt(step.products)  # as explain writes them: integers bare, others with up to 4 decimals
+            f = format_numbers(step.products)  # as explain writes them: integers bare, others with up to 4 decimals
             terms = " + ".join(f(v) if v >= 0 else f"({f(v)})" for v in step.products.ravel())
             steps.append({"row": step.row, "col": step.col, "top": step.row * stride, "left": step.col * stride,
                           "products": step.products.round(10).tolist(), "total": round(step.total, 10),
@@ -253,7 +270,7 @@ class Studio:
                           "text": f"{terms} = {f(step.total)}", "total_text": f(step.total)})
         difference = check_against_conv2d(image, kernel, stride, padding, fmap)
         result.update(fits=True, output_shape=[H_out, W_out], steps=steps, output=fmap.round(10).tolist(),
-                      output_texts=[[_fmt(fmap)(v) for v in row] for row in fmap], notes=notes,
+                      output_texts=[[format_numbers(fmap)(v) for v in row] for row in fmap], notes=notes,
                       conv2d_max_difference=difference)
         return result
 

@@ -47,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from minicnn.nn.ops import BUILT_IN
 from minicnn.studio.api import HEAVY, ApiError, Studio, default_checkpoint
 from minicnn.studio.guard import LOCAL_NAMES, Guard, host_name, new_token, printable
 from minicnn.utils.cli import command
@@ -440,14 +441,17 @@ def main(argv=None):
                         "any page in a browser that can reach the studio can then use it")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="the MNIST folder for 'Learn it yourself' on MNIST (default: datasets/mnist)")
+    p.add_argument("--engine", choices=BUILT_IN, default="fast",
+                   help="the code that computes every answer: loops, textbook (minicnn/nn/textbook.py) or fast "
+                        "(default: fast); each answer says which")
     p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be from 0 to 65535, got {args.port}")
     allow_hosts = [host_name(name) for name in args.allow_host]
     checkpoint = args.checkpoint if args.checkpoint is not None else default_checkpoint()
-    studio = Studio(checkpoint, data_root=args.data)
-    print(f"studio: {one_blas_thread()}")
+    studio = Studio(checkpoint, data_root=args.data, engine=args.engine)
+    print(f"studio: {one_blas_thread()}; engine {args.engine}")
     if studio.run is None:
         print(f"studio: {studio.info()['hint']}")
     else:

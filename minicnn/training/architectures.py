@@ -19,49 +19,8 @@ import json
 
 import numpy as np
 
-from minicnn.nn import (
-    AvgPool2D,
-    BatchNorm1D,
-    BatchNorm2D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool2D,
-    LeakyReLU,
-    MaxPool2D,
-    ReLU,
-    Sigmoid,
-    Tanh,
-)
-from minicnn.nn.conv import same_padding
+from minicnn.nn.layer import LAYERS
 from minicnn.nn.model import Sequential
-from minicnn.utils.validation import pair, positive_int
-
-# Arguments each layer type takes in a spec (besides "type"), with their defaults (None: required, except
-# a pool's stride, whose None means "the kernel size").  Dropout's generator is not part of a spec:
-# build_model passes its own rng.
-_BATCHNORM_ARGS = {"num_features": None, "eps": 1e-5, "momentum": 0.1, "affine": True}
-LAYER_ARGS = {
-    "Conv2D": {"in_channels": None, "out_channels": None, "kernel_size": None, "stride": 1, "padding": 0,
-               "bias": True},
-    "ReLU": {},
-    "MaxPool2D": {"kernel_size": None, "stride": None},
-    "Flatten": {},
-    "Dense": {"in_features": None, "out_features": None},
-    "BatchNorm2D": _BATCHNORM_ARGS,
-    "BatchNorm1D": _BATCHNORM_ARGS,
-    "Dropout": {"p": 0.5},
-    "AvgPool2D": {"kernel_size": None, "stride": None, "padding": 0},
-    "GlobalAvgPool2D": {},
-    "LeakyReLU": {"negative_slope": 0.01},
-    "Tanh": {},
-    "Sigmoid": {},
-}
-_CLASSES = {"Conv2D": Conv2D, "ReLU": ReLU, "MaxPool2D": MaxPool2D, "Flatten": Flatten, "Dense": Dense,
-            "BatchNorm2D": BatchNorm2D, "BatchNorm1D": BatchNorm1D, "Dropout": Dropout, "AvgPool2D": AvgPool2D,
-            "GlobalAvgPool2D": GlobalAvgPool2D, "LeakyReLU": LeakyReLU, "Tanh": Tanh, "Sigmoid": Sigmoid}
-_POOLS = ("MaxPool2D", "AvgPool2D")
 
 
 def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3, dropout=0.0):
@@ -141,18 +100,13 @@ def _check_spec(spec):
     if not isinstance(spec, (list, tuple)) or not spec:
         raise ValueError(f"an architecture must be a non-empty list of layer dicts, got {type(spec).__name__}")
     for i, layer in enumerate(spec):
-        if not isinstance(layer, dict) or layer.get("type") not in LAYER_ARGS:
+        if not isinstance(layer, dict) or layer.get("type") not in LAYERS:
             raise ValueError(f"layer {i} of the architecture must be a dict with 'type' one of "
-                             f"{sorted(LAYER_ARGS)}, got {layer!r}")
-        allowed = LAYER_ARGS[layer["type"]]
-        unknown = sorted(set(layer) - set(allowed) - {"type"})
-        if unknown:
-            raise ValueError(f"layer {i} ({layer['type']}) has unknown arguments {unknown}; "
-                             f"expected some of {sorted(allowed)}")
-        missing = sorted(k for k, default in allowed.items() if default is None and k not in layer
-                         and not (layer["type"] in _POOLS and k == "stride"))
-        if missing:
-            raise ValueError(f"layer {i} ({layer['type']}) lacks required arguments {missing}")
+                             f"{sorted(LAYERS)}, got {layer!r}")
+        try:
+            LAYERS[layer["type"]].check_config({k: v for k, v in layer.items() if k != "type"})
+        except ValueError as err:
+            raise ValueError(f"layer {i} of the architecture: {err}") from None
 
 
 def state_shapes(spec):
@@ -161,34 +115,19 @@ def state_shapes(spec):
     The names are those of ``Sequential.state_dict()`` (``"0.W"``, ``"0.b"``,
     ``"1.running_mean"``, ...).  Nothing is allocated, so a checkpoint's
     declared network can be compared with the arrays it really stores before
-    any model is built.  ``ValueError`` for arguments the layers would refuse.
-
-    Shape:
-        Conv2D:      W (out_channels, in_channels, KH, KW), b (out_channels,) when bias
-        Dense:       W (in_features, out_features), b (out_features,)
-        BatchNorm*D: gamma, beta (num_features,) when affine; running_mean, running_var (num_features,)
+    any model is built.  Each layer class says its own shapes (``Layer.param_shapes``).
+    ``ValueError`` for arguments the layers would refuse.
     """
     if isinstance(spec, str):
         spec = from_json(spec)
     _check_spec(spec)
     shapes = {}
     for i, layer in enumerate(spec):
-        kind, where = layer["type"], f"layer {i} ({layer['type']})"
-        if kind == "Conv2D":
-            F = positive_int(layer["out_channels"], f"{where} out_channels")
-            C = positive_int(layer["in_channels"], f"{where} in_channels")
-            KH, KW = pair(layer["kernel_size"], f"{where} kernel_size", 1)
-            shapes[f"{i}.W"] = (F, C, KH, KW)
-            if layer.get("bias", True):
-                shapes[f"{i}.b"] = (F,)
-        elif kind == "Dense":
-            n_in = positive_int(layer["in_features"], f"{where} in_features")
-            n_out = positive_int(layer["out_features"], f"{where} out_features")
-            shapes[f"{i}.W"], shapes[f"{i}.b"] = (n_in, n_out), (n_out,)
-        elif kind in ("BatchNorm2D", "BatchNorm1D"):
-            C = positive_int(layer["num_features"], f"{where} num_features")
-            names = (("gamma", "beta") if layer.get("affine", True) else ()) + ("running_mean", "running_var")
-            shapes.update({f"{i}.{name}": (C,) for name in names})
+        try:
+            own = LAYERS[layer["type"]].param_shapes({k: v for k, v in layer.items() if k != "type"})
+        except ValueError as err:
+            raise ValueError(f"layer {i} ({layer['type']}) {err}") from None
+        shapes.update({f"{i}.{name}": shape for name, shape in own.items()})
     return shapes
 
 
@@ -204,57 +143,18 @@ def build_model(spec, *, rng=None, dtype=np.float32):
     if isinstance(spec, str):
         spec = from_json(spec)
     _check_spec(spec)
-    layers = []
-    for layer in spec:
-        kind = layer["type"]
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in layer.items() if k != "type"}
-        if kind in ("Conv2D", "Dense"):
-            kwargs.update(rng=rng, dtype=dtype)
-        elif kind in ("BatchNorm2D", "BatchNorm1D"):
-            kwargs.update(dtype=dtype)
-        elif kind == "Dropout":
-            kwargs.update(rng=rng)
-        layers.append(_CLASSES[kind](**kwargs))
-    return Sequential(layers)
-
-
-def _padding_of(conv):
-    """A Conv2D's resolved (top, bottom, left, right) padding -> an argument that rebuilds it."""
-    top, bottom, left, right = conv.padding
-    if top == bottom and left == right:
-        return [top, left]
-    if conv.padding == same_padding(conv.kernel_size) and tuple(conv.stride) == (1, 1):
-        return "same"
-    raise ValueError(f"Conv2D padding {conv.padding} cannot be written as an architecture argument")
+    return Sequential([LAYERS[layer["type"]].from_config({k: v for k, v in layer.items() if k != "type"}, rng=rng, dtype=dtype)
+                       for layer in spec])
 
 
 def model_spec(model):
-    """The canonical spec of a ``Sequential`` built from minicnn layers (inverse of ``build_model``)."""
+    """The canonical spec of a ``Sequential`` of registered layers (inverse of ``build_model``): each layer's ``config()``."""
     spec = []
     for i, layer in enumerate(model.layers):
         kind = type(layer).__name__
-        if _CLASSES.get(kind) is not type(layer):
-            raise ValueError(f"layer {i} is a {kind}; architectures can only describe {sorted(_CLASSES)}")
-        if kind == "Conv2D":
-            entry = {"in_channels": layer.in_channels, "out_channels": layer.out_channels,
-                     "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
-                     "padding": _padding_of(layer), "bias": "b" in layer.params}
-        elif kind == "MaxPool2D":
-            entry = {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride)}
-        elif kind == "Dense":
-            entry = {"in_features": layer.in_features, "out_features": layer.out_features}
-        elif kind in ("BatchNorm2D", "BatchNorm1D"):
-            entry = {"num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum,
-                     "affine": layer.affine}
-        elif kind == "Dropout":
-            entry = {"p": layer.p}
-        elif kind == "AvgPool2D":
-            entry = {"kernel_size": list(layer.kernel_size), "stride": list(layer.stride), "padding": list(layer.padding)}
-        elif kind == "LeakyReLU":
-            entry = {"negative_slope": layer.negative_slope}
-        else:
-            entry = {}
-        spec.append({"type": kind, **entry})
+        if LAYERS.get(kind) is not type(layer):
+            raise ValueError(f"layer {i} is a {kind}; architectures can only describe {sorted(LAYERS)}")
+        spec.append({"type": kind, **layer.config()})
     return spec
 
 
@@ -286,20 +186,4 @@ def from_json(text):
 
 def describe(spec):
     """One short line per network, e.g. ``Conv2D(1->8, 3x3) MaxPool2D(2x2) ReLU ... Dense(128->10)``."""
-    parts = []
-    for layer in canonical(spec):
-        kind = layer["type"]
-        if kind == "Conv2D":
-            parts.append(f"Conv2D({layer['in_channels']}->{layer['out_channels']}, "
-                         f"{layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
-        elif kind in _POOLS:
-            parts.append(f"{kind}({layer['kernel_size'][0]}x{layer['kernel_size'][1]})")
-        elif kind in ("BatchNorm2D", "BatchNorm1D"):
-            parts.append(f"{kind}({layer['num_features']})")
-        elif kind == "Dropout":
-            parts.append(f"Dropout({layer['p']:g})")
-        elif kind == "Dense":
-            parts.append(f"Dense({layer['in_features']}->{layer['out_features']})")
-        else:
-            parts.append(kind)
-    return " ".join(parts)
+    return " ".join(layer.describe() for layer in build_model(spec, rng=np.random.default_rng(0)).layers)

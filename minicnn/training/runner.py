@@ -1,6 +1,6 @@
 """A resumable training run: a checkpoint every epoch, Ctrl-C or SIGTERM saves and stops, divergence stops.
 
-``train_resumable`` wraps ``train.train_epoch`` with what a long run needs:
+``train_resumable`` wraps ``minicnn.training.loop.train_epoch`` with what a long run needs:
 
 - after every epoch it evaluates on the test set, prints one summary line and
   writes the checkpoint (atomically, see ``minicnn.training.checkpoint``);

@@ -6,8 +6,10 @@
 old file or the new one, never half of it; on any error, Ctrl-C included, the
 temporary file is removed and the old file is intact.  A process killed mid-write
 leaves ``.<name>.<random>.tmp``, which ``remove_stale_temporaries`` deletes.
+``read_metrics`` reads a run's metrics.json, the one place that does.
 """
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -89,3 +91,19 @@ def check_regular_file(path, what="file"):
                 else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
         raise ValueError(f"{path}: expected a regular {what}, got {kind}")
     return st
+
+
+def read_metrics(path, hint="a run's metrics.json, or its folder"):
+    """(path, dict) of a run's metrics.json; ``path`` is the file or the run's folder.  ValueError, with ``hint``, otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path} (expected {hint})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON file: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds {type(data).__name__}, not the JSON object of a run's metrics")
+    return path, data

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from minicnn.edges import evolution, viz
+from minicnn.edges import evolution
 from minicnn.edges import inspect_kernels as inspect
 from minicnn.edges.filters import get_kernel
+from minicnn.utils import plotting
 
 
 def write_run(folder):
@@ -40,7 +41,7 @@ def test_inspect_evolution_draws_the_grid(tmp_path, capsys):
 
 
 def test_inspect_evolution_text_without_matplotlib(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
     write_run(tmp_path)
     assert inspect.main([str(tmp_path), "--evolution"]) == 0
     assert "epoch 1" in capsys.readouterr().out and not (tmp_path / "evolution.png").exists()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from minicnn.edges import inspect_kernels as inspect
-from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
+from minicnn.utils import plotting
 
 
 def conv_weights():
@@ -20,8 +20,8 @@ def conv_weights():
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
-    monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
-    monkeypatch.setattr(viz, "_hint_given", False)
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(plotting, "_hint_given", False)
 
 
 def test_inspect_mnist_style_checkpoint(tmp_path, capsys, no_matplotlib):

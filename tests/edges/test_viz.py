@@ -3,6 +3,7 @@ import pytest
 
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
+from minicnn.utils import plotting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,8 +41,8 @@ def _plot_everything(tmp_path):
 
 
 def test_without_matplotlib_plots_return_none_and_hint_once(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
-    monkeypatch.setattr(viz, "_hint_given", False)
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(plotting, "_hint_given", False)
     assert _plot_everything(tmp_path) == [None] * 4
     assert _plot_everything(tmp_path) == [None] * 4
     err = capsys.readouterr().err
@@ -51,7 +52,7 @@ def test_without_matplotlib_plots_return_none_and_hint_once(monkeypatch, tmp_pat
 
 def test_with_matplotlib_plots_write_png(monkeypatch, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    monkeypatch.setattr(viz, "_hint_given", False)
+    monkeypatch.setattr(plotting, "_hint_given", False)
     paths = _plot_everything(tmp_path)
     for p in paths:
         assert p is not None

@@ -77,3 +77,21 @@ def test_successive_batch_sizes_and_dtypes_in_one_layer():
         assert_close(out, expected, maxpool2d_naive(sum_tolerance(abs_sum, dtype), 2)[0], err_msg=str(dtype))
         dx = conv.backward(relu.backward(pool.backward(np.ones_like(out))))
         assert dx.dtype == dtype and dx.shape == x.shape
+
+
+def test_the_pool_hands_out_only_what_nobody_holds():
+    from minicnn.engine import buffers
+    a = buffers.buffer("test.a", (3, 4), np.float32)
+    b = buffers.buffer("test.a", (3, 4), np.float32)
+    assert a is not b                                        # a is held: b is another array
+    view = b[1:]
+    del b
+    assert buffers.buffer("test.a", (3, 4), np.float32) is not view.base   # a view holds its buffer too
+    a_id = id(a)
+    del a
+    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == a_id     # let go: the same array again
+    z = buffers.buffer("test.z", (2, 5), np.float64, zeros=True, tag=(1, 1))
+    z[:, 1:4] = 7                                            # a caller writes only its middle
+    del z
+    other = buffers.buffer("test.z", (2, 5), np.float64, zeros=True, tag=(2, 0))
+    assert not other.any()                                   # another tag: a border of its own, still zero

@@ -86,7 +86,15 @@ def test_worker_prints_one_line_of_json_for_bn_cnn_from_any_directory(tmp_path):
 
 def test_worker_defaults_to_ref_cnn(capsys):
     assert bench.worker_main(["alone", "minicnn", "4", "1", "1"]) == 0
-    assert json.loads(capsys.readouterr().out)["network"] == "ref-cnn"
+    result = json.loads(capsys.readouterr().out)
+    assert result["network"] == "ref-cnn" and result["engine"]["implementation"] == "fast"
+
+
+def test_worker_runs_on_the_engine_it_is_given(capsys):
+    assert bench.worker_main(["alone", "minicnn", "4", "1", "1", "bn-cnn", "textbook"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"]["implementation"] == "textbook"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        bench.worker_main(["alone", "minicnn", "4", "1", "1", "bn-cnn", "gpu"])
 
 
 @pytest.mark.parametrize("argv, error, match", [

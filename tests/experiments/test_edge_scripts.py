@@ -28,7 +28,20 @@ def test_learn_sobel_script_writes_results(tmp_path, capsys):
     curve = np.loadtxt(tmp_path / "loss_curve.csv", delimiter=",", skiprows=1)
     assert curve.shape[1] == 4 and curve[-1, 1] < curve[0, 1]
     out = capsys.readouterr().out
-    assert "sobel_x" in out and "relative error" in out
+    assert "sobel_x" in out and "relative error" in out and "engine fast:" in out and saved["engine"] == "fast"
+
+
+def test_learn_sobel_runs_on_the_engine_it_is_given(tmp_path, capsys):
+    script = load_script("learn_sobel")
+    fast = script.main(["--seed", "1", "--steps", "40", "--out", str(tmp_path / "fast")])
+    loops = script.main(["--seed", "1", "--steps", "40", "--engine", "loops", "--images", "16", "--size", "8",
+                         "--out", str(tmp_path / "loops")])
+    textbook = script.main(["--seed", "1", "--steps", "40", "--engine", "textbook", "--out", str(tmp_path / "textbook")])
+    assert json.loads((tmp_path / "loops" / "metrics.json").read_text())["engine"] == "loops (textbook: sgd_update)"
+    assert "engine textbook:" in capsys.readouterr().out
+    for name in fast["cosine"]:                       # the same training, computed by other code
+        assert textbook["cosine"][name] == pytest.approx(fast["cosine"][name], abs=1e-4)
+    assert loops["steps"] <= 40
 
 
 def test_edge_classifier_script_smoke(tmp_path, capsys):

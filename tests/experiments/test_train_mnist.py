@@ -13,9 +13,9 @@ import pytest
 
 from minicnn import SGD, CosineLR, evaluate
 from minicnn.data.mnist import load_mnist, normalize
-from minicnn.edges import viz
 from minicnn.training import architectures
 from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
+from minicnn.utils import plotting
 from tests import crafted
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mni
     assert metrics["test_images"] == 1000 and metrics["train_images"] == 2000
     kernels = metrics["kernels"]
     assert len(kernels) == 16 and all(-1 <= k["similarity"] <= 1 and k["match"].startswith("sobel") for k in kernels)
-    assert (out / "kernels.png").exists() == viz.have_matplotlib()
+    assert (out / "kernels.png").exists() == plotting.have_matplotlib()
     # the checkpoint holds the final weights: evaluating them gives the reported accuracy
     ck = load_checkpoint(out / "checkpoint.npz", architecture=architectures.mnist_cnn())
     assert ck.epoch == 1
@@ -470,6 +470,25 @@ def test_a_fashion_checkpoint_from_before_the_recipes_resumes_with_the_mnist_net
     assert (resumed["architecture"], resumed["dropout"], resumed["flip"]) == ("mnist_cnn", 0.0, True)
 
 
+def test_engine_textbook_trains_on_the_textbook_lines(mnist_root, tmp_path, monkeypatch, capsys):
+    """--engine textbook runs minicnn/nn/textbook.py: a patched line there changes the trained weights; fast does not read it."""
+    from minicnn.nn import textbook
+
+    def weights(engine, name):
+        code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "128", "--limit-test", "64", "--epochs", "1",
+                                 "--batch-size", "64", "--channels", "2,2", "--hidden", "4", "--engine", engine,
+                                 "--out", str(tmp_path / name), "--no-progress"])
+        assert code == 0
+        return load_checkpoint(tmp_path / name / "checkpoint.npz").model["7.W"]
+
+    plain = {engine: weights(engine, engine) for engine in ("textbook", "fast")}
+    assert "engine: textbook" in capsys.readouterr().out
+    real = textbook.dense_backward
+    monkeypatch.setattr(textbook, "dense_backward", lambda dout, cache, need_dx: real(dout * 3, cache, need_dx))
+    assert not np.allclose(weights("textbook", "textbook-patched"), plain["textbook"])
+    np.testing.assert_array_equal(weights("fast", "fast-patched"), plain["fast"])
+
+
 # ------------------------------------------------------------ issue 24: no run lost or mixed with another
 
 def listing(folder):
@@ -527,7 +546,7 @@ def test_overwrite_then_a_crash_before_the_first_checkpoint_leaves_the_old_run(m
     monkeypatch.undo()
     assert tiny(mnist_root, tmp_path, "--epochs", "2", "--overwrite", "--seed", "5") == 0   # success: all replaced
     assert sorted(listing(tmp_path)) == sorted(["checkpoint.npz", "metrics.json"]
-                                               + (["kernels.png", "curves.png"] if viz.have_matplotlib() else []))
+                                               + (["kernels.png", "curves.png"] if plotting.have_matplotlib() else []))
     assert json.loads((tmp_path / "metrics.json").read_text())["config"]["seed"] == 5
 
 
@@ -582,7 +601,7 @@ def test_a_closed_stdout_is_not_a_finished_run(mnist_root, tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 3
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
-    assert (tmp_path / "curves.png").exists() == viz.have_matplotlib()
+    assert (tmp_path / "curves.png").exists() == plotting.have_matplotlib()
     assert "a closed output is not a finished run" in train_mnist.build_parser().format_help().lower()
 
 

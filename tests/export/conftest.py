@@ -48,28 +48,20 @@ def make_bn_model():
     return _with_statistics(randomized(model, rng), rng).eval()
 
 
+# One of every minicnn layer type (input (3, 12, 10)); test_every_layer_type_is_in_the_model keeps it complete.
+EVERY_LAYER = [
+    {"type": "Conv2D", "in_channels": 3, "out_channels": 6, "kernel_size": [3, 2], "stride": [1, 2], "padding": [1, 1]},
+    {"type": "BatchNorm2D", "num_features": 6, "affine": False}, {"type": "LeakyReLU", "negative_slope": 0.1},
+    {"type": "AvgPool2D", "kernel_size": 3, "stride": 1, "padding": 1},
+    {"type": "Conv2D", "in_channels": 6, "out_channels": 8, "kernel_size": 3, "padding": "same"}, {"type": "Tanh"},
+    {"type": "MaxPool2D", "kernel_size": 2}, {"type": "Conv2D", "in_channels": 8, "out_channels": 12, "kernel_size": 1},
+    {"type": "Sigmoid"}, {"type": "GlobalAvgPool2D"}, {"type": "BatchNorm1D", "num_features": 12},
+    {"type": "Dropout", "p": 0.5}, {"type": "Dense", "in_features": 12, "out_features": 7}, {"type": "ReLU"},
+    {"type": "Flatten"}, {"type": "Dense", "in_features": 7, "out_features": 5},
+]
+
+
 def make_every_layer_model():
-    """One of every minicnn layer type, in eval mode (input (3, 12, 10))."""
-    from minicnn import (
-        AvgPool2D,
-        BatchNorm1D,
-        BatchNorm2D,
-        Conv2D,
-        Dense,
-        Dropout,
-        Flatten,
-        GlobalAvgPool2D,
-        LeakyReLU,
-        MaxPool2D,
-        ReLU,
-        Sequential,
-        Sigmoid,
-        Tanh,
-    )
+    """``EVERY_LAYER`` with random weights and running statistics, in eval mode."""
     rng = np.random.default_rng(4)
-    model = Sequential([Conv2D(3, 6, (3, 2), stride=(1, 2), padding=(1, 1), rng=rng), BatchNorm2D(6, affine=False),
-                        LeakyReLU(0.1), AvgPool2D(3, stride=1, padding=1), Conv2D(6, 8, 3, padding="same", rng=rng),
-                        Tanh(), MaxPool2D(2), Conv2D(8, 12, 1, rng=rng), Sigmoid(), GlobalAvgPool2D(),
-                        BatchNorm1D(12), Dropout(0.5, rng=rng), Dense(12, 7, rng=rng), ReLU(), Flatten(),
-                        Dense(7, 5, rng=rng)])
-    return _with_statistics(randomized(model, rng), rng).eval()
+    return _with_statistics(randomized(build_model(EVERY_LAYER, rng=rng), rng), rng).eval()

@@ -117,3 +117,10 @@ def test_batchnorm_network_on_100_mnist_images_and_raw_pixels(bn_model, mnist_ro
     path = tmp_path / "norm.onnx"
     to_onnx(bn_model, (1, 28, 28), path, normalize=(MNIST_MEAN, MNIST_STD))
     assert_same_logits(expected, run_onnx(path, to_float32(images[:100])))
+
+
+def test_every_layer_type_is_in_the_model():
+    """The every-layer model holds each class of LAYERS, so a new layer without an ONNX or PyTorch mapping fails here."""
+    from minicnn.nn.layer import LAYERS
+    from tests.export.conftest import EVERY_LAYER
+    assert {layer["type"] for layer in EVERY_LAYER} == set(LAYERS)

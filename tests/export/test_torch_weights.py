@@ -17,8 +17,9 @@ def test_names_and_layouts_are_those_of_nn_sequential(mnist_model):
 
 def test_printed_code_names_every_layer_with_its_arguments(mnist_model):
     code = torch_code(mnist_model, "w.safetensors")
-    assert "nn.Conv2d(1, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True),  # 0" in code
-    assert "nn.Linear(1568, 128),  # 7" in code
+    assert ("nn.Conv2d(in_channels=1, out_channels=16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True),"
+            "  # 0") in code
+    assert "nn.Linear(in_features=1568, out_features=128),  # 7" in code
     assert "model.load_state_dict(load_file('w.safetensors'))" in code
     assert "torch.load" not in code
 

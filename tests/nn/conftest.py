@@ -1,11 +1,11 @@
-"""The layer tests run on both engines: the textbook math of minicnn.nn and the fast engine it calls by default."""
+"""The layer tests run on every built-in implementation: the loops, the textbook math and the fast engine."""
 import pytest
 
-from minicnn.nn.engines import ENGINES, use_engine
+from minicnn.nn.ops import BUILT_IN, use_engine
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=BUILT_IN)
 def engine(request):
-    """Run the test once per engine (use with ``pytestmark = pytest.mark.usefixtures("engine")``)."""
+    """Run the test once per implementation (use with ``pytestmark = pytest.mark.usefixtures("engine")``)."""
     with use_engine(request.param):
         yield request.param

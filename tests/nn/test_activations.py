@@ -7,7 +7,7 @@ import pytest
 from minicnn import LeakyReLU, ReLU, Sigmoid, Tanh
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 def channels_last(x):

@@ -8,7 +8,7 @@ from minicnn import Conv2D
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer
 from minicnn.nn.reference import conv2d_naive
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 KERNELS = [(1, 1), (3, 3), (5, 5), (2, 3)]
 

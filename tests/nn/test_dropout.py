@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from minicnn import Dropout
-from minicnn.nn.engines import use_engine
 from minicnn.nn.gradcheck import LAYER_TOL, ReseededDropout, check_layer
+from minicnn.nn.ops import use_engine
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])

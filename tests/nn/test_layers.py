@@ -6,7 +6,7 @@ import pytest
 from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 def test_relu_dense_flatten_gradients():

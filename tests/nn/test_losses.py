@@ -4,7 +4,7 @@ import pytest
 from minicnn import mse, softmax_cross_entropy
 from minicnn.nn.gradcheck import numerical_gradient, rel_error
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 def test_cross_entropy_value_by_hand():

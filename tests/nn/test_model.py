@@ -3,10 +3,10 @@ import io
 import numpy as np
 import pytest
 
-from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, current_engine
 from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 def test_whole_cnn_gradient_check_through_cross_entropy():
@@ -33,10 +33,11 @@ def test_summary_prints_shapes_and_counts(capsys):
     model.summary((1, 28, 28))
     printed = capsys.readouterr().out
     lines = printed.splitlines()
-    assert "(N, 8, 28, 28)" in lines[2] and lines[2].rstrip().endswith("80")
+    engine = current_engine()
+    assert "(N, 8, 28, 28)" in lines[2] and lines[2].endswith(f"80  {engine}")
     assert "(N, 8, 14, 14)" in lines[4] and "(N, 1568)" in lines[5]
-    assert lines[6].rstrip().endswith("15,690")
-    assert lines[-1] == f"Total params: {80 + 15690:,}"
+    assert f"15,690  {engine}" in lines[6]
+    assert lines[-2:] == [f"Total params: {80 + 15690:,}", f"Engine: {engine}"]
 
 
 def test_state_dict_round_trip_and_shape_checks():

@@ -6,7 +6,7 @@ from minicnn import BatchNorm1D, BatchNorm2D
 from minicnn.nn.gradcheck import LAYER_TOL, _randomised, check_layer
 from minicnn.nn.reference import batchnorm_naive
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 def channels_last(x):
@@ -86,9 +86,13 @@ def test_gradient_check_catches_the_eval_backward_used_in_training():
     right = layer.backward
 
     def wrong(dout, need_dx=True):      # forgets that the batch statistics depend on x
-        layer._trained = False
-        if layer._engine == "fast":
-            layer._fast._training = False
+        cache = layer._cache
+        saved = cache.saved
+        if hasattr(saved, "training"):  # textbook, fast: the eval branch of the backward
+            saved = saved._replace(training=False)
+        else:                           # loops: the eval loops, given the batch's own statistics
+            saved = saved._replace(running=(saved.x.mean(axis=(0, 2, 3)), saved.x.var(axis=(0, 2, 3))))
+        layer._cache = cache._replace(saved=saved)
         return right(dout, need_dx)
     layer.backward = wrong
     assert check_layer(layer, rng.standard_normal((3, 2, 2, 3)), rng=rng)["dx"] > 1e-2

@@ -6,7 +6,7 @@ import pytest
 from minicnn import SGD, Dense, Sequential
 from minicnn.nn.optim import Adam, AdamW, RMSprop
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 class OneParam:

@@ -6,7 +6,7 @@ from minicnn import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from minicnn.nn.gradcheck import LAYER_TOL, check_layer, distinct_values
 from minicnn.nn.reference import avgpool2d_backward_naive, avgpool2d_naive, maxpool2d_backward_naive, maxpool2d_naive
 
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
 @pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), (3, 1), ((2, 3), (1, 2)), (1, None), ((3, 2), (2, 3))])

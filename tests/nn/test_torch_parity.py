@@ -5,7 +5,7 @@ import pytest
 from minicnn import AvgPool2D, BatchNorm1D, BatchNorm2D, Dropout, GlobalAvgPool2D, LeakyReLU, Sigmoid, Tanh
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.usefixtures("engine")   # every test on both engines (tests/nn/conftest.py)
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 TOL = 1e-9
 
 

@@ -67,12 +67,12 @@ class Client:
 
 @pytest.fixture
 def start_studio():
-    """``start_studio(checkpoint, data_root=None, token=a new one)`` -> a Client of a studio serving on a free port;
+    """``start_studio(checkpoint, data_root=None, token=a new one, engine="fast")`` -> a Client of a studio serving on a free port;
     stopped after.  ``client.server`` is the server."""
     servers = []
 
-    def start(checkpoint, data_root=None, token=None, **options):
-        studio = Studio(checkpoint, data_root=data_root)
+    def start(checkpoint, data_root=None, token=None, engine="fast", **options):
+        studio = Studio(checkpoint, data_root=data_root, engine=engine)
         token = new_token() if token is None else token or None   # token=False: a studio started with --no-token
         server, thread = serve(studio, "127.0.0.1", 0, token=token, **options)
         servers.append((server, thread))

@@ -79,6 +79,7 @@ def test_stepping_through_the_5x5_example(browser, studio_client):
     # the shared URL opens at the same moment
     open_page(browser, studio_client, "#view=stepper&image=small&kernel=sobel_x&stride=1&padding=0&step=4")
     assert output_cells(browser) == expected[:4] + [""] * 5
+    assert browser.find_element(By.ID, "engine").text == "computed by minicnn's fast code"
     assert errors_in_console(browser) == []
 
 

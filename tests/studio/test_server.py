@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minicnn.analysis.common import Run
+from minicnn.analysis.images import digit_image
+from minicnn.analysis.predict import top_classes
 from minicnn.data.fetch import DATASETS
 from minicnn.studio import api, server
 from minicnn.studio.server import MAX_BODY, static_files
 from minicnn.training import architectures
 from minicnn.training.checkpoint import save_checkpoint
-from minicnn.views.common import Run
-from minicnn.views.images import digit_image
-from minicnn.views.predict import top_classes
 from tests.studio.conftest import nested_loop_convolution, png_data_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -574,3 +574,20 @@ def test_sigterm_stops_it_like_ctrl_c(tmp_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", parts.port))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_answer_names_the_engine_that_computed_it(start_studio, trained_run, mnist_root):
+    digit, _ = _test_digit(mnist_root, 3)
+    answers = {}
+    for engine in ("fast", "textbook", "loops"):
+        client = start_studio(trained_run / "checkpoint.npz", mnist_root, engine=engine)
+        status, info = client.get("/api/info")
+        assert status == 200 and info["engine"].split(" ")[0] == engine
+        status, answers[engine] = client.post("/api/predict", {"png": png_data_url(digit)})
+        assert status == 200 and answers[engine]["engine"].split(" ")[0] == engine
+    assert answers["loops"]["engine"].startswith("loops (textbook: ")          # what loops lack, the textbook ran
+    for engine in ("textbook", "loops"):                                      # the same numbers, other code
+        np.testing.assert_allclose([t["probability"] for t in answers[engine]["top"]],
+                                   [t["probability"] for t in answers["fast"]["top"]], atol=1e-5)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        api.Studio(None, engine="gpu")

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from minicnn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential
+from minicnn.nn.layer import LAYERS
 from minicnn.training import architectures
 
 
@@ -105,7 +106,7 @@ def test_every_new_layer_round_trips_through_json():
             {"type": "BatchNorm1D", "num_features": 4, "eps": 1e-3, "affine": False},
             {"type": "Dropout", "p": 0.25}, {"type": "Sigmoid"},
             {"type": "Dense", "in_features": 4, "out_features": 3}]
-    assert set(architectures.LAYER_ARGS) == {s["type"] for s in spec} | {"ReLU", "MaxPool2D", "Flatten"}
+    assert set(LAYERS) == {s["type"] for s in spec} | {"ReLU", "MaxPool2D", "Flatten"}
     model = architectures.build_model(spec, rng=np.random.default_rng(0), dtype=np.float64)
     assert model.forward(np.zeros((2, 1, 8, 8))).shape == (2, 3)
     text = architectures.to_json(model)
@@ -143,3 +144,28 @@ def test_fashion_cnn_normalizes_each_conv_and_drops_out_before_the_last_dense():
     assert architectures.mnist_cnn(dropout=0.0) == architectures.mnist_cnn()
     assert [layer["type"] for layer in architectures.mnist_cnn(dropout=0.3)][-2:] == ["Dropout", "Dense"]
     assert set(architectures.ARCHITECTURES) == {"mnist_cnn", "fashion_cnn"}
+
+
+def test_a_new_layer_class_needs_no_edit_here(monkeypatch):
+    """Architectures read layers through LAYERS and config(): a layer class of your own round-trips as it is."""
+    class Scale(Layer, register=False):
+        def __init__(self, factor=2.0):
+            super().__init__()
+            self.factor = factor
+
+        def config(self):
+            return {"factor": self.factor}
+
+        def forward(self, x):
+            return x * self.factor
+
+        def backward(self, dout, need_dx=True):
+            return dout * self.factor
+
+    monkeypatch.setitem(LAYERS, "Scale", Scale)
+    spec = [{"type": "Scale", "factor": 3.0}, {"type": "ReLU"}]
+    model = architectures.build_model(spec)
+    assert isinstance(model.layers[0], Scale) and model.layers[0].factor == 3.0
+    assert json.loads(architectures.to_json(model)) == spec
+    with pytest.raises(ValueError, match=r"layer 0 of the architecture: Scale has unknown arguments \['size'\]"):
+        architectures.build_model([{"type": "Scale", "size": 1}])

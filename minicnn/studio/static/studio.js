@@ -26,6 +26,7 @@ async function api(path, body) {
     error.status = response.status;
     throw error;
   }
+  if (data.engine) { $("engine").textContent = "computed by minicnn's " + data.engine + " code"; }
   return data;
 }
 

@@ -1,8 +1,8 @@
 import numpy as np
 
-from minicnn.views import featuremaps
-from minicnn.views.common import Run
-from tests.views.conftest import read_png
+from minicnn.analysis import featuremaps
+from minicnn.analysis.common import Run
+from tests.analysis.conftest import read_png
 
 
 def test_feature_maps_have_each_layers_output_shape(trained_run):

@@ -7,14 +7,13 @@ highest confidence, each with its true and predicted label, in mistakes.png
 (``--out``, default the checkpoint's folder; existing files are replaced only
 with ``--overwrite``).
 """
-import argparse
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_output_arguments, command_parser, figure_path
 from minicnn.training.loop import predict
+from minicnn.utils import plotting
 from minicnn.utils.cli import command, positive_int
-from minicnn.views.common import Run, add_output_arguments, figure_path
 
 
 def softmax(logits):
@@ -50,7 +49,7 @@ def matrix_text(counts, names):
 
 def plot_confusion(counts, names, path, title):
     K = len(names)
-    fig = viz._figure(figsize=(0.55 * K + 2.5, 0.5 * K + 1.8), layout="constrained")
+    fig = plotting.new_figure(figsize=(0.55 * K + 2.5, 0.5 * K + 1.8), layout="constrained")
     if fig is None:
         return None
     ax = fig.subplots()
@@ -65,15 +64,14 @@ def plot_confusion(counts, names, path, title):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(shown, ax=ax, shrink=0.8, label="log(1 + count)")
-    fig.suptitle(title, fontsize=8)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 def plot_mistakes(images, labels, preds, confidences, indices, names, path, title):
     n = len(indices)
     cols = 4
     rows = max(1, -(-n // cols))
-    fig = viz._figure(figsize=(6.4, 1.75 * rows + 0.6), layout="constrained")
+    fig = plotting.new_figure(figsize=(6.4, 1.75 * rows + 0.6), layout="constrained")
     if fig is None:
         return None
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -86,14 +84,12 @@ def plot_mistakes(images, labels, preds, confidences, indices, names, path, titl
         i = indices[k]
         ax.imshow(images[i], cmap="gray_r")
         ax.set_title(f"#{i}: true {names[labels[i]]}, said {names[preds[i]]} ({confidences[i]:.2f})", fontsize=6)
-    fig.suptitle(title, fontsize=8)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 @command("confusion")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn confusion", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("confusion", __doc__)
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="only the first N test images (default: all)")
     add_output_arguments(p)

@@ -1,9 +1,9 @@
 import numpy as np
 
+from minicnn.analysis import confusion
+from minicnn.analysis.common import Run
 from minicnn.training.loop import evaluate
-from minicnn.views import confusion
-from minicnn.views.common import Run
-from tests.views.conftest import read_png
+from tests.analysis.conftest import read_png
 
 
 def test_confusion_matrix_and_mistakes():

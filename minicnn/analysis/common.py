@@ -1,18 +1,27 @@
-"""What every view needs: a checkpoint's model and how it was trained, test images, and where figures go."""
+"""What every analysis command needs: its parser, a checkpoint's model and how it was trained, test images, where figures go."""
+import argparse
 from pathlib import Path
 
 import numpy as np
 
+from minicnn.analysis.images import digit_image
 from minicnn.data.fetch import DATASETS
 from minicnn.data.mnist import normalize
-from minicnn.edges import viz
 from minicnn.nn.conv import Conv2D
 from minicnn.training.checkpoint import load_model, trained_on
+from minicnn.utils import plotting
 from minicnn.utils.cli import nonnegative_int
-from minicnn.views.images import digit_image
 
 DIGITS = tuple(str(d) for d in range(10))
 ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "GELU", "Tanh", "Sigmoid")
+
+
+def command_parser(name, doc, checkpoint=True):
+    """The parser of ``python -m minicnn NAME``, described by the first paragraph of ``doc``, with a checkpoint argument."""
+    p = argparse.ArgumentParser(prog=f"python -m minicnn {name}", description=doc.split("\n\n")[0])
+    if checkpoint:
+        p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    return p
 
 
 def class_names(dataset="mnist", classes=10):
@@ -115,7 +124,7 @@ def figure_path(run, args, name):
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file; give a folder for the figures")
     path = folder / name
-    if viz.have_matplotlib():
+    if plotting.have_matplotlib():
         if path.exists() and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it, or --out DIR to write elsewhere")
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 import json
 
-from minicnn.views import curves
-from tests.views.conftest import read_png
+from minicnn.analysis import curves
+from tests.analysis.conftest import read_png
 
 
 def test_the_run_drew_its_curves_and_kept_its_kernels(trained_run):

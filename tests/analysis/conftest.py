@@ -1,13 +1,13 @@
-"""The views' test helpers; their small trained checkpoint, ``trained_run``, is in tests/conftest.py."""
+"""The analysis tests' helpers; their small trained checkpoint, ``trained_run``, is in tests/conftest.py."""
 import pytest
 
-from minicnn.edges import viz
+from minicnn.utils import plotting
 
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
-    monkeypatch.setattr(viz, "have_matplotlib", lambda: False)
-    monkeypatch.setattr(viz, "_hint_given", False)
+    monkeypatch.setattr(plotting, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(plotting, "_hint_given", False)
 
 
 def read_png(path):

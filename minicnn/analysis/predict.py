@@ -1,7 +1,7 @@
 """``python -m minicnn predict CHECKPOINT IMAGE...``: what a trained network reads in your own pictures.
 
 Each PNG or JPEG is read with Pillow and prepared the way MNIST's digits were
-made (``minicnn.views.images``): grayscale, inverted if the background is
+made (``minicnn.analysis.images``): grayscale, inverted if the background is
 light, cropped to the ink, longest side scaled to 20 pixels, centred by its
 centre of mass in 28x28, then normalised with the mean and std of the run.
 Prints the three most likely classes with their probabilities.  ``--show``
@@ -9,16 +9,15 @@ also writes <image name>_prepared.png, the original beside the 28x28 the
 network saw (``--out``, default the checkpoint's folder; an existing file is
 replaced only with ``--overwrite``).
 """
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_output_arguments, command_parser, figure_path
+from minicnn.analysis.confusion import softmax
+from minicnn.analysis.images import digit_image, read_grayscale
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
-from minicnn.views.common import Run, add_output_arguments, figure_path
-from minicnn.views.confusion import softmax
-from minicnn.views.images import digit_image, read_grayscale
 
 
 def top_classes(model, x, k=3):
@@ -29,7 +28,7 @@ def top_classes(model, x, k=3):
 
 
 def plot_prepared(original, prepared, path, title):
-    fig = viz._figure(figsize=(5.6, 3.2), layout="constrained")
+    fig = plotting.new_figure(figsize=(5.6, 3.2), layout="constrained")
     if fig is None:
         return None
     a, b = fig.subplots(1, 2)
@@ -40,14 +39,12 @@ def plot_prepared(original, prepared, path, title):
     for ax in (a, b):
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=8)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 @command("predict")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn predict", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("predict", __doc__)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG pictures of one digit each")
     p.add_argument("--show", action="store_true", help="write <image name>_prepared.png for each picture")
     add_output_arguments(p, data=False)

@@ -1,9 +1,9 @@
 import numpy as np
 
+from minicnn.analysis import saliency
 from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from minicnn.nn.model import Sequential
-from minicnn.views import saliency
-from tests.views.conftest import read_png
+from tests.analysis.conftest import read_png
 
 
 def test_input_gradient_equals_finite_differences():

@@ -8,13 +8,12 @@ Writes featuremaps.png (``--out``, default the checkpoint's folder; an
 existing file is replaced only with ``--overwrite``); without matplotlib,
 prints each channel's maximum and where it is.
 """
-import argparse
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_input_arguments, command_parser, conv_layers, figure_path, pick_input
+from minicnn.utils import plotting
 from minicnn.utils.cli import command, nonnegative_int
-from minicnn.views.common import Run, add_input_arguments, conv_layers, figure_path, pick_input
 
 
 def feature_maps(model, x, layer=None):
@@ -57,7 +56,7 @@ def plot_feature_maps(maps, path, title):
     per_row = 16
     rows_per = [-(-m.shape[0] // per_row) for _, m in maps]
     cols = min(per_row, max(m.shape[0] for _, m in maps))
-    fig = viz._figure(figsize=(0.95 * cols + 0.6, 1.05 * sum(rows_per) + 0.35 * len(maps) + 0.6), layout="constrained")
+    fig = plotting.new_figure(figsize=(0.95 * cols + 0.6, 1.05 * sum(rows_per) + 0.35 * len(maps) + 0.6), layout="constrained")
     if fig is None:
         return None
     subfigs = fig.subfigures(len(maps), 1, height_ratios=[r + 0.35 for r in rows_per], squeeze=False)[:, 0]
@@ -73,14 +72,12 @@ def plot_feature_maps(maps, path, title):
             ax.imshow(m[k], cmap="gray" if name == "input" else "magma")
             if m.shape[0] > 1:
                 ax.set_title(str(k), fontsize=6, pad=1)
-    fig.suptitle(title, fontsize=9)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title, title_size=9)
 
 
 @command("featuremaps")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn featuremaps", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("featuremaps", __doc__)
     add_input_arguments(p)
     p.add_argument("--layer", type=nonnegative_int, default=None, metavar="L", help="only the convolution that is layer L")
     args = p.parse_args(argv)

@@ -8,13 +8,12 @@ image in saliency.png (``--out``, default the checkpoint's folder; an existing
 file is replaced only with ``--overwrite``); without matplotlib, an ASCII heat
 map of the image's 28x28 pixels.
 """
-import argparse
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import Run, add_input_arguments, command_parser, figure_path, pick_input
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
-from minicnn.views.common import Run, add_input_arguments, figure_path, pick_input
 
 SHADES = " .:-=+*#%@"
 
@@ -47,7 +46,7 @@ def ascii_heatmap(values):
 
 def plot_saliency(image, saliency, path, title):
     """The image and |gradient| side by side. Returns the path, or None without matplotlib."""
-    fig = viz._figure(figsize=(6.4, 3.6), layout="constrained")
+    fig = plotting.new_figure(figsize=(6.4, 3.6), layout="constrained")
     if fig is None:
         return None
     a, b = fig.subplots(1, 2)
@@ -59,14 +58,12 @@ def plot_saliency(image, saliency, path, title):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(shown, ax=b, shrink=0.8)
-    fig.suptitle(title, fontsize=8)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title)
 
 
 @command("saliency")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn saliency", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+    p = command_parser("saliency", __doc__)
     add_input_arguments(p)
     args = p.parse_args(argv)
     run = Run(args.checkpoint)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from minicnn.views import predict
-from minicnn.views.images import mnist_like
-from tests.views.conftest import read_png
+from minicnn.analysis import predict
+from minicnn.analysis.images import mnist_like
+from tests.analysis.conftest import read_png
 
 Image = pytest.importorskip("PIL.Image")
 ImageDraw = pytest.importorskip("PIL.ImageDraw")

@@ -6,14 +6,14 @@ training and test accuracy, and the learning rate at the end of each epoch.
 Writes curves.png (``--out``, default beside the metrics.json; an existing file
 is replaced only with ``--overwrite``); without matplotlib, prints the table.
 """
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.edges import viz
+from minicnn.analysis.common import command_parser
+from minicnn.utils import plotting
 from minicnn.utils.cli import command
+from minicnn.utils.files import read_metrics
 
 COLUMNS = ("loss", "test_loss", "accuracy", "test_accuracy", "lr")
 LABELS = {"loss": "training", "test_loss": "test", "accuracy": "training", "test_accuracy": "test", "lr": "lr"}
@@ -21,16 +21,8 @@ LABELS = {"loss": "training", "test_loss": "test", "accuracy": "training", "test
 
 def read_history(path):
     """The per-epoch records of a metrics.json; ValueError for anything else."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON file: {e}") from None
-    history = data.get("history") if isinstance(data, dict) else None
+    path, data = read_metrics(path)
+    history = data.get("history")
     if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
         raise ValueError(f"{path} holds no training history (a 'history' list of per-epoch records, as "
                          f"experiments/train_mnist.py writes)")
@@ -54,7 +46,7 @@ def curves_text(c):
 def plot_training_curves(history, path, title):
     """Three panels: loss (log), accuracy, learning rate, per epoch. Returns the path, or None."""
     c = curves(history)
-    fig = viz._figure(figsize=(11, 3.4), layout="constrained")
+    fig = plotting.new_figure(figsize=(11, 3.4), layout="constrained")
     if fig is None:
         return None
     loss, acc, lr = fig.subplots(1, 3)
@@ -69,13 +61,12 @@ def plot_training_curves(history, path, title):
             ax.legend(fontsize=8)
     if np.all(np.nan_to_num(np.r_[c["loss"], c["test_loss"]], nan=1.0) > 0):
         loss.set_yscale("log")
-    fig.suptitle(title, fontsize=9)
-    return viz._save(fig, path)
+    return plotting.save_figure(fig, path, title, title_size=9)
 
 
 @command("curves")
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minicnn curves", description=__doc__.split("\n\n")[0])
+    p = command_parser("curves", __doc__, checkpoint=False)
     p.add_argument("metrics", help="a run's metrics.json, or its folder")
     p.add_argument("--out", default=None, metavar="DIR", help="folder for curves.png (default: beside the metrics.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing curves.png (default: refuse)")
@@ -84,7 +75,7 @@ def main(argv=None):
     metrics = Path(args.metrics) / "metrics.json" if Path(args.metrics).is_dir() else Path(args.metrics)
     folder = Path(args.out) if args.out else metrics.parent
     path = folder / "curves.png"
-    if viz.have_matplotlib():
+    if plotting.have_matplotlib():
         if path.exists() and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it, or --out DIR to write elsewhere")
         folder.mkdir(parents=True, exist_ok=True)
