@@ -47,7 +47,7 @@ def main(argv=None):
     model, checkpoint = load_model(args.checkpoint)
     dataset, mean, std = trained_on(checkpoint)
     known = DATASETS[dataset]
-    _, _, images, _ = known.load(args.data or known.spec.default_root, download=True)
+    _, _, images, _ = known.load(args.data, download=True)
     raw = to_float32(images[:args.images])
     x = standardize(images[:args.images], mean, std)
     expected = predict(model, x, return_logits=True)

@@ -23,7 +23,6 @@ of MNIST.
 Tests that may touch the network carry the ``network`` marker (added here
 automatically for users of these fixtures); ``-m "not network"`` deselects them.
 """
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ import pytest
 from minicnn.data.fashion_mnist import FASHION_FILES, fetch_fashion_mnist, load_fashion_mnist
 from minicnn.data.home import ENV, data_home
 from minicnn.data.mnist import MNIST_FILES, fetch_mnist, load_mnist
+from minicnn.experiments import train_mnist
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "datasets" / "mnist"
 REPO_FASHION = Path(__file__).resolve().parents[1] / "datasets" / "fashion-mnist"
@@ -133,21 +133,11 @@ def fashion_root(request):
     return Path(request.getfixturevalue("fashion_fetched")["root"])
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "train_mnist.py"
-
-
-def _train_mnist():
-    spec = importlib.util.spec_from_file_location("train_mnist_for_views", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def trained_run(mnist_root, tmp_path_factory):
     """The folder of a 1-epoch run on 8000 MNIST images (checkpoint.npz, metrics.json), tested on 300."""
     out = tmp_path_factory.mktemp("views-run")
-    code = _train_mnist().main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
+    code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
                              "--batch-size", "32", "--max-shift", "0", "--warmup", "0.1", "--channels", "8,16",
                              "--hidden", "64", "--out", str(out), "--no-progress"])
     assert code == 0

@@ -24,3 +24,12 @@ def test_readme_quick_start_has_the_ci_test_command():
     ci = (README.parent / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if "pytest" in line)
     assert command.strip() in README.read_text()
+
+
+def test_readme_quick_start_trains_with_the_command():
+    """The main job is the installed command, not a script in the source: it works from a wheel too."""
+    from minicnn.__main__ import COMMANDS
+
+    quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert '.venv/bin/pip install -e ".[plot]" && .venv/bin/minicnn train\n' in quick
+    assert "experiments/train_mnist.py" not in quick and "train" in COMMANDS

@@ -64,11 +64,6 @@ class IdxDataset:
     std: float
     class_names: tuple
 
-    @property
-    def default_root(self):
-        """The folder used when none is given: ``minicnn.data.home.dataset_root``."""
-        return dataset_root(self)
-
     def fetch_hint(self, root=None):
         """"run 'minicnn fetch NAME'", with ``--root`` when ``root`` is not the default folder."""
         where = "" if root is None or is_default(self, root) else f" --root {shlex.quote(str(root))}"
