@@ -32,4 +32,4 @@ def test_readme_quick_start_trains_with_the_command():
 
     quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert '.venv/bin/pip install -e ".[plot]" && .venv/bin/minicnn train\n' in quick
-    assert "experiments/train_mnist.py" not in quick and "train" in COMMANDS
+    assert "python experiments/train_mnist.py" not in quick and "train" in COMMANDS     # the commands it shows
