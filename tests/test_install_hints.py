@@ -57,7 +57,7 @@ def test_no_message_or_doc_says_pip_install_minicnn():
     files = list(_files())
     assert any(p.name == "images.py" for p in files) and any(p.suffix == ".md" for p in files)   # the scan saw them
     wrong = [f"{_shown(p)}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
-             for p in files for text in [p.read_text(errors="replace")] for m in WRONG.finditer(text)]
+             for p in files for text in [p.read_text(encoding="utf-8", errors="replace")] for m in WRONG.finditer(text)]
     assert not wrong, f"these name the other project's distribution; say {DISTRIBUTION!r}:\n" + "\n".join(wrong)
 
 
