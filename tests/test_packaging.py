@@ -220,7 +220,10 @@ def test_the_wheel_in_a_fresh_venv_without_pip_fetches_trains_inspects_and_serve
         assert "test accuracy" in train.stdout and (run / "checkpoint.npz").is_file()
         assert json.loads((run / "metrics.json").read_text())["train_images"] == 512
         inspect = _run([minicnn, "inspect", run / "checkpoint.npz"], cwd=empty.path, env=env)
-        assert "Sobel" in inspect.stdout or "sobel" in inspect.stdout
+        assert "best match sobel" in inspect.stdout or "best match -sobel" in inspect.stdout
+        curves = _run([minicnn, "curves", run], cwd=empty.path, env=env)                 # an analysis command
+        assert "training curves of" in curves.stdout
+        _run([minicnn, "saliency", run, "--index", "3"], cwd=empty.path, env=env)       # reads the data folder
         lines, page, info = _studio_first_answer(minicnn, run, empty.path, env)
         assert "<html" in page.lower() and info["checkpoint"] == "checkpoint.npz" and info["hint"] is None, info
         assert os.listdir(empty.path) == [], "nothing may be written into the folder the commands ran from"
