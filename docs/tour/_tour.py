@@ -8,11 +8,9 @@ matplotlib every figure is skipped, after one line saying so, and the chapters p
 import io
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
 DPI = 80
 _noted = False
 
@@ -107,14 +105,14 @@ def mnist(n_train, n_test):
     """The first ``n_train`` training and ``n_test`` test images of MNIST, standardised, and their labels.
 
     Read with ``minicnn.data.mnist.load_mnist(download=True)`` from ``$MINICNN_MNIST_ROOT`` or the
-    repository's ``datasets/mnist``: fetched (and checked by SHA-256) the first time, as the training
-    script does.
+    data folder (``minicnn fetch mnist --where`` prints it): fetched (and checked by SHA-256) the first
+    time, as ``minicnn train`` does.
 
     Returns x_train (n_train, 1, 28, 28) float32, y_train (n_train,) int64, x_test, y_test
     """
     from minicnn.data.mnist import load_mnist, normalize
 
-    root = os.environ.get("MINICNN_MNIST_ROOT") or REPO / "datasets" / "mnist"
+    root = os.environ.get("MINICNN_MNIST_ROOT")          # None: the data folder
     x_train, y_train, x_test, y_test = load_mnist(root, download=True, progress=False)
     return (normalize(x_train[:n_train]), y_train[:n_train].astype(np.int64),
             normalize(x_test[:n_test]), y_test[:n_test].astype(np.int64))

@@ -20,7 +20,7 @@ def command_parser(name, doc, checkpoint=True):
     """The parser of ``python -m minicnn NAME``, described by the first paragraph of ``doc``, with a checkpoint argument."""
     p = argparse.ArgumentParser(prog=f"python -m minicnn {name}", description=doc.split("\n\n")[0])
     if checkpoint:
-        p.add_argument("checkpoint", help="a checkpoint written by experiments/train_mnist.py, or its folder")
+        p.add_argument("checkpoint", help="a checkpoint written by 'minicnn train', or its folder")
     return p
 
 
@@ -63,7 +63,7 @@ class Run:
         if self.dataset not in DATASETS:
             raise ValueError(f"{self.path} was trained on {self.dataset!r}; these views know {sorted(DATASETS)}")
         known = DATASETS[self.dataset]
-        _, _, images, labels = known.load(root or known.spec.default_root, download=False)
+        _, _, images, labels = known.load(root, download=False)
         images, labels = images[:limit], labels[:limit].astype(np.int64)
         return images, self.prepare(images), labels
 
@@ -96,7 +96,8 @@ def add_input_arguments(p):
 def add_output_arguments(p, data=True):
     if data:
         p.add_argument("--data", default=None,
-                   help="the data set's folder (default: the checkpoint's data set's, e.g. datasets/mnist)")
+                   help="the data set's folder (default: the checkpoint's data set's in the data folder, which "
+                        "'minicnn fetch --where' prints)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for the figure (default: the checkpoint's folder)")
     p.add_argument("--overwrite", action="store_true",

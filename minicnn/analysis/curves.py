@@ -1,6 +1,6 @@
 """``python -m minicnn curves RUN_DIR/metrics.json``: loss, accuracy and learning rate, epoch by epoch.
 
-Reads the ``history`` of a metrics.json written by experiments/train_mnist.py
+Reads the ``history`` of a metrics.json written by ``minicnn train``
 (also drawn at the end of every run as curves.png): training and test loss,
 training and test accuracy, and the learning rate at the end of each epoch.
 Writes curves.png (``--out``, default beside the metrics.json; an existing file
@@ -25,7 +25,7 @@ def read_history(path):
     history = data.get("history")
     if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
         raise ValueError(f"{path} holds no training history (a 'history' list of per-epoch records, as "
-                         f"experiments/train_mnist.py writes)")
+                         f"'minicnn train' writes)")
     return history
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 MAX_SIDE = 4096          # refuse larger pictures before decoding them
-INSTALL_HINT = 'reading pictures needs Pillow: pip install "minicnn[plot]"'
+INSTALL_HINT = 'reading pictures needs Pillow: pip install "minicnn-numpy[plot]"'
 
 
 def read_grayscale(path):

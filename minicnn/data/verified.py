@@ -20,6 +20,7 @@ Nothing here knows a particular data set; ``mnist.py`` and
 """
 import hashlib
 import io
+import shlex
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.data.home import dataset_root, is_default
 from minicnn.data.idx import load_idx, read_idx, write_bytes_atomic, write_idx
 
 KEYS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -48,8 +50,9 @@ class IdxDataset:
     """What identifies a data set of four IDX files; see the module docstring.
 
     ``name`` is for messages ("Fashion-MNIST"), ``command`` for the fetch
-    command line ("fashion-mnist"); ``mean``/``std`` are those of the training
-    pixels scaled to [0, 1]; ``class_names`` has one entry per label.
+    command line ("fashion-mnist") and for its folder in the data home
+    (``minicnn.data.home``); ``mean``/``std`` are those of the training pixels
+    scaled to [0, 1]; ``class_names`` has one entry per label.
     """
     name: str
     command: str
@@ -60,10 +63,11 @@ class IdxDataset:
     mean: float
     std: float
     class_names: tuple
-    default_root: str
 
-    def fetch_hint(self, root):
-        return f"run 'python -m minicnn fetch {self.command} --root {root}'"
+    def fetch_hint(self, root=None):
+        """"run 'minicnn fetch NAME'", with ``--root`` when ``root`` is not the default folder."""
+        where = "" if root is None or is_default(self, root) else f" --root {shlex.quote(str(root))}"
+        return f"run 'minicnn fetch {self.command}{where}'"
 
 
 def verify_array(ds, key, array, name=None):
@@ -96,14 +100,14 @@ def with_hint(ds, error, root):
 def load(ds, root, fetch_missing, *, download=True, progress=None):
     """The four verified uint8 arrays of ``ds`` from ``root`` (train images, train labels, test images, test labels).
 
+    ``root`` None is the data set's default folder (``minicnn.data.home``).
     Missing files are fetched first with ``fetch_missing(root, progress=..., replace_bad=False)``
     when ``download``; a file that is there but wrong is refused, never replaced.
     """
-    root = Path(root).resolve()
+    root = dataset_root(ds, root).resolve()
     missing = [name for name in ds.files.values() if not (root / name).exists()]
     if missing and not download:
-        raise ValueError(f"{ds.name} files missing in {root}: {', '.join(missing)}; "
-                         f"{ds.fetch_hint('DIR')} or pass download=True")
+        raise ValueError(f"{ds.name} files missing in {root}: {', '.join(missing)}; {ds.fetch_hint(root)} to get them")
     if missing:
         print(f"{ds.name}: {len(missing)} file(s) missing in {root}; fetching", file=sys.stderr)
         report = fetch_missing(root, progress=progress, replace_bad=False)
@@ -181,11 +185,13 @@ def fetch(ds, root, sources, *, replace_bad=True):
     A file that is present but fails verification is replaced, or with
     ``replace_bad=False`` its error is raised before anything is fetched.
 
+    ``root`` None is the data set's default folder (``minicnn.data.home``).
+
     Returns a dict: ``root``, ``source`` ("present" or the label of the source
     used), ``written`` (file names), ``sha256`` and ``label_counts`` of the
     verified arrays, and ``failed`` (the one-line reasons of sources skipped).
     """
-    root = Path(root).resolve()
+    root = dataset_root(ds, root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     good, todo = {}, []
     for key in KEYS:

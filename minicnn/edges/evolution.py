@@ -29,8 +29,8 @@ def read_snapshots(path):
     path, data = read_metrics(path, "--evolution reads a run's metrics.json, or its folder")
     snaps = data.get("kernel_evolution")
     if not isinstance(snaps, list) or not snaps:
-        raise ValueError(f"{path} holds no kernel snapshots ('kernel_evolution'); runs of train_mnist.py and "
-                         f"learn_sobel.py keep them")
+        raise ValueError(f"{path} holds no kernel snapshots ('kernel_evolution'); runs of 'minicnn train' and "
+                         f"'minicnn sobel' keep them")
     if len(snaps) > MAX_SNAPSHOTS:
         raise ValueError(f"{path} holds {len(snaps)} snapshots; at most {MAX_SNAPSHOTS} can be drawn")
     try:

@@ -7,11 +7,11 @@ raw [0, 1] pixels can be fed.  --torch writes the weights as safetensors, named
 as in an ``nn.Sequential`` of the same layers, and prints the PyTorch code that
 builds it and loads them (--print-code FILE writes that code to a file).
 The input shape, the normalisation and the class names come from the
-checkpoint (a run of experiments/train_mnist.py records its data set and
+checkpoint (a run of ``minicnn train`` records its data set and
 normalisation).  A checkpoint that does not record them is refused, naming
 the options that supply them (--input-shape, --mean and --std, --classes);
 nothing is assumed.  An existing output file is refused unless --overwrite
-is given.  Needs the optional packages: pip install "minicnn[export]".
+is given.  Needs the optional packages: pip install "minicnn-numpy[export]".
 """
 import argparse
 import json
@@ -34,7 +34,7 @@ def _need(module, extra="export"):
     try:
         return __import__(module)
     except ImportError:
-        raise ValueError(f"this needs the {module!r} package: pip install \"minicnn[{extra}]\"") from None
+        raise ValueError(f"this needs the {module!r} package: pip install \"minicnn-numpy[{extra}]\"") from None
 
 
 def build_parser():

@@ -38,6 +38,7 @@ from minicnn.analysis.images import PNG_SIGNATURE, decode_grayscale, mnist_like
 from minicnn.analysis.predict import top_classes
 from minicnn.analysis.saliency import input_gradient
 from minicnn.data.fetch import DATASETS
+from minicnn.data.home import dataset_root
 from minicnn.edges.evolution import read_snapshots, similarities
 from minicnn.edges.explain import EXAMPLES, check_against_conv2d, format_numbers, output_size, slide
 from minicnn.edges.filters import get_kernel
@@ -47,8 +48,8 @@ from minicnn.nn.conv import Conv2D
 from minicnn.studio.trainer import DEFAULT_LR, MNIST_IMAGES, TASKS, Trainer
 
 DEFAULT_CHECKPOINT = Path("runs/mnist/checkpoint.npz")
-HINT = ("no checkpoint: train one with 'python experiments/train_mnist.py' (it writes runs/mnist/checkpoint.npz), "
-        "then start 'python -m minicnn studio' again; the convolution stepper and 'Learn it yourself' work without one")
+HINT = ("no checkpoint: train one with 'minicnn train' (it writes runs/mnist/checkpoint.npz), "
+        "then start 'minicnn studio' again; the convolution stepper and 'Learn it yourself' work without one")
 IMAGE_PRESETS = {"small": EXAMPLES["small"]["image"], "step": EXAMPLES["step"]["image"]}
 KERNEL_PRESETS = ("sobel_x", "sobel_y", "box_blur", "sharpen", "gaussian", "edge_vertical")
 MAX_IMAGE_SIDE = 16     # the stepper's image, in cells
@@ -169,7 +170,7 @@ class Studio:
         self.metrics_path = None
         if self.run is not None and (self.run.path.parent / "metrics.json").is_file():
             self.metrics_path = self.run.path.parent / "metrics.json"
-        self.data_root = data_root if data_root is not None else DATASETS["mnist"].spec.default_root
+        self.data_root = dataset_root(DATASETS["mnist"].spec, data_root)
         self._model_lock = threading.Lock()      # the checkpoint's model keeps each forward's inputs for backward
         self._sessions = OrderedDict()           # id -> (lock, Trainer)
         self._sessions_lock = threading.Lock()
@@ -372,7 +373,7 @@ class Studio:
                     images, labels, _, _ = known.load(self.data_root, download=False)
                 except (ValueError, OSError) as e:
                     raise ApiError(f"MNIST is not at {self.data_root} ({e}); fetch it with "
-                                   f"'python -m minicnn fetch mnist', or start the studio with --data DIR", 409) from None
+                                   f"'minicnn fetch mnist', or start the studio with --data DIR", 409) from None
                 x = ((images[:MNIST_IMAGES].astype(np.float32) / 255 - known.spec.mean) / known.spec.std)[:, None]
                 self._mnist = (x.astype(np.float32), labels[:MNIST_IMAGES].astype(np.int64))
             return self._mnist

@@ -88,7 +88,7 @@ def one_blas_thread():
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return ('BLAS runs on all cores; with threadpoolctl (pip install "minicnn[studio]") or OPENBLAS_NUM_THREADS=1 '
+        return ('BLAS runs on all cores; with threadpoolctl (pip install "minicnn-numpy[studio]") or OPENBLAS_NUM_THREADS=1 '
                 "training in the page is faster on a busy machine")
     threadpool_limits(1, user_api="blas")
     return "BLAS on one thread (set OPENBLAS_NUM_THREADS to choose)"
@@ -429,7 +429,7 @@ def _stop(signum, frame):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn studio", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", nargs="?", default=None,
-                   help="a checkpoint written by experiments/train_mnist.py, or its folder "
+                   help="a checkpoint written by 'minicnn train', or its folder "
                         "(default: runs/mnist/checkpoint.npz when it exists)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
@@ -440,7 +440,8 @@ def main(argv=None):
                    help="let the page work without the token made at each start (a classroom machine); "
                         "any page in a browser that can reach the studio can then use it")
     p.add_argument("--data", default=None, metavar="DIR",
-                   help="the MNIST folder for 'Learn it yourself' on MNIST (default: datasets/mnist)")
+                   help="the MNIST folder for 'Learn it yourself' on MNIST (default: mnist in the data folder, which "
+                        "'minicnn fetch --where' prints)")
     p.add_argument("--engine", choices=BUILT_IN, default="fast",
                    help="the code that computes every answer: loops, textbook (minicnn/nn/textbook.py) or fast "
                         "(default: fast); each answer says which")

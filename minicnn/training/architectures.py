@@ -92,7 +92,7 @@ def fashion_cnn(channels=(24, 48), hidden=128, kernel_size=3, dropout=0.0):
     ]
 
 
-# The networks a training recipe can name (experiments/train_mnist.py --architecture).
+# The networks a training recipe can name (minicnn train --architecture).
 ARCHITECTURES = {"mnist_cnn": mnist_cnn, "fashion_cnn": fashion_cnn}
 
 

@@ -399,7 +399,7 @@ def trained_on(checkpoint):
 def recorded_inputs(checkpoint):
     """What a checkpoint records about its inputs: ``{"input_shape", "mean", "std", "classes"}``, None where it does not.
 
-    A run of ``experiments/train_mnist.py`` records its data set in its config (runs saved before the
+    A run of ``minicnn train`` records its data set in its config (runs saved before the
     ``--dataset`` option were MNIST runs) and its normalisation; the data set gives the input shape
     ``(1, H, W)`` and the class names.  A checkpoint saved without a config records neither (only a
     normalisation, when it has one): nothing is assumed for it.

@@ -1,6 +1,6 @@
 """Figures with matplotlib, when it is there: the two helpers every picture of minicnn is drawn with.
 
-Pictures need the optional extra ``pip install "minicnn[plot]"`` (matplotlib);
+Pictures need the optional extra ``pip install "minicnn-numpy[plot]"`` (matplotlib);
 without it ``new_figure`` returns None after saying once per process how to get
 pictures, so callers simply carry on with their text.  Figures are bare
 ``matplotlib.figure.Figure`` objects rendered by Agg: no window, no global
@@ -9,7 +9,7 @@ pyplot state, works on machines without a display.
 import importlib.util
 import sys
 
-INSTALL_HINT = 'pictures need matplotlib: pip install "minicnn[plot]" (continuing with text only)'
+INSTALL_HINT = 'pictures need matplotlib: pip install "minicnn-numpy[plot]" (continuing with text only)'
 _hint_given = False
 
 

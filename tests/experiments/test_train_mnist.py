@@ -1,5 +1,5 @@
-"""experiments/train_mnist.py end to end on small MNIST subsets: accuracy, outputs, Ctrl-C, resume, faults."""
-import importlib.util
+"""``minicnn train`` (minicnn/experiments/train_mnist.py) end to end on small MNIST subsets: accuracy, outputs, Ctrl-C,
+resume, faults; and the script experiments/train_mnist.py that calls it."""
 import json
 import os
 import re
@@ -13,6 +13,7 @@ import pytest
 
 from minicnn import SGD, CosineLR, evaluate
 from minicnn.data.mnist import load_mnist, normalize
+from minicnn.experiments import train_mnist
 from minicnn.training import architectures
 from minicnn.training.checkpoint import load_checkpoint, save_checkpoint
 from minicnn.utils import plotting
@@ -20,16 +21,7 @@ from tests import crafted
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "train_mnist.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_mnist", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_mnist = _load_script()
+TRAIN = ["-m", "minicnn", "train"]          # the command, as a user starts it
 SMALL = ["--limit-train", "600", "--limit-test", "200", "--epochs", "3", "--batch-size", "32", "--no-progress"]
 
 
@@ -73,12 +65,12 @@ def test_inspect_command_reads_the_checkpoint(short_run, capsys):
 
 def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
     # Bit-identical holds for the same BLAS thread setting on the same machine: all three runs are
-    # subprocesses with one environment (the script picks its thread count from it), never the test's own.
+    # subprocesses with one environment (the command picks its thread count from it), never the test's own.
     full, cut = tmp_path / "full", tmp_path / "cut"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
     def script(*args, **kwargs):
-        return subprocess.Popen([sys.executable, str(SCRIPT), *args, "--data", str(mnist_root)], stdout=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, *TRAIN, *args, "--data", str(mnist_root)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO, **kwargs)
 
     def finish(proc):
@@ -98,7 +90,7 @@ def test_ctrl_c_saves_and_resume_ends_bit_identical(mnist_root, tmp_path):
     output = "".join(lines) + rest
     assert proc.returncode == 130, output
     assert "Traceback" not in output
-    assert f"resume with: python experiments/train_mnist.py --resume {cut / 'checkpoint.npz'}" in output
+    assert f"resume with: minicnn train --resume {cut / 'checkpoint.npz'}" in output
     stopped = load_checkpoint(cut / "checkpoint.npz")
     assert stopped.epoch in (1, 2)
     finish(script("--resume", str(cut / "checkpoint.npz"), "--no-progress"))
@@ -275,7 +267,7 @@ def test_sigterm_saves_exits_143_and_resume_continues_with_sigint_ignored(mnist_
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     args = TINY + ["--epochs", "30", "--data", str(mnist_root), "--out", str(tmp_path)]
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, *TRAIN, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, cwd=REPO,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = []
@@ -298,7 +290,7 @@ def test_sigterm_saves_exits_143_and_resume_continues_with_sigint_ignored(mnist_
 
 
 def test_output_cut_short_by_head_ends_quietly(mnist_root, tmp_path):
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--epochs", "1", "--data", str(mnist_root),
+    proc = subprocess.Popen([sys.executable, *TRAIN, *TINY, "--epochs", "1", "--data", str(mnist_root),
                              "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().startswith(b"minicnn MNIST")
@@ -496,7 +488,7 @@ def listing(folder):
 
 
 def spawn(mnist_root, out, *more, **popen):
-    return subprocess.Popen([sys.executable, str(SCRIPT), *TINY, "--data", str(mnist_root), "--out", str(out), *more],
+    return subprocess.Popen([sys.executable, *TRAIN, *TINY, "--data", str(mnist_root), "--out", str(out), *more],
                             stdin=subprocess.DEVNULL, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, **popen)
 
 
@@ -564,8 +556,7 @@ def test_numbers_out_of_range_are_one_line_exit_2_and_leave_nothing(mnist_root, 
     with pytest.raises(SystemExit) as info:
         tiny(mnist_root, out, "--epochs", "1", option, value)
     err = capsys.readouterr().err
-    assert info.value.code == 2 and err.splitlines()[-1].startswith("__main__.py: error: ") or \
-        err.splitlines()[-1].startswith(f"{Path(sys.argv[0]).name}: error: "), err
+    assert info.value.code == 2 and err.splitlines()[-1].startswith("minicnn train: error: "), err
     line = err.splitlines()[-1]
     assert option in line and ("expected" in line or "parameters" in line or "at most" in line), line
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -573,7 +564,7 @@ def test_numbers_out_of_range_are_one_line_exit_2_and_leave_nothing(mnist_root, 
 
 def test_the_caps_are_stated_and_the_largest_allowed_values_run(capsys):
     for argv, message in ((["--hidden", "100000000"], "--hidden 100000000 give a network of 157,900,004,810 "
-                                                      "parameters, more than the 10,000,000 this script trains"),
+                                                      "parameters, more than the 10,000,000 this command trains"),
                           (["--channels", "100000,100000"], "--channels 100000,100000 --hidden 128 give a network of "
                                                             "90,628,301,418 parameters"),
                           (["--channels", "600,2"], "at most 512 filters per conv layer"),
@@ -633,7 +624,7 @@ TAMPERED = {
               r"entry 'model/0\.W' holds int64; weights and buffers must be floating-point"),
     "lr nan": (lambda p: {"extra/config": np.array(str(crafted.read_entries(p)["extra/config"])
                                                    .replace('"lr": 0.05', '"lr": NaN'))},
-               r"its saved option lr = nan is not one this script runs: expected a number in \(0, 10\]"),
+               r"its saved option lr = nan is not one this command runs: expected a number in \(0, 10\]"),
 }
 
 
@@ -647,3 +638,14 @@ def test_a_tampered_checkpoint_under_resume_is_one_line(tiny_run, mnist_root, tm
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]
+
+
+def test_the_script_in_experiments_is_the_command(tmp_path):
+    """``python experiments/train_mnist.py`` still works: it calls ``minicnn train``, whose options it shows."""
+    from minicnn.__main__ import COMMANDS
+
+    assert COMMANDS["train"][0] == train_mnist.__name__
+    done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: minicnn train") and "--resume" in done.stdout
+    assert len(SCRIPT.read_text().splitlines()) <= 15                   # a shim, not a second copy

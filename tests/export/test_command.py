@@ -9,8 +9,8 @@ from minicnn.training.architectures import mnist_cnn
 from minicnn.training.checkpoint import save_checkpoint
 from tests import crafted
 
-pytest.importorskip("onnx", reason="needs the export extra: pip install 'minicnn[export]'")
-pytest.importorskip("safetensors", reason="needs the export extra: pip install 'minicnn[export]'")
+pytest.importorskip("onnx", reason="needs the export extra: pip install 'minicnn-numpy[export]'")
+pytest.importorskip("safetensors", reason="needs the export extra: pip install 'minicnn-numpy[export]'")
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from minicnn.data.mnist import MNIST_MEAN, MNIST_STD, load_mnist, normalize, to_
 from minicnn.export import OPSET, to_onnx
 from tests.export.conftest import randomized
 
-onnx = pytest.importorskip("onnx", reason="the ONNX export tests need the export extra: pip install 'minicnn[export]'")
-ort = pytest.importorskip("onnxruntime", reason="the ONNX export tests need onnxruntime: pip install 'minicnn[export]'")
+onnx = pytest.importorskip("onnx", reason="the ONNX export tests need the export extra: pip install 'minicnn-numpy[export]'")
+ort = pytest.importorskip("onnxruntime", reason="the ONNX export tests need onnxruntime: pip install 'minicnn-numpy[export]'")
 
 
 def run_onnx(path, x):

@@ -25,7 +25,7 @@ def test_printed_code_names_every_layer_with_its_arguments(mnist_model):
 
 
 def test_safetensors_file_reads_back_exactly(mnist_model, tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="needs the export extra: pip install 'minicnn[export]'")
+    safetensors_numpy = pytest.importorskip("safetensors.numpy", reason="needs the export extra: pip install 'minicnn-numpy[export]'")
     path = tmp_path / "w.safetensors"
     path.write_bytes(safetensors_numpy.save(to_torch_state_dict(mnist_model)))
     back = safetensors_numpy.load_file(str(path))

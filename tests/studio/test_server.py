@@ -296,13 +296,13 @@ def test_a_diverging_run_says_so_and_the_session_stays_usable(studio_client):
 def test_without_a_checkpoint_the_stepper_and_training_work(start_studio):
     client = start_studio(None)
     status, info = client.get("/api/info")
-    assert status == 200 and info["checkpoint"] is None and "train_mnist.py" in info["hint"]
+    assert status == 200 and info["checkpoint"] is None and "minicnn train" in info["hint"]
     status, r = client.post("/api/convolve", {"image": SMALL, "kernel": SOBEL_X, "stride": 1, "padding": 0})
     assert status == 200 and r["fits"]
     status, r = client.post("/api/train/new", {"task": "sobel", "seed": 0, "lr": 0.2})
     assert status == 200
     status, r = client.post("/api/predict", {"png": png_data_url(np.eye(28) * 255)})
-    assert status == 409 and "train_mnist.py" in r["error"]
+    assert status == 409 and "minicnn train" in r["error"]
 
 
 def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_path):
@@ -340,7 +340,7 @@ def test_the_command_serves_warns_on_a_public_address_and_stops_on_ctrl_c(tmp_pa
             proc.communicate()
     assert proc.returncode == 0, err
     out = "".join(lines) + out
-    assert "train_mnist.py" in out and "stopped" in out and "studio.lan" in out
+    assert "minicnn train" in out and "stopped" in out and "studio.lan" in out
     assert "WARNING" in err and "anyone" in err and "--no-token" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 

@@ -509,7 +509,7 @@ def test_every_tool_refuses_the_crafted_network_in_one_line_with_little_memory(t
             "featuremaps": ["-m", "minicnn", "featuremaps", path, "--out", tmp_path / "figs"],
             "studio": ["-m", "minicnn", "studio", path, "--no-browser", "--port", "0"],
             "inspect": ["-m", "minicnn", "inspect", path, "--out", tmp_path / "figs"],
-            "resume": [Path(__file__).resolve().parents[2] / "experiments" / "train_mnist.py", "--resume", path,
+            "resume": ["-m", "minicnn", "train", "--resume", path,
                        "--out", tmp_path / "run", "--data", tmp_path / "no-data"]}[tool]
     code, out, err, peak_mb = crafted.run_measured(argv, cwd=tmp_path)
     assert code == 2 and err.count("\n") == 1, (code, err)

@@ -46,7 +46,7 @@ def test_run_command_turns_a_closed_pipe_into_a_quiet_exit(monkeypatch, tmp_path
 
 @pytest.mark.parametrize("command", [
     [sys.executable, "-m", "minicnn.gradcheck"],
-    [sys.executable, str(REPO / "experiments" / "learn_sobel.py"), "--steps", "5", "--out", "{tmp}"]])
+    [sys.executable, "-m", "minicnn", "sobel", "--steps", "5", "--out", "{tmp}"]])
 def test_output_cut_short_by_head_ends_quietly(command, tmp_path):
     """`python -m minicnn.gradcheck | head -5`: the reader leaves after 5 lines; no BrokenPipeError traceback."""
     command = [part.replace("{tmp}", str(tmp_path)) for part in command]
