@@ -28,8 +28,8 @@ def conv_words(N, C, H, W, F, KH, KW, stride, padding):
 
 def _conv(rng, with_dout):
     out = [("the course's 5x5 example (chapter 002) as 1 image of 1x5x5", (COURSE_IMAGE[None, None], COURSE_KERNEL[None, None],
-                                                                    np.zeros(1))),
-           ("the course's 7x7 edge with Sobel x (chapter 003)", (EDGE_7x7[None, None], SOBEL_X[None, None], np.zeros(1)))]
+                                                                    np.zeros(1), 1, 0)),
+           ("the course's 7x7 edge with Sobel x (chapter 003)", (EDGE_7x7[None, None], SOBEL_X[None, None], np.zeros(1), 1, 0))]
     for N, C, H, W, F, KH, KW, s, p in CONV_SHAPES:
         args = (rng.normal(size=(N, C, H, W)), rng.normal(size=(F, C, KH, KW)), rng.normal(size=F), s, p)
         out.append((conv_words(N, C, H, W, F, KH, KW, s, p), args))

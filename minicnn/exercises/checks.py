@@ -98,13 +98,12 @@ def _same(got, want):
     return all(g.shape == w.shape and np.allclose(g, w, rtol=RTOL, atol=ATOL) for g, w in zip(got, want))
 
 
-def _diagnose(name, args, got, want):
+def _diagnose(name, args, got, want, like):
     """The known mistake whose output equals ``got``, or a shape diagnosis, or ''."""
     for words, wrong in MISTAKES.get(name, []):
         with contextlib.suppress(Exception):
-            value = wrong(*args)
-            if value is not None and _same(got, _as_outputs(value, want if len(want) > 1 else None) if len(want) > 1
-                                               else _as_outputs(value, None)):
+            value = wrong(*_copy(args))
+            if value is not None and _same(got, _as_outputs(value, like)):
                 return words
     g, w = got[0], want[0]
     if g.ndim == w.ndim and g.shape != w.shape and g.ndim >= 2:
@@ -165,7 +164,7 @@ def check_function(name, fn, rng=None):
         names = _names(name, len(want))
         problem = _first_difference(got, want, names)
         if problem:
-            mistake = _diagnose(name, args, got, want)
+            mistake = _diagnose(name, args, got, want, like)
             return Result(name, WRONG, f"case {k} of {len(all_cases)} ({words}): {problem}"
                           + (f"\n  looks like: {mistake}" if mistake else ""))
         if k <= FD_CASES.get(name, 0) and "ties" not in words:   # a tie has no derivative
