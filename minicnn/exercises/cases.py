@@ -90,7 +90,8 @@ def cases(name, rng):
             out.append((words, args if name == "dense_forward" else (rng.normal(size=(N, K)), *args)))
         return out
     if name == "softmax_cross_entropy":
-        return [(f"batch {N}, {K} classes", (rng.normal(size=(N, K)) * 3, rng.integers(0, K, size=N))) for N, K in [(1, 3), (5, 10), (4, 2)]]
+        return [(f"batch {N}, {K} classes", (rng.normal(size=(N, K)) * 3, rng.integers(0, K, size=N)))
+                for N, K in [(1, 3), (5, 10), (4, 2)]]
     if name == "sgd_momentum_step":
         return [(f"lr {lr}, momentum {m}, velocity {'zero' if z else 'not zero'}",
                  (rng.normal(size=(3, 4)), rng.normal(size=(3, 4)), np.zeros((3, 4)) if z else rng.normal(size=(3, 4)), lr, m))

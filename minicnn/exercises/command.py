@@ -86,7 +86,7 @@ def _check(path):
 
 def _solution(name):
     print(f"# {name}: the library's own version; the code that trains the networks is in {EXERCISES[name].mirrors}")
-    print(f"# (this one: minicnn/exercises/solutions.py, in the exercise's signature)\n")
+    print("# (this one: minicnn/exercises/solutions.py, in the exercise's signature)\n")
     print(solutions.source(name))
     return 0
 

@@ -23,9 +23,9 @@ import numpy as np
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import TARGETS, train_sobel
-from minicnn.nn.ops import BUILT_IN as ENGINES
 from minicnn.exercises.adapters import NAME as MINE
 from minicnn.exercises.adapters import NEEDS, describe_mine, use_mine
+from minicnn.nn.ops import BUILT_IN as ENGINES
 from minicnn.nn.ops import describe as describe_engine
 from minicnn.nn.ops import use_engine
 from minicnn.utils.cli import float_in, int_in, nonnegative_int, positive_int, run_command, write_json
