@@ -9,7 +9,7 @@ COURSE_IMAGE = np.array([[1, 2, 3, 0, 1], [0, 1, 2, 3, 1], [1, 2, 1, 0, 0], [2, 
 COURSE_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], float)
 COURSE_MAP = np.array([[-4, 2, 4], [0, 0, 0], [0, 0, 0]], float)
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float)
-EDGE_7x7 = np.repeat(np.array([[0, 0, 0, 1, 1, 1, 1]], float), 7, axis=0)    # a vertical edge, as in chapter 003
+EDGE_7x7 = np.array([[0, 0, 0, 9, 9, 9, 9]] * 7, float)   # chapter 003: dark on the left, bright on the right
 
 COURSE_SINGLE = [("the course's 5x5 example (chapter 002)", (COURSE_IMAGE, COURSE_KERNEL)),
                  ("the course's 7x7 edge with Sobel x (chapter 003)", (EDGE_7x7, SOBEL_X))]
