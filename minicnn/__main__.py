@@ -9,6 +9,7 @@ explain   walk through a convolution one window at a time
 inspect   print a checkpoint's first-layer kernels against the Sobel family
 fetch     download and verify a data set (``fetch mnist``, ``fetch fashion-mnist``)
 featuremaps, saliency, curves, confusion, predict: what a trained network does inside (minicnn.analysis)
+exercises write the layers' math yourself, check it, then train with it (``--mine``)
 studio    a local page in the browser: draw a digit, step through a convolution, watch kernels learn
 
 Each command lives in its own module, which exposes ``main(argv) -> int``;
@@ -33,6 +34,7 @@ COMMANDS = {
     "confusion": ("minicnn.analysis.confusion", "the test-set confusion matrix and the surest mistakes"),
     "predict": ("minicnn.analysis.predict", "classify your own PNG or JPEG pictures"),
     "export": ("minicnn.export.command", "write a checkpoint as ONNX, or as PyTorch weights with the code to load them"),
+    "exercises": ("minicnn.exercises.command", "write the layers' math yourself: start, check, solution"),
     "studio": ("minicnn.studio.server", "a local page: draw, step through a convolution, watch kernels learn"),
 }
 

@@ -23,6 +23,8 @@ import numpy as np
 from minicnn.edges import viz
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import TARGETS, train_sobel
+from minicnn.exercises.adapters import NAME as MINE
+from minicnn.exercises.adapters import NEEDS, describe_mine, use_mine
 from minicnn.nn.ops import BUILT_IN as ENGINES
 from minicnn.nn.ops import describe as describe_engine
 from minicnn.nn.ops import use_engine
@@ -46,6 +48,8 @@ def build_parser():
                    help="stop when both kernels reach this cosine similarity, in (0, 1] (default: 0.9999)")
     p.add_argument("--engine", choices=ENGINES, default="fast",
                    help="the code that computes the layer: loops, textbook (minicnn/nn/textbook.py) or fast (default: fast)")
+    p.add_argument("--mine", default=None, metavar="DIR",
+                   help="run the layer and the optimizer on your passed exercises in DIR (minicnn exercises)")
     p.add_argument("--out", default="runs/learn_sobel", help="output folder (default: runs/learn_sobel)")
     return p
 
@@ -56,7 +60,12 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with use_engine(args.engine):
+    yours = []
+    if args.mine:
+        used, unused = use_mine(args.mine)
+        print(describe_mine(used, unused, args.mine))
+        yours = [name for op in ("conv2d", "sgd_update") if op in used for name in NEEDS[op]]
+    with use_engine(MINE if args.mine else args.engine):
         result = train_sobel(rng=rng, steps=args.steps, lr=args.lr, momentum=args.momentum, batch_size=args.batch_size,
                              n_images=args.images, size=args.size, noise=args.noise, clean_targets=args.clean_targets,
                              target_cosine=args.target_cosine)
@@ -67,6 +76,8 @@ def main(argv=None):
                                       similarity=result["cosine"][name]))
         print(f"relative error: {result['relative_error'][name]:.4f}\n")
     status = "reached" if result["converged"] else "did not reach"
+    if yours and result["converged"]:
+        print(f"your {' and '.join(yours)} learned these kernels")
     print(f"seed {args.seed}, engine {engine}: {status} cosine {args.target_cosine} in {result['steps']} steps, "
           f"{result['seconds']:.2f} s; cosines " + ", ".join(f"{k} {v:.5f}" for k, v in result["cosine"].items()))
     if "optimal_cosine" in result:

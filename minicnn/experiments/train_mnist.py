@@ -59,6 +59,8 @@ from minicnn.data.images import standardize
 from minicnn.edges.evolution import snapshot
 from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.engine import cblas
+from minicnn.exercises.adapters import NAME as MINE
+from minicnn.exercises.adapters import describe_mine, use_mine
 from minicnn.nn import ops
 from minicnn.nn.ops import BUILT_IN as ENGINES
 from minicnn.nn.ops import describe as describe_engine
@@ -163,6 +165,9 @@ def build_parser(defaults=True):
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
                    help="the code that computes every layer: loops (one window at a time, very slow), textbook "
                         "(minicnn/nn/textbook.py) or fast (minicnn/engine); a resumed run may change it (default: fast)")
+    p.add_argument("--mine", default=d(None), metavar="DIR",
+                   help="train with your passed exercises in DIR (minicnn exercises) in place of the library's math; "
+                        "the rest runs on the textbook")
     p.add_argument("--limit-train", type=NUMBER_TYPES["limit_train"], default=d(None), metavar="N",
                    help="train on the first N training images only (default: all 60000)")
     p.add_argument("--limit-test", type=NUMBER_TYPES["limit_test"], default=d(None), metavar="N",
@@ -380,7 +385,9 @@ def _main(argv):
                 if problem:
                     return error(problem)
                 replacing = folder.replacing() if args.overwrite and checkpoint is None else None
-                with use_engine(args.engine):
+                if args.mine:
+                    print(describe_mine(*use_mine(args.mine, nesterov=True), args.mine))
+                with use_engine(MINE if args.mine else args.engine):
                     return train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, started, replacing)
         except FolderBusy as e:
             return error(e)
