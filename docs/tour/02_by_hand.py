@@ -87,3 +87,7 @@ assert (patch * kernel).sum() == -4
 assert at_00.sum() == 0 and at_01.sum() == 3
 assert np.array_equal(step_map, [[0, 3, 3]] * 3), "3 exactly where the window straddles the edge, 0 on the flat part"
 print("all three agree with the map worked on paper; the edge sits in columns 1-2 of the output")
+
+# %% [markdown]
+# **Write it yourself.** `minicnn exercises start conv2d_single` writes the loops of this chapter for you to fill in;
+# `minicnn exercises check minicnn-exercises/conv2d_single.py` checks them, starting with this 5x5 map.

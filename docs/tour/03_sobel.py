@@ -81,3 +81,8 @@ assert all(want == got for *_, want, got in rows)
 assert Conv2D(1, 1, 3, padding="same").output_shape((1, 13, 13)) == (1, 13, 13)
 print("sobel_x marks the edge with 36 and the flat parts with 0; the formula matches Conv2D in all",
       len(rows), "cases")
+
+# %% [markdown]
+# **Write it yourself.** `minicnn exercises start conv2d_forward` (a batch, channels, stride and padding) and
+# `minicnn exercises start im2col` (every window as a column); `minicnn exercises check minicnn-exercises`
+# checks them, starting with this chapter's 7x7 image and Sobel.

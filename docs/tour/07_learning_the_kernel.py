@@ -107,3 +107,7 @@ for name, kernels, cos in (("synthetic", synthetic_kernels, synthetic_cos), ("ph
     for f, k in enumerate(TARGETS):
         assert np.abs(kernels[-1, f] - get_kernel(k, np.float64)).max() < 0.1, (name, k)
 print(f"after {SNAPSHOTS[-1]} steps: synthetic cosines {synthetic_cos[-1].round(5)}, photograph {photo_cos[-1].round(5)}")
+
+# %% [markdown]
+# **Write it yourself.** `minicnn exercises start conv2d_backward` and `sgd_momentum_step`; once they pass,
+# `minicnn sobel --mine minicnn-exercises` learns the Sobel kernels with your own code.

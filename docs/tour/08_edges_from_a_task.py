@@ -99,3 +99,8 @@ conv_relu = np.maximum(model.layers[0].forward(digit), 0)[0]
 assert np.array_equal(maps[1][1], conv_relu), "feature_maps shows conv 1 after its ReLU"
 assert h.shape == (1, 10) and probabilities.argmax() == y_test[0]
 print("the kernels moved towards edge detectors, and the digit was read through them")
+
+# %% [markdown]
+# **Write it yourself.** `minicnn exercises` lists the rest (`relu_*`, `maxpool2d_*`, `dense_*`,
+# `softmax_cross_entropy`); `minicnn train --mine minicnn-exercises` trains this network on MNIST with every
+# exercise you passed in place of the library's math.
