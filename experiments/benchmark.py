@@ -3,6 +3,7 @@
     python experiments/benchmark.py --threads 2 --torch          # the full run (PyTorch optional)
     python experiments/benchmark.py --quick                      # a smoke test in a few seconds
     python experiments/benchmark.py --networks bn-cnn --torch    # only BN-CNN in sections 2, 3 and 5
+    python experiments/benchmark.py --plain --threads 1 --torch  # only the README's loop, as a user writes it
 
 The networks are in experiments/benchmarking.py (REF-CNN: conv-ReLU-pool twice,
 dense 128, dense 10; BN-CNN: conv-BN-ReLU-pool twice, dense 10, in training mode).
@@ -16,6 +17,12 @@ alone in its own process: the ratio is minicnn / torch.  Peak memory is measured
 fresh process per framework.  Results are printed and written as JSON (--json,
 default <out>/benchmark.json); every row of "layers", "training", "torch"."runs" and
 "torch"."alone" names its "network", rows ordered by --networks, then by batch.
+
+--plain runs only section 6: the training step as a user's script writes it (the README's
+loop with every default; PyTorch's usual zero_grad/backward/step), each framework in fresh
+processes, alternated, with nothing in the environment but the thread count (no
+OPENBLAS_THREAD_TIMEOUT).  Every comparison of fresh processes gives min, median and max
+per framework over --rounds processes, and the ratio of the medians.
 """
 import os
 import sys
@@ -67,6 +74,8 @@ def parse_args(argv):
     p.add_argument("--memory-steps", type=positive_int, default=200, help="training steps in each peak-memory run (default: 200)")
     p.add_argument("--rounds", type=positive_int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
+    p.add_argument("--plain", action="store_true",
+                   help="only the plain-script comparison (section 6), in fresh processes (default: off)")
     p.add_argument("--engine", choices=("loops", "textbook", "fast"), default="fast",
                    help="the implementation minicnn runs on (minicnn.nn.ops; default: fast)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
@@ -104,15 +113,60 @@ def _worker(*args, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _alone(network, batch, steps, rounds, threads, engine="fast"):
-    """Each framework alone in its own process, processes alternated: medians of the per-process medians."""
-    runs = {"minicnn": [], "torch": []}
+def _spread(times):
+    """min, median and max of per-process times (ms)."""
+    return {"min": float(np.min(times)), "median": float(np.median(times)), "max": float(np.max(times))}
+
+
+def _alternated(run_one, frameworks, rounds):
+    """{framework: [ms of each process]}, the frameworks' processes taking turns, ``rounds`` each."""
+    runs = {fw: [] for fw in frameworks}
     for _ in range(rounds):
-        for fw in runs:
-            runs[fw].append(_worker("alone", fw, batch, steps, threads, network, engine, threads=threads)["step_ms"])
-    ours, theirs = float(np.median(runs["minicnn"])), float(np.median(runs["torch"]))
-    return {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
-            "torch_step_ms": theirs, "ratio": ours / theirs, "minicnn_runs_ms": runs["minicnn"], "torch_runs_ms": runs["torch"]}
+        for fw in frameworks:
+            runs[fw].append(run_one(fw))
+    return runs
+
+
+def _comparison(network, batch, steps, rounds, runs):
+    row = {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps}
+    for fw, times in runs.items():
+        spread = _spread(times)
+        row.update({f"{fw}_step_ms": spread["median"], f"{fw}_spread_ms": spread, f"{fw}_runs_ms": times})
+    if "torch" in runs:
+        row["ratio"] = row["minicnn_step_ms"] / row["torch_step_ms"]
+    return row
+
+
+def _alone(network, batch, steps, rounds, threads, engine="fast"):
+    """Each framework alone in its own process, processes alternated: min/median/max of the per-process medians."""
+    runs = _alternated(lambda fw: _worker("alone", fw, batch, steps, threads, network, engine, threads=threads)["step_ms"],
+                       ("minicnn", "torch"), rounds)
+    return _comparison(network, batch, steps, rounds, runs)
+
+
+def _plain_env(threads):
+    """A user's environment: the thread count set, nothing else tuned (no OPENBLAS_THREAD_TIMEOUT)."""
+    env = {k: v for k, v in _child_env(threads).items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    return env
+
+
+def _plain(network, batch, steps, rounds, threads, frameworks):
+    """The README's loop as a user's script runs it, each framework in fresh processes, alternated."""
+    def run_one(fw):
+        out = subprocess.run([sys.executable, str(Path(bench.__file__).resolve()), "plain", fw, str(batch), str(steps),
+                              str(threads), network], env=_plain_env(threads), capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["step_ms"]
+    return _comparison(network, batch, steps, rounds, _alternated(run_one, frameworks, rounds))
+
+
+def _spread_columns(frameworks):
+    columns = [("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"]))]
+    for fw in frameworks:
+        columns.append((f"{fw} ms min / median / max", lambda r, fw=fw: " / ".join(
+            f"{r[f'{fw}_spread_ms'][k]:.2f}" for k in ("min", "median", "max"))))
+    if "torch" in frameworks:
+        columns.append(("minicnn/torch (medians)", lambda r: f"{r['ratio']:.2f}x"))
+    return columns
 
 
 def _table(rows, columns):
@@ -128,9 +182,32 @@ def main(argv=None):
     if (any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2])
             or "OPENBLAS_THREAD_TIMEOUT" not in os.environ):
         return _rerun_with_threads(argv, args.threads)
+    if args.plain:
+        return _run_plain(args, argv)
     from minicnn.nn.ops import use_engine
     with use_engine(args.engine):
         return _run(args, argv)
+
+
+def _run_plain(args, argv):
+    """Section 6 alone: the README's loop in fresh processes, each framework's min/median/max and the ratio."""
+    batches = [8, 16] if args.quick else [int(b) for b in args.batches.split(",")]
+    steps, rounds = (5, 1) if args.quick else (max(args.repeats, 40), args.rounds)
+    frameworks = ("minicnn", "torch") if args.torch and bench.torch_available() else ("minicnn",)
+    result = {"command": "python experiments/benchmark.py " + " ".join(argv), "threads": args.threads,
+              "machine": bench.machine_info(), "versions": bench.versions(), "frameworks": list(frameworks)}
+    result["plain"] = [_plain(net, b, steps, rounds, args.threads, frameworks) for net in args.networks for b in batches]
+    print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; threads {args.threads}; "
+          f"{result['versions']}\n\n6. the README's training step as a user's script writes it, {rounds} fresh "
+          f"processes per framework, alternated ({steps} steps each; ms per step)\n"
+          + _table(result["plain"], _spread_columns(frameworks)))
+    if args.torch and len(frameworks) == 1:
+        print("PyTorch is not installed: minicnn alone.  Get it with `pip install torch==2.13.0` (CPU build).")
+    path = Path(args.json) if args.json else Path(args.out) / "plain.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {path}")
+    return 0
 
 
 def _run(args, argv):
@@ -208,10 +285,7 @@ def _run(args, argv):
                                            args.engine)
                                     for net in networks for b in batches]
         print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
-              "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [
-                  ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])),
-                  ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"),
-                  ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"), ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x")]))
+              "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], _spread_columns(("minicnn", "torch"))))
         disagree = [f"{r['network']} batch {r['batch']}" for r in result["torch"]["runs"]
                     if not (r["logits_match"] and r["grads_match"] and r["running_stats_match"])]
         if disagree:

@@ -84,7 +84,7 @@ from minicnn.utils.cli import (
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
-               "weight_decay", "warmup", "max_shift", "flip", "seed", "limit_train", "limit_test")
+               "weight_decay", "warmup", "max_shift", "flip", "label_smoothing", "seed", "limit_train", "limit_test")
 # Each data set's default run; every entry can be changed with its command-line option (--help lists both).
 # Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none).
 # Clothing: wider, with batch norm after each conv, which lets the learning rate double, and left-right flips
@@ -92,13 +92,13 @@ RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epoc
 RECIPES = {
     "mnist": {"architecture": "mnist_cnn", "channels": "16,32", "hidden": 128, "dropout": 0.0, "epochs": 8,
               "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
-              "flip": False},
+              "flip": False, "label_smoothing": 0.0},
     "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
                       "epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-                      "warmup": 0.3, "max_shift": 2, "flip": True},
+                      "warmup": 0.3, "max_shift": 2, "flip": True, "label_smoothing": 0.0},
 }
 # Options added after runs were saved without them: what those runs used.
-_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0}
+_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "label_smoothing": 0.0}
 # The run's files in --out (the checkpoint first); --overwrite replaces them all, the views' figures included,
 # so that nothing of the old run is left beside the new one.
 RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "featuremaps.png", "saliency.png",
@@ -161,6 +161,9 @@ def build_parser(defaults=True):
     p.add_argument("--flip", dest="flip", action="store_true", default=from_recipe,
                    help="augmentation: random left-right flips " + recipe_default("flip"))
     p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
+    p.add_argument("--label-smoothing", type=probability, default=from_recipe,
+                   help="train on targets (1 - s) one-hot + s / 10, s in [0, 1), 0 for none "
+                        + recipe_default("label_smoothing"))
     p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
                    help="the code that computes every layer: loops (one window at a time, very slow), textbook "
@@ -282,7 +285,7 @@ def check_saved_options(saved, path):
             elif key == "flip":
                 if not isinstance(value, bool):
                     raise argparse.ArgumentTypeError("expected true or false")
-            elif key == "dropout":
+            elif key in ("dropout", "label_smoothing"):
                 probability(str(value))
             elif key in checks and not (value is None and key.startswith("limit_")):
                 if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -445,7 +448,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
-          + (", left-right flips" if args.flip else "") + f", seed {args.seed}")
+          + (", left-right flips" if args.flip else "")
+          + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "") + f", seed {args.seed}")
     print(f"engine: {describe_engine(ops.OPS)}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
@@ -462,7 +466,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
                                   extra={"config": json.dumps(config), "initial_kernels": initial,
                                          "normalization": json.dumps({"mean": data.spec.mean, "std": data.spec.std})},
                                   on_epoch=first_layer, progress=args.progress,
-                                  log=lambda line: print(line, flush=True), replacing=replacing)
+                                  log=lambda line: print(line, flush=True), replacing=replacing,
+                                  label_smoothing=args.label_smoothing)
     except CheckpointError as e:
         return error(e)
     except TrainingInterrupted as e:
