@@ -28,7 +28,6 @@ import os
 import sys
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-IDLE_BLAS_TIMEOUT = "4"    # OPENBLAS_THREAD_TIMEOUT: idle OpenBLAS threads sleep at once (see minicnn.engine.threads)
 
 
 def _threads_from_argv(argv):
@@ -44,9 +43,6 @@ def _threads_from_argv(argv):
 if __name__ == "__main__":   # BLAS reads these once, when NumPy is imported: set them first
     for _var in THREAD_VARS:
         os.environ[_var] = _threads_from_argv(sys.argv[1:])
-    # Idle OpenBLAS threads sleep at once instead of spinning ~0.1 s, which leaves the second core to the
-    # engine's own threads (minicnn.engine.threads); read once, when NumPy loads OpenBLAS.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -96,7 +92,6 @@ def _networks(text):
 def _child_env(threads):
     """The environment of a fresh process of this benchmark: the thread count pinned, this repository importable."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -146,8 +141,7 @@ def _alone(network, batch, steps, rounds, threads, engine="fast"):
 
 def _plain_env(threads):
     """A user's environment: the thread count set, nothing else tuned (no OPENBLAS_THREAD_TIMEOUT)."""
-    env = {k: v for k, v in _child_env(threads).items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    return env
+    return {k: v for k, v in _child_env(threads).items() if k != "OPENBLAS_THREAD_TIMEOUT"}
 
 
 def _plain(network, batch, steps, rounds, threads, frameworks):
@@ -179,8 +173,7 @@ def _table(rows, columns):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if (any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2])
-            or "OPENBLAS_THREAD_TIMEOUT" not in os.environ):
+    if any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2]):
         return _rerun_with_threads(argv, args.threads)
     if args.plain:
         return _run_plain(args, argv)

@@ -31,10 +31,11 @@ Exit status: 0 done, 1 training diverged (NaN or infinite loss), 2 bad options
 or files, a folder in use by another run, or an output that could not be
 written, 130/143 stopped by Ctrl-C/SIGTERM.
 
-BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
-MKL_NUM_THREADS is set (why: see ``one_blas_thread``); with more threads, set
-OPENBLAS_THREAD_TIMEOUT=4 too, so that the engine shares its passes out between
-threads (``minicnn.engine.threads``).
+Threads: the engine shares each step out between as many threads as NumPy's
+OpenBLAS has (the cores, or OPENBLAS_NUM_THREADS), with BLAS on one thread in
+each part (``minicnn.engine.threads``); OPENBLAS_NUM_THREADS=1 runs everything on
+one thread.  Any other BLAS call runs on one thread too unless OPENBLAS_NUM_THREADS,
+OMP_NUM_THREADS or MKL_NUM_THREADS is set (see ``one_blas_thread``).
 A resumed run ends bit-identical to an uninterrupted one with the same BLAS
 thread setting on the same machine (other threads or CPUs round differently).
 """
@@ -323,9 +324,10 @@ def main(argv=None):
 def one_blas_thread():
     """BLAS on one thread while training, unless one of ``BLAS_THREAD_VARIABLES`` is set; then as it was.
 
-    This network's matrix products are small: a second OpenBLAS thread gains little on an idle 2-core
-    machine and, when another program shares the cores, its threads wait on each other and an epoch can
-    take 10-20x longer. NumPy is loaded before this runs, so the limit is set at run time: with
+    The fast engine runs its own products on one BLAS thread anyway (``minicnn.engine.threads``); this
+    covers the rest (the textbook and loops engines, NumPy calls outside the engine).  When another
+    program shares the cores, OpenBLAS's spinning threads wait on each other and an epoch can take
+    10-20x longer. NumPy is loaded before this runs, so the limit is set at run time: with
     threadpoolctl when it is installed, else on NumPy's OpenBLAS (``minicnn.engine.cblas``).
     """
     if any(v in os.environ for v in BLAS_THREAD_VARIABLES):
