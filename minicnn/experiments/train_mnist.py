@@ -53,7 +53,7 @@ import numpy as np
 
 from minicnn import SGD, CosineLR, use_engine
 from minicnn.analysis.curves import plot_training_curves
-from minicnn.data.augment import random_flip, random_shift
+from minicnn.data.augment import TEST_TIME, random_flip, random_shift, test_time_copies
 from minicnn.data.fetch import DATASETS
 from minicnn.data.home import dataset_root
 from minicnn.data.images import standardize
@@ -85,7 +85,8 @@ from minicnn.utils.cli import (
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
-               "weight_decay", "warmup", "max_shift", "flip", "label_smoothing", "seed", "limit_train", "limit_test")
+               "weight_decay", "warmup", "max_shift", "flip", "label_smoothing", "test_time", "seed", "limit_train",
+               "limit_test")
 # Each data set's default run; every entry can be changed with its command-line option (--help lists both).
 # Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none).
 # Clothing: wider, with batch norm after each conv, which lets the learning rate double, and left-right flips
@@ -93,13 +94,13 @@ RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epoc
 RECIPES = {
     "mnist": {"architecture": "mnist_cnn", "channels": "16,32", "hidden": 128, "dropout": 0.0, "epochs": 8,
               "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
-              "flip": False, "label_smoothing": 0.0},
+              "flip": False, "label_smoothing": 0.0, "test_time": "none"},
     "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
                       "epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-                      "warmup": 0.3, "max_shift": 2, "flip": True, "label_smoothing": 0.0},
+                      "warmup": 0.3, "max_shift": 2, "flip": True, "label_smoothing": 0.0, "test_time": "none"},
 }
 # Options added after runs were saved without them: what those runs used.
-_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "label_smoothing": 0.0}
+_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "label_smoothing": 0.0, "test_time": "none"}
 # The run's files in --out (the checkpoint first); --overwrite replaces them all, the views' figures included,
 # so that nothing of the old run is left beside the new one.
 RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "featuremaps.png", "saliency.png",
@@ -165,6 +166,10 @@ def build_parser(defaults=True):
     p.add_argument("--label-smoothing", type=probability, default=from_recipe,
                    help="train on targets (1 - s) one-hot + s / 10, s in [0, 1), 0 for none "
                         + recipe_default("label_smoothing"))
+    p.add_argument("--test-time", choices=list(TEST_TIME), default=from_recipe,
+                   help="the final test accuracy averages the predictions over copies of each test image: none, "
+                        "shifts (the image and 4 copies moved by one pixel) or flips (the image and its mirror); "
+                        "the accuracy on the images as they are is printed too " + recipe_default("test_time"))
     p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
                    help="the code that computes every layer: loops (one window at a time, very slow), textbook "
@@ -279,8 +284,8 @@ def check_saved_options(saved, path):
     checks = {**NUMBER_TYPES, "channels": channels_type}
     for key, value in saved.items():
         try:
-            if key in ("dataset", "architecture"):
-                choices = DATASETS if key == "dataset" else architectures.ARCHITECTURES
+            if key in ("dataset", "architecture", "test_time"):
+                choices = {"dataset": DATASETS, "architecture": architectures.ARCHITECTURES, "test_time": TEST_TIME}[key]
                 if value not in choices:
                     raise argparse.ArgumentTypeError(f"expected one of {sorted(choices)}")
             elif key == "flip":
@@ -451,7 +456,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
           + (", left-right flips" if args.flip else "")
-          + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "") + f", seed {args.seed}")
+          + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "")
+          + (f", test-time {args.test_time}" if args.test_time != "none" else "") + f", seed {args.seed}")
     print(f"engine: {describe_engine(ops.OPS)}")
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
@@ -481,6 +487,10 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
         return 1
 
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
+    as_they_are = test_accuracy
+    if args.test_time != "none":
+        test_loss, test_accuracy = evaluate(model, x_test, y_test,
+                                            copies=lambda xb: test_time_copies(xb, args.test_time))
     W = model.layers[0].params["W"]
     text, matches = describe_kernels(W)
     kernels = match_records(W, matches)
@@ -491,7 +501,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     evolution = [json.loads(initial)] + [{"label": f"epoch {r['epoch']}", "kernels": r.pop("kernels_snapshot")}
                                          for r in history if "kernels_snapshot" in r]
     plot_training_curves(history, out / "curves.png", title=f"training of {checkpoint_path}")
-    metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": len(history),
+    metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "test_time": args.test_time,
+               "test_accuracy_as_they_are": as_they_are, "epochs": len(history),
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "wall_seconds_this_process": round(time.perf_counter() - started, 2),
                "train_images": len(x_train), "test_images": len(x_test), "config": config,
@@ -499,7 +510,9 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
                "kernel_evolution": evolution,
                "checkpoint": str(checkpoint_path), "kernels_png": str(png) if png else None}
     write_json(out / "metrics.json", metrics)
-    print(f"\ntest accuracy {test_accuracy:.4f} after {len(history)} epochs; training took "
+    tta = (f" (predictions averaged over {TEST_TIME[args.test_time]}; {as_they_are:.4f} on the images as they "
+           f"are)") if args.test_time != "none" else ""
+    print(f"\ntest accuracy {test_accuracy:.4f}{tta} after {len(history)} epochs; training took "
           f"{metrics['train_seconds']:.0f}s; wrote {out / 'metrics.json'}" + (f" and {png}" if png else ""))
     return 0
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from minicnn.nn.losses import get_loss, softmax_cross_entropy
+from minicnn.nn.losses import get_loss, softmax, softmax_cross_entropy
 from minicnn.utils.validation import check_rng, integer
 
 
@@ -230,15 +230,26 @@ def predict(model, x, batch_size=1000, return_logits=False):
     return out if return_logits else out.argmax(axis=1)
 
 
-def evaluate(model, x, y, batch_size=1000, loss="cross_entropy"):
-    """Mean loss and accuracy over (x, y) in batches, in evaluation mode; accuracy is None for regression losses."""
+def evaluate(model, x, y, batch_size=1000, loss="cross_entropy", copies=None):
+    """Mean loss and accuracy over (x, y) in batches, in evaluation mode; accuracy is None for regression losses.
+
+    ``copies`` (cross-entropy only; test-time augmentation): a function from a batch to a list of
+    copies of it (``minicnn.data.augment.test_time_copies``); the prediction is then the mean of the
+    softmax probabilities over the copies, and the loss ``-log`` of that mean at the right class.
+    """
     check_dataset(x, y, "x")
     loss_fn = get_loss(loss)
+    if copies is not None and loss_fn is not softmax_cross_entropy:
+        raise ValueError(f"test-time copies work with the cross-entropy loss only, got loss={loss!r}")
     total, correct = 0.0, 0
     with evaluation_mode(model):
         for idx in iterate_minibatches(len(x), batch_size):
-            out = model.forward(x[idx])
-            value, _ = loss_fn(out, y[idx])
+            if copies is None:
+                out = model.forward(x[idx])
+                value, _ = loss_fn(out, y[idx])
+            else:
+                out = np.mean([softmax(model.forward(c).astype(np.float64)) for c in copies(x[idx])], axis=0)
+                value = float(-np.log(np.maximum(out[np.arange(len(idx)), y[idx]], 1e-300)).mean())
             total += value * len(idx)
             if loss_fn is softmax_cross_entropy:
                 correct += int(np.count_nonzero(out.argmax(axis=1) == y[idx]))
