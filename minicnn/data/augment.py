@@ -104,7 +104,7 @@ def shift(x, dy, dx, fill=None):
 # Test-time augmentation: the copies of each test image whose predictions are averaged.
 TEST_TIME = {
     "none": "the images as they are",
-    "shifts": "the image and its 4 copies moved by one pixel (up, down, left, right)",
+    "shifts": "the image and its 8 copies moved by one pixel (across, up and down, and diagonally)",
     "flips": "the image and its left-right mirror",
 }
 
@@ -117,7 +117,7 @@ def test_time_copies(x, kind):
     if kind not in TEST_TIME:
         raise ValueError(f"test-time augmentation must be one of {', '.join(TEST_TIME)}, got {kind!r}")
     if kind == "shifts":
-        return [x] + [shift(x, dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        return [x] + [shift(x, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     if kind == "flips":
         return [x, x[:, :, :, ::-1]]
     return [x]

@@ -93,8 +93,9 @@ def test_test_time_copies_are_the_batch_then_its_moved_or_mirrored_copies():
     x = np.random.default_rng(0).standard_normal((3, 1, 5, 5)).astype(np.float32)
     assert len(augment.test_time_copies(x, "none")) == 1 and augment.test_time_copies(x, "none")[0] is x
     shifts = augment.test_time_copies(x, "shifts")
-    assert len(shifts) == 5 and shifts[0] is x
-    np.testing.assert_array_equal(shifts[1][:, :, 1:], x[:, :, :-1])           # moved one pixel down
+    assert len(shifts) == 9 and shifts[0] is x
+    for dy, dx in {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx}:      # each offset once
+        assert sum(np.array_equal(c, shift(x, dy, dx)) for c in shifts[1:]) == 1, (dy, dx)
     flips = augment.test_time_copies(x, "flips")
     np.testing.assert_array_equal(flips[1], x[:, :, :, ::-1])
     with pytest.raises(ValueError, match="must be one of none, shifts, flips, got 'rotations'"):
