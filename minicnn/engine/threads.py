@@ -23,6 +23,7 @@ sleep, whatever the environment, so a plain script gets the same split as
 found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
 per part run whole on the calling thread.
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,6 +58,15 @@ def set_threads(n):
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
+
+
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's threads: it starts its own pool when it first splits."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _get_pool():
