@@ -26,6 +26,7 @@ from minicnn.nn.conv import Conv2D
 from minicnn.nn.losses import mse
 
 TARGET = "sobel_x"
+DIVERGED = 1e6   # SGD has diverged once the loss is this many times its first value
 
 
 class Backward(NamedTuple):
@@ -133,7 +134,7 @@ def dx_cells(b):
 def sgd_path(image, kernel, lr, steps):
     """``steps`` steps of W <- W - lr * dL/dW from ``kernel``: ``[(kernel, loss, cosine to Sobel x)]``, steps + 1 rows.
 
-    Raises ValueError when the loss stops being finite (a learning rate too large for this image).
+    Raises ValueError when the loss grows DIVERGED times or stops being finite (a learning rate too large).
     """
     x, k = _check(image, kernel)
     sobel = get_kernel(TARGET, np.float64)
@@ -141,9 +142,9 @@ def sgd_path(image, kernel, lr, steps):
     for step in range(steps + 1):
         with np.errstate(over="ignore", invalid="ignore"):   # a diverging run ends in the ValueError below
             b = backward(x, k)
-        if not np.isfinite(b.loss):
-            raise ValueError(f"the loss became {b.loss} after {step - 1} SGD steps: the learning rate {lr:g} is "
-                             f"too large for this image; try a smaller one")
+        if not np.isfinite(b.loss) or (path and b.loss > DIVERGED * max(path[0][1], 1.0)):
+            raise ValueError(f"the loss grew from {path[0][1]:.4g} to {b.loss:.4g} in {step} SGD steps: the learning "
+                             f"rate {lr:g} is too large for this image; try a smaller one")
         path.append((k, b.loss, kernel_similarity(k, sobel)))
         if step < steps:
             k = k - lr * b.dW
