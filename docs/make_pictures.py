@@ -99,6 +99,8 @@ def screenshot_studio(argv, cwd, out, width=1280, height=800):
     try:
         url = next(line.split("serving ")[1].split()[0] for line in studio.stdout if "serving http" in line)
         browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",   # the page itself 1280x800, not the window
+                                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         browser.get(url + "#view=draw")
         pad = browser.find_element(By.ID, "pad")
         stroke = ActionChains(browser).move_to_element_with_offset(pad, -50, -70).click_and_hold()
