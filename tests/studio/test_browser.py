@@ -606,3 +606,18 @@ def test_every_view_explains_itself_at_1280x800_without_errors(browser, studio_c
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert errors_in_console(browser) == []
+
+
+def test_the_two_steppers_share_the_image(browser, studio_client):
+    open_page(browser, studio_client, "#view=stepper&image=small")
+    select(browser, "image-preset", "step")
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#image-grid td")) == 49, what="the 7x7 image")
+    assert browser.find_element(By.ID, "kernel-preset").get_attribute("value") == "sobel_x"   # 003's kernel with 003's image
+    browser.find_element(By.CSS_SELECTOR, "#tabs button[data-view=backward]").click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#b-input td")) == 49, what="the 7x7 image, backward")
+    assert browser.find_element(By.ID, "b-image").get_attribute("value") == "step"
+    select(browser, "b-image", "small")
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#b-input td")) == 25, what="the 5x5 image, backward")
+    browser.find_element(By.CSS_SELECTOR, "#tabs button[data-view=stepper]").click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#image-grid td")) == 25, what="the 5x5 image again")
+    assert errors_in_console(browser) == []

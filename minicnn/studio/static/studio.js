@@ -309,7 +309,7 @@ function loadStepperImage() {
       : `the link's image "${state.image.slice(0, 20)}" is none the studio knows: showing the 5x5 example`);
     state.image = "small"; grid = imageGrid("small");
   }
-  stepper.image = grid;
+  stepper.image = grid; stepper.imageName = state.image;
   $("image-preset").value = state.image.startsWith("c:") ? "custom" : state.image.startsWith("d:") ? "drawing" : state.image;
   $("image-rows").value = stepper.image.length; $("image-cols").value = stepper.image[0].length;
 }
@@ -466,7 +466,7 @@ function renderStep() {
 function customImage() {
   state.step = 0;
   if (!gridProblem(stepper.image)) {
-    state.image = "c:" + gridToText(stepper.image);
+    state.image = stepper.imageName = "c:" + gridToText(stepper.image);
     $("image-preset").value = "custom";
   }
   writeHash(); convolve();
@@ -613,7 +613,7 @@ async function backward() {
   }
   if (id !== back.request) return;
   fieldError("backward-error", "");
-  back.trace = trace;
+  back.trace = trace; back.image = state.image;
   renderBackward();
 }
 
@@ -757,10 +757,14 @@ async function setupBackward() {
     const k = backwardKernelChoice();
     if ([...select.options].some((o) => o.value === k)) select.value = k;
     $("b-seed-box").classList.toggle("invisible", k !== "random");
-    $("b-image").value = state.image.startsWith("d:") ? "drawing" : ["small", "step"].includes(state.image) ? state.image : "small";
+    if (state.image.startsWith("c:") && !$("b-image").querySelector("option[value=custom]")) {
+      $("b-image").add(new Option("the convolution stepper's image", "custom"));
+    }
+    $("b-image").value = state.image.startsWith("d:") ? "drawing" : state.image.startsWith("c:") ? "custom" : state.image;
     $("b-seed").value = state.bseed; $("b-lr").value = state.blr; $("b-phase").value = state.bphase; $("b-eps").value = state.eps;
   };
   sync();
+  back.sync = sync;
   const restart = () => { backPause(); state.bstep = 0; state.sgd = 0; sync(); backward(); };
   $("b-image").addEventListener("change", async () => {
     const v = $("b-image").value;
@@ -768,7 +772,7 @@ async function setupBackward() {
       if (!drawingCrop.grid) await cropDrawing();
       if (!drawingCrop.grid) { fieldError("backward-error", "draw a digit first (Draw a digit), then come back: this uses a crop of it"); sync(); return; }
       state.image = "d:" + gridToText(drawingCrop.grid);
-    } else { state.image = v; }
+    } else if (v !== "custom") { state.image = v; }
     restart();
   });
   select.addEventListener("change", () => { state.bkernel = select.value; state.nudge = null; restart(); });
@@ -968,6 +972,7 @@ function showTraining(r) {
   const last = r.losses.length ? r.losses[r.losses.length - 1] : (learn.losses.length ? learn.losses[learn.losses.length - 1] : null);
   $("timeline").max = r.step; $("timeline").value = r.step;
   learn.shown = null;
+  if (state.at !== null) { state.at = null; writeHash(); }   // training again: the timeline is at its end
   lineChart($("loss-curve"), [{ name: "loss", colour: "#2f80ed", values: learn.losses }], { logY: true });
   showKernels(r, r.step, last);
   $("timeline-label").textContent = `step ${r.step} of ${r.step} (the latest)`;
@@ -1102,7 +1107,10 @@ async function show(view) {
   try {
     if (view === "kernels" && !loaded.kernels) { loaded.kernels = true; await setupKernels(); }
     if (view === "curves" && !loaded.curves) { loaded.curves = true; await setupCurves(); }
-    if (view === "backward" && !back.trace) await backward();
+    if (view === "backward" && (!back.trace || back.image !== state.image)) { back.sync(); await backward(); }
+    if (view === "stepper" && stepper.image && stepper.imageName !== state.image && !gridProblem(stepper.image)) {
+      state.step = 0; loadStepperImage(); await convolve();
+    }
     if (view === "learn" && !learn.session) await openLearn();
   } catch (e) { fieldError(view + "-error", e.message); }
 }
