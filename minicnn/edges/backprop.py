@@ -131,6 +131,29 @@ def dx_cells(b):
     return cells
 
 
+def stable_lr(image):
+    """The learning rates for which plain SGD on this image converges: below 2 / (the loss's largest curvature).
+
+    The loss is quadratic in W, with Hessian (2 / cells) * A^T A, A the (cells, 9) matrix of the image's 3x3
+    windows; gradient descent converges for lr < 2 / its largest eigenvalue and diverges above.
+    """
+    x = np.asarray(image, dtype=np.float64)
+    A = np.lib.stride_tricks.sliding_window_view(x, (3, 3)).reshape(-1, 9)   # (cells, 9)
+    largest = float(np.linalg.eigvalsh(2 / len(A) * A.T @ A)[-1])
+    return 2 / largest if largest > 0 else float("inf")
+
+
+def suggested_lr(image):
+    """A round learning rate safely below :func:`stable_lr` (at most 3/4 of it): 0.1, 0.05, 0.02, 0.01, 0.005, ..."""
+    limit = 0.75 * stable_lr(image)
+    for exponent in range(1, 8):
+        for mantissa in (5, 2, 1):
+            lr = mantissa * 10.0 ** -exponent
+            if lr <= limit:
+                return min(lr, 0.1)
+    return 1e-5
+
+
 def sgd_path(image, kernel, lr, steps):
     """``steps`` steps of W <- W - lr * dL/dW from ``kernel``: ``[(kernel, loss, cosine to Sobel x)]``, steps + 1 rows.
 

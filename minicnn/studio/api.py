@@ -485,7 +485,8 @@ class Studio:
         """The Sobel task's backward pass on one image, cell by cell (``minicnn.edges.backprop``).
 
         ``image`` (3..16 a side), a 3x3 ``kernel`` (or ``random_seed``: a kernel of N(0, 1) numbers, 2 decimals),
-        ``lr`` and ``sgd_steps`` (the kernel shown is the one after that many SGD steps from the given one),
+        ``lr`` (default: a round one below the image's ``stable_lr``, ``backprop.suggested_lr``) and
+        ``sgd_steps`` (the kernel shown is the one after that many SGD steps from the given one),
         and optionally ``nudge`` ``{row, col, eps}``: the loss with that weight moved by +-eps.
         """
         image = _matrix(body, "image", MAX_IMAGE_SIDE)
@@ -499,7 +500,8 @@ class Studio:
         if start.shape != (3, 3):
             raise ApiError(f"kernel must be 3x3 (the loss compares its map with Sobel x's, a 3x3 kernel), got "
                            f"{start.shape[0]}x{start.shape[1]}")
-        lr = _number(body, "lr", 1e-5, 1.0)
+        stable = backprop.stable_lr(image)
+        lr = _number(body, "lr", 1e-5, 1.0) if "lr" in body else max(1e-5, backprop.suggested_lr(image))
         sgd_steps = _int(body, "sgd_steps", 0, MAX_SGD_STEPS, default=0) if "sgd_steps" in body else 0
         try:
             path = backprop.sgd_path(image, start, lr, sgd_steps + 1)
@@ -521,7 +523,8 @@ class Studio:
             "fmap": b.fmap.tolist(), "target": b.target.tolist(), "loss": b.loss, "delta": b.delta.tolist(),
             "delta_padded": backprop.padded_delta(b).tolist(), "dW": b.dW.tolist(), "dx": b.dx.tolist(),
             "dW_cells": [cell(c) for c in backprop.dW_cells(b)], "dx_cells": [cell(c) for c in backprop.dx_cells(b)],
-            "sgd": {"lr": lr, "steps": sgd_steps, "cosine": cosine, "loss": b.loss,
+            "sgd": {"lr": lr, "stable_lr": stable if math.isfinite(stable) else None,
+                    "suggested_lr": backprop.suggested_lr(image), "steps": sgd_steps, "cosine": cosine, "loss": b.loss,
                     "history": [{"loss": loss, "cosine": cos} for _, loss, cos in path[:sgd_steps + 1]],
                     "next": {"kernel": after.tolist(), "loss": loss_after, "cosine": cosine_after}},
             "nudge": None,

@@ -69,3 +69,16 @@ def test_bad_input():
         backprop.nudge(SMALL, BRIGHT_LEFT, 3, 0, 1e-3)
     with pytest.raises(ValueError, match="eps must be"):
         backprop.nudge(SMALL, BRIGHT_LEFT, 0, 0, 0.0)
+
+
+def test_sgd_converges_below_the_stable_learning_rate_and_diverges_above():
+    step = np.array(EXAMPLES["step"]["image"], dtype=np.float64)
+    for image in (SMALL, step):
+        stable = backprop.stable_lr(image)
+        lr = backprop.suggested_lr(image)
+        assert lr <= 0.75 * stable
+        path = backprop.sgd_path(image, BRIGHT_LEFT, lr, 100)
+        assert path[-1][1] < path[0][1]
+        with pytest.raises(ValueError, match="too large"):
+            backprop.sgd_path(image, BRIGHT_LEFT, 1.05 * stable, 500)
+    assert backprop.suggested_lr(SMALL) == 0.05 and backprop.suggested_lr(step) == 0.001

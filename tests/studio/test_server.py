@@ -250,6 +250,15 @@ def test_backward_trace_is_conv2d_backward_cell_by_cell(studio_client):
     assert r10["initial_kernel"] == bright_left and r10["sgd"]["cosine"] > r["sgd"]["next"]["cosine"]
 
 
+def test_backward_picks_a_learning_rate_that_converges_on_the_image(studio_client):
+    step = [[0, 0, 0, 9, 9, 9, 9]] * 7
+    status, r = studio_client.post("/api/backward", {"image": step, "kernel": [[1, 0, -1]] * 3, "sgd_steps": 20})
+    assert status == 200 and r["sgd"]["lr"] == 0.001 < r["sgd"]["stable_lr"]
+    assert r["sgd"]["history"][-1]["loss"] < r["sgd"]["history"][0]["loss"]
+    status, r = studio_client.post("/api/backward", {"image": SMALL, "kernel": [[1, 0, -1]] * 3})
+    assert r["sgd"]["lr"] == r["sgd"]["suggested_lr"] == 0.05
+
+
 def test_backward_nudge_and_random_kernel(studio_client):
     body = {"image": SMALL, "kernel": [[1, 0, -1]] * 3, "lr": 0.05, "nudge": {"row": 2, "col": 0, "eps": 1e-3}}
     status, r = studio_client.post("/api/backward", body)

@@ -44,7 +44,7 @@ function fieldError(id, text) { $(id).textContent = text || ""; }
 
 const state = {
   view: "stepper", image: "small", kernel: null, stride: 1, padding: 0, step: 0,
-  bkernel: null, bseed: 0, blr: 0.05, bphase: "dW", bstep: 0, sgd: 0, nudge: null, eps: 0.001,
+  bkernel: null, bseed: 0, blr: null, bphase: "dW", bstep: 0, sgd: 0, nudge: null, eps: 0.001,
   task: "sobel", lr: null, seed: 0, steps: 10, speed: 15, at: null,
 };
 const INTEGERS = ["stride", "padding", "step", "seed", "steps", "bseed", "bstep", "sgd", "at"];
@@ -218,8 +218,11 @@ function lineChart(canvas, series, { logY = false, xs = null, mark = null } = {}
 // digit must show): the same in editing and in stepping, so that nothing moves between the two.
 function cellSize(rows, cols, texts, box = 330) {
   const side = Math.max(14, Math.min(34, Math.floor(box / Math.max(rows, cols))));
-  const font = Math.max(9, Math.min(13, Math.round(side * 0.42)));
   const longest = Math.max(1, ...texts.map((t) => String(t).length));
+  let font = Math.max(9, Math.min(13, Math.round(side * 0.42)));
+  // long numbers in a wide grid: a smaller font before a grid wider than its box (never below 8 px)
+  const fits = Math.floor((box / cols - 5) / (longest * 0.62));
+  if (Math.ceil(longest * font * 0.62) + 6 > Math.max(side, box / cols)) font = Math.max(8, Math.min(font, fits));
   return { w: Math.max(side, Math.ceil(longest * font * 0.62) + 6), h: side, font };
 }
 
@@ -590,7 +593,8 @@ function backwardKernelChoice() {
 async function backwardRequest() {
   const image = imageGrid(state.image);
   if (!image) throw new Error(`the image "${state.image.slice(0, 20)}" is none the studio knows; pick one above`);
-  const body = { image, lr: state.blr, sgd_steps: state.sgd };
+  const body = { image, sgd_steps: state.sgd };
+  if (state.blr !== null) body.lr = state.blr;   // none: the studio picks one this image's SGD converges with
   const k = backwardKernelChoice();
   if (k === "random") body.random_seed = state.bseed;
   else if (INFO.kernels[k]) body.kernel = INFO.kernels[k];
@@ -614,6 +618,12 @@ async function backward() {
   if (id !== back.request) return;
   fieldError("backward-error", "");
   back.trace = trace; back.image = state.image;
+  state.blr = trace.sgd.lr; $("b-lr").value = trace.sgd.lr;
+  const stable = trace.sgd.stable_lr;
+  if (stable !== null && trace.sgd.lr >= stable) {
+    fieldError("backward-error", `with the learning rate ${trace.sgd.lr}, SGD on this image diverges: it converges only below ` +
+      `${sig(stable)} (2 / the loss's largest curvature); try ${trace.sgd.suggested_lr}`);
+  }
   renderBackward();
 }
 
@@ -683,13 +693,14 @@ function renderBackward() {
     legend($("b-input-legend"), "diverging", -dm, dm, "δ");
     $("b-delta-box").hidden = true;
     const km = maxAbs(t.kernel);
-    fillGrid($("b-kernel-plain"), t.kernel, { texts: (r, c) => four(t.kernel[r][c]), colour: (r, c) => diverging(t.kernel[r][c], km) });
-    fillGrid($("b-flipped"), t.flipped, { texts: (r, c) => four(t.flipped[r][c]), colour: (r, c) => diverging(t.flipped[r][c], km) });
+    const small = cellSize(3, 3, t.kernel.flat().map(four), 130);
+    fillGrid($("b-kernel-plain"), t.kernel, { texts: (r, c) => four(t.kernel[r][c]), colour: (r, c) => diverging(t.kernel[r][c], km), size: small });
+    fillGrid($("b-flipped"), t.flipped, { texts: (r, c) => four(t.flipped[r][c]), colour: (r, c) => diverging(t.flipped[r][c], km), size: small });
     $("b-products-caption").textContent = cur ? `window × turned kernel, for dL/dx[${cur.row}, ${cur.col}]` : "window × turned kernel (press Step)";
     const pm = cur ? maxAbs(cur.products) : 0;
     fillGrid($("b-products"), cur ? cur.products : [[null, null, null], [null, null, null], [null, null, null]], {
       texts: (r, c) => (cur ? cur.product_texts[r * 3 + c] : ""), colour: (r, c) => (cur ? diverging(cur.products[r][c], pm) : null),
-      size: cellSize(3, 3, t.dx_cells.flatMap((x) => x.product_texts)),
+      size: cellSize(3, 3, t.dx_cells.flatMap((x) => x.product_texts), 150),
     });
     const gm = maxAbs(t.dx);
     $("b-grad-caption").textContent = "dL/dx, cell by cell";
@@ -761,7 +772,7 @@ async function setupBackward() {
       $("b-image").add(new Option("the convolution stepper's image", "custom"));
     }
     $("b-image").value = state.image.startsWith("d:") ? "drawing" : state.image.startsWith("c:") ? "custom" : state.image;
-    $("b-seed").value = state.bseed; $("b-lr").value = state.blr; $("b-phase").value = state.bphase; $("b-eps").value = state.eps;
+    $("b-seed").value = state.bseed; if (state.blr !== null) $("b-lr").value = state.blr; $("b-phase").value = state.bphase; $("b-eps").value = state.eps;
   };
   sync();
   back.sync = sync;
@@ -773,6 +784,7 @@ async function setupBackward() {
       if (!drawingCrop.grid) { fieldError("backward-error", "draw a digit first (Draw a digit), then come back: this uses a crop of it"); sync(); return; }
       state.image = "d:" + gridToText(drawingCrop.grid);
     } else if (v !== "custom") { state.image = v; }
+    state.blr = null;   // the studio picks a learning rate that converges on this image
     restart();
   });
   select.addEventListener("change", () => { state.bkernel = select.value; state.nudge = null; restart(); });
@@ -1107,7 +1119,10 @@ async function show(view) {
   try {
     if (view === "kernels" && !loaded.kernels) { loaded.kernels = true; await setupKernels(); }
     if (view === "curves" && !loaded.curves) { loaded.curves = true; await setupCurves(); }
-    if (view === "backward" && (!back.trace || back.image !== state.image)) { back.sync(); await backward(); }
+    if (view === "backward" && (!back.trace || back.image !== state.image)) {
+      if (back.trace) state.blr = null;   // another image (picked in the other stepper): its own learning rate
+      back.sync(); await backward();
+    }
     if (view === "stepper" && stepper.image && stepper.imageName !== state.image && !gridProblem(stepper.image)) {
       state.step = 0; loadStepperImage(); await convolve();
     }
