@@ -621,3 +621,12 @@ def test_the_two_steppers_share_the_image(browser, studio_client):
     browser.find_element(By.CSS_SELECTOR, "#tabs button[data-view=stepper]").click()
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#image-grid td")) == 25, what="the 5x5 image again")
     assert errors_in_console(browser) == []
+
+
+def test_a_backward_link_takes_the_links_kernel(browser, studio_client):
+    """A link such as the tour's, naming a preset with kernel=: the backward stepper starts from it."""
+    open_page(browser, studio_client, "#view=backward&image=small&kernel=edge_bright_right")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#b-delta td"), what="the backward pass")
+    assert browser.find_element(By.ID, "b-kernel").get_attribute("value") == "edge_bright_right"
+    assert cell_texts(browser, "b-now") == ["-1", "0", "1"] * 3 and cell_texts(browser, "b-fmap")[:3] == ["4", "-2", "-4"]
+    assert errors_in_console(browser) == []

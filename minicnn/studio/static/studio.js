@@ -585,7 +585,8 @@ async function setupStepper() {
 const back = { trace: null, timer: null, request: 0 };
 
 function backwardKernelChoice() {
-  if (state.bkernel === null) state.bkernel = exampleKernel(state.image);
+  // none chosen here: the forward stepper's kernel when it is a preset (a link's kernel=...), else the example's
+  if (state.bkernel === null) state.bkernel = state.kernel && INFO.kernels[presetName(state.kernel)] ? presetName(state.kernel) : exampleKernel(state.image);
   state.bkernel = presetName(state.bkernel);
   return state.bkernel;
 }
