@@ -489,6 +489,10 @@ def test_the_backward_stepper_first_cell_is_conv2d_backward(browser, studio_clie
     assert " ".join(browser.find_element(By.ID, "b-sum").text.split()).endswith("= 5.5556 (Conv2D.backward: 5.5556)")
     assert cell_texts(browser, "b-grad")[0] == "5.5556" and cell_texts(browser, "b-grad")[1:] == [""] * 8
     assert "bstep=1" in browser.current_url
+    # pointing at the product in row 1, column 2 outlines delta[1, 2] and x[1, 2] (the window at (0, 0))
+    ActionChains(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "#b-products td[data-r='1'][data-c='2']")).perform()
+    assert "pick" in browser.find_element(By.CSS_SELECTOR, "#b-delta td[data-r='1'][data-c='2']").get_attribute("class")
+    assert "pick" in browser.find_element(By.CSS_SELECTOR, "#b-input td[data-r='1'][data-c='2']").get_attribute("class")
     # Step back: the cell empties again; stepping on fills the rest, each from Conv2D.backward
     browser.find_element(By.ID, "b-step-back").click()
     assert cell_texts(browser, "b-grad") == [""] * 9 and "".join(cell_texts(browser, "b-products")) == ""

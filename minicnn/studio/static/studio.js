@@ -716,6 +716,18 @@ function renderBackward() {
       "press Step: dL/dx is δ, padded, slid under the kernel turned 180 degrees";
   }
   if (cur) { $("b-sum").dataset.total = cur.total; } else { delete $("b-sum").dataset.total; }
+  // pointing at a product outlines the two numbers it multiplies
+  if (cur) {
+    const pairs = dx ? [["b-input", (r, c) => [cur.top + r, cur.left + c]], ["b-flipped", (r, c) => [r, c]]]
+      : [["b-delta", (r, c) => [r, c]], ["b-input", (r, c) => [cur.top + r, cur.left + c]]];
+    $("b-products").querySelectorAll("td").forEach((td) => {
+      const r = Number(td.dataset.r), c = Number(td.dataset.c);
+      const cells = () => pairs.map(([id, at]) => { const [i, j] = at(r, c); return $(id).querySelector(`td[data-r="${i}"][data-c="${j}"]`); });
+      td.title = dx ? `δ_pad[${cur.top + r}, ${cur.left + c}] × turned kernel[${r}, ${c}]` : `δ[${r}, ${c}] × x[${cur.top + r}, ${cur.left + c}]`;
+      td.addEventListener("mouseenter", () => { for (const x of cells()) if (x) x.classList.add("pick"); td.classList.add("pick"); });
+      td.addEventListener("mouseleave", () => { for (const x of cells()) if (x) x.classList.remove("pick"); td.classList.remove("pick"); });
+    });
+  }
   $("b-step-label").textContent = `step ${s} of ${n}`;
   // the maps, and one SGD step
   const mm = Math.max(maxAbs(t.fmap), maxAbs(t.target));
