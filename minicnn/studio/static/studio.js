@@ -177,7 +177,8 @@ function kernelTile(kernel, caption, m) {
 
 function lineChart(canvas, series, { logY = false, xs = null, mark = null } = {}) {
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, left = 46, bottom = 22, top = 8, right = 8;
+  // the series' names sit in a band above the plot, where no line runs
+  const W = canvas.width, H = canvas.height, left = 46, bottom = 22, top = 10 + 13 * series.length, right = 8;
   ctx.clearRect(0, 0, W, H);
   const tf = (v) => (logY ? Math.log10(v) : v);
   const all = series.flatMap((s) => s.values.filter((v) => v !== null && (!logY || v > 0)).map(tf));
@@ -208,7 +209,7 @@ function lineChart(canvas, series, { logY = false, xs = null, mark = null } = {}
     });
     ctx.stroke();
     if (points.length <= 30) for (const [px, py] of points) { ctx.beginPath(); ctx.arc(px, py, 3, 0, 2 * Math.PI); ctx.fill(); }
-    ctx.fillText(s.name, W - right - 90, top + 12 + 13 * k);
+    ctx.fillText(s.name, W - right - 90, 11 + 13 * k);
   });
 }
 
