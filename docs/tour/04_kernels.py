@@ -13,10 +13,10 @@
 
 # %%
 import numpy as np
-from _tour import image_row, photograph, show
 
 from minicnn import Conv2D
 from minicnn.edges.filters import get_kernel
+from minicnn.tour import image_row, photograph, show
 
 names = ["box_blur", "sharpen", "gaussian", "sobel_x"]
 kernels = np.stack([get_kernel(n, np.float64) for n in names])

@@ -8,10 +8,10 @@
 
 # %%
 import numpy as np
-from _tour import figure, mnist, show
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit
 from minicnn.data.augment import random_shift
+from minicnn.tour import figure, mnist, show
 from minicnn.training.architectures import build_model, mnist_cnn
 
 rng = np.random.default_rng(0)

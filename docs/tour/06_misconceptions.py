@@ -6,10 +6,10 @@
 
 # %%
 import numpy as np
-from _tour import image_row, mnist, show
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit
 from minicnn.nn.reference import conv2d_naive
+from minicnn.tour import image_row, mnist, show
 from minicnn.training.architectures import build_model, mnist_cnn
 
 rng = np.random.default_rng(0)

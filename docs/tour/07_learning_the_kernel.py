@@ -15,12 +15,12 @@
 import io
 
 import numpy as np
-from _tour import have_matplotlib, photograph, show_png
 
 from minicnn import SGD, Conv2D, Sequential, mse
 from minicnn.edges.evolution import evolution_text, plot_evolution
 from minicnn.edges.filters import get_kernel
 from minicnn.edges.sobel_task import TARGETS, filter_valid, kernel_report, make_data
+from minicnn.tour import have_matplotlib, photograph, show_png
 
 SNAPSHOTS = (0, 10, 25, 50, 100, 200, 400)
 

@@ -16,11 +16,11 @@
 import io
 
 import numpy as np
-from _tour import have_matplotlib, mnist, show_png
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit, softmax
 from minicnn.analysis.featuremaps import feature_maps, maxima_text, plot_feature_maps
 from minicnn.edges.inspect_kernels import describe_kernels, plot_kernel_report
+from minicnn.tour import have_matplotlib, mnist, show_png
 
 x_train, y_train, x_test, y_test = mnist(4000, 1000)
 rng = np.random.default_rng(0)
