@@ -89,11 +89,11 @@ print(f"dW = sum over the 36 windows of dout * window: max difference {below(np.
 # ## "One filter is enough" (and "a filter is part of the picture")
 #
 # Train the same small network, `Conv2D(1, F, 3, same) -> ReLU -> MaxPool2D(2) -> Flatten -> Dense`, with
-# F = 1 and F = 16 filters: same data (one pass over 4000 training images, batches of 32), same optimizer,
+# F = 1 and F = 16 filters: same data (one pass over 3000 training images, batches of 32), same optimizer,
 # same seed, tested on 1000 test images.
 
 # %%
-x_train, y_train, x_test, y_test = mnist(4000, 1000)
+x_train, y_train, x_test, y_test = mnist(3000, 1000)
 
 
 def small_net(filters, seed):
