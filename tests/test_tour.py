@@ -35,6 +35,9 @@ render = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(render)                      # needs only the standard library until render() runs
 CHAPTERS = render.chapters()
 TIMEOUT = 300                                        # seconds per chapter; each takes at most 30 s
+# The chapters that train in float32: there any printed number may also differ by one unit in its last digit
+# (a value near a rounding boundary on another CPU or BLAS thread count); a number marked (±) by its tolerance.
+TRAINING = {"05_why_convolution", "06_misconceptions", "07_learning_the_kernel", "08_edges_from_a_task", "09_pixel_shuffle"}
 
 
 def test_there_are_nine_chapters():
@@ -67,7 +70,7 @@ def test_chapter_runs_its_checks_hold_and_its_page_shows_its_output(chapter, tmp
     assert result.stdout.strip(), "a chapter prints what it measured"
     assert list(tmp_path.iterdir()) == [], "a chapter writes no files"
     page = chapter.with_suffix(".md").read_text(encoding="utf-8")
-    difference = same_output(page_output(page), _lines(result.stdout))
+    difference = same_output(page_output(page), _lines(result.stdout), last_digit=chapter.stem in TRAINING)
     assert difference is None, (f"{chapter.stem}.md does not show what {chapter.name} prints now ({difference}): "
                                 f"run python docs/tour/render.py {chapter.stem}")
 
@@ -133,6 +136,12 @@ def test_a_page_edited_by_hand_is_caught():
     assert same_output(page, page.replace("3.0", "3.1")) is not None
     assert same_output(page, page.replace("weights", "Weights")) is not None
     assert same_output(page, page.replace(" (±3)", "")) is not None
+    assert same_output(page, page.replace("3.0", "3.1"), last_digit=True) is None                # one unit, last digit
+    assert same_output(page, page.replace("3.0", "3.2"), last_digit=True) is not None
+    assert same_output(page, page.replace("614,656", "614,657"), last_digit=True) is None
+    assert same_output(page, page.replace("614,656", "615,656"), last_digit=True) is not None
+    assert same_output("[[ 0.99 -1.  ]]", "[[ 1.   -1.  ]]", last_digit=True) is not None     # 0.99 vs 1.: not the same form
+    assert same_output("a 1.5e-03", "a 1.6e-03", last_digit=True) is None
 
 
 def test_vary_states_its_tolerance():
