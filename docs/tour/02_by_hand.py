@@ -17,6 +17,7 @@
 
 # %%
 import numpy as np
+from scipy.signal import convolve2d, correlate2d
 
 from minicnn import Conv2D
 from minicnn.nn.reference import conv2d_naive
@@ -113,8 +114,6 @@ print("[-1, 0, 1] on the same image:\n", step_map_right)
 # bright-on-the-right map.
 
 # %%
-from scipy.signal import convolve2d, correlate2d
-
 flipped = kernel[::-1, ::-1]
 print("002's kernel flipped:\n", flipped)
 by_correlate = correlate2d(image, kernel, mode="valid")
