@@ -3,7 +3,7 @@
 Every chapter imports them as ``from minicnn.tour import ...``, so a chapter runs from any directory, as a
 script or as a notebook. Figures are drawn on bare ``matplotlib.figure.Figure`` objects (no pyplot, no
 window) and shown as PNGs in a notebook. **Run as a script, a chapter draws no figures**: there is nothing
-to show them on, so ``show`` does nothing; the numbers and the checks are the same. Without matplotlib every
+to show them on, so ``figure`` returns None and ``draws_figures`` False; the numbers and the checks are the same. Without matplotlib every
 figure is skipped, after one line saying so.
 
 ``python -m minicnn.tour --out DIR`` writes the chapters as Jupyter notebooks into DIR (``--execute`` runs
@@ -38,13 +38,23 @@ def _in_notebook():
     return shell is not None and shell.get_ipython() is not None
 
 
-def figure(width, height):
-    """A new Figure of ``width`` x ``height`` inches, or None (after a one-line note, once) without matplotlib."""
+def draws_figures():
+    """True in a notebook with matplotlib: the only place a figure is drawn (a script shows none, so draws none).
+
+    Without matplotlib, says so once.
+    """
     global _noted
     if not have_matplotlib():
         if not _noted:
             print('(figures skipped: they need matplotlib, pip install -e ".[plot]"; the numbers below are all there is)')
             _noted = True
+        return False
+    return _in_notebook()
+
+
+def figure(width, height):
+    """A new Figure of ``width`` x ``height`` inches in a notebook; None in a script or without matplotlib."""
+    if not draws_figures():
         return None
     from matplotlib.figure import Figure
 

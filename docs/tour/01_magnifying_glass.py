@@ -80,7 +80,7 @@ show(image_row([digit, *maps], ["input", "vertical edges", "horizontal edges", "
 # standardised, so its background is not 0 but -0.42, and the zero padding outside the image is
 # *brighter* than that: three padding pixels against three background pixels give 3 x 0.42 = 1.27,
 # an edge that is in the padding, not in the digit. Shift the digit so that its background is 0 (or
-# pad with the background's value) and the frame is gone. The second row below is that.
+# pad with the background's value) and the frame is gone: the two panels on the right.
 
 # %%
 background = float(digit.min())

@@ -22,7 +22,7 @@ from minicnn import SGD, Conv2D, Sequential, mse
 from minicnn.edges.evolution import TITLE_SIZE, evolution_figsize, evolution_text, evolution_title, plot_evolution
 from minicnn.edges.filters import get_kernel, kernel_similarity
 from minicnn.edges.sobel_task import TARGETS, filter_valid, kernel_report, make_data
-from minicnn.tour import below, have_matplotlib, photograph, show_png
+from minicnn.tour import below, draws_figures, photograph, show_png
 from minicnn.utils.plotting import text_width
 
 # %% [markdown]
@@ -76,6 +76,8 @@ print(f"one SGD step (lr {lr}): loss {loss:.3f} -> {loss_after:.3f}, cosine with
 # address it prints followed by `#view=backward&image=small`.
 #
 # ## The training loop
+
+# %%
 SNAPSHOTS = (0, 10, 25, 50, 100, 200, 400)
 
 
@@ -115,7 +117,7 @@ def report(kernels, cosines, title):
     width = evolution_figsize(len(SNAPSHOTS), kernels.shape[1])[0]
     drawn = evolution_title(title, kernels.shape[1])
     titles_fit.append(all(text_width(line, TITLE_SIZE) <= width for line in drawn.splitlines()))
-    if have_matplotlib():
+    if draws_figures():
         buffer = io.BytesIO()
         plot_evolution(kernels, labels, buffer, title=title)
         show_png(buffer.getvalue())
