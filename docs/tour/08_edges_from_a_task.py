@@ -180,7 +180,8 @@ assert accuracy > 0.85
 assert len(matches) == 8 and all(m is not None and m.similarity >= 0 for m in matches)
 assert np.median(trained_sims) > np.median(initial_sims) + 0.15, "training moved the kernels towards edge detectors"
 assert trained_sims.max() > 0.8
-assert kinds.count("edge") >= 1 and kinds.count("stroke (ink)") >= 3 and "dead" in kinds, "the readings the text gives"
+assert kinds.count("edge") >= 1 and kinds.count("stroke (ink)") >= 5, "some edges; most of them follow the strokes"
+assert "mostly its mean (a blob)" in kinds and "dead" in kinds, "a blob and a dead filter, said so"
 for f, kind in enumerate(kinds):
     if kind == "dead":
         assert first_maps[:, f].max() == 0
