@@ -97,6 +97,15 @@ def render(source, timeout=600):
     NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(source.parent)}}).execute()
     loaded = json.loads(notebook.cells.pop().outputs[0]["text"])
+    for cell in notebook.cells:           # the kernel flushes a cell's prints in chunks that depend on timing: one block
+        merged = []
+        for output in cell.get("outputs", []):
+            if merged and output.output_type == "stream" == merged[-1].output_type and output.name == merged[-1].name:
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
     exporter = MarkdownExporter(extra_loaders=[jinja2.DictLoader({"tour.md.j2": TEMPLATE})], template_file="tour.md.j2")
     files_dir = f"{source.stem}_files"
     body, resources = exporter.from_notebook_node(
