@@ -9,7 +9,7 @@ Each chapter ends with asserts that make its claims true, so running it is the t
 - rendering a chapter twice gives the same bytes, and the same page as the one in the repository;
 - the course's kernels and the patch table are the library's, exactly.
 
-Each chapter runs in at most 30 s on a busy 2-core machine (the slowest, chapter 5, in about 15 s).
+Each chapter runs in at most 30 s on a busy 2-core machine (the slowest, chapter 8, in about 10 s to 25 s as load varies).
 """
 import hashlib
 import importlib.util
