@@ -2,7 +2,7 @@
 
     minicnn train --out /tmp/run                          # a default MNIST run (a few minutes)
     python docs/make_pictures.py /tmp/run                 # writes docs/*.png from it
-    python docs/make_pictures.py /tmp/run --only studio.png   # the studio, drawn in headless Chromium
+    python docs/make_pictures.py /tmp/run --only studio.png   # the studio's views, drawn in headless Chromium
     python docs/make_pictures.py --list                   # each picture and its command, nothing run
 
 Each picture comes from one ``minicnn`` command (below, in PICTURES), run on the run's folder into a
@@ -23,6 +23,16 @@ DOCS = Path(__file__).resolve().parent
 MAX_WIDTH = 1200
 COLOURS = 64
 
+STUDIO = "minicnn studio RUN --port 0 --no-browser"
+# each studio view's picture: the link that opens it, and what to wait for before the picture is taken
+STUDIO_VIEWS = {
+    "studio_stepper.png": ("#view=stepper&image=small&step=5", "#output-grid td"),
+    "studio_backward.png": ("#view=backward&image=small&bstep=1&sgd=3&nudge=2,0", "#b-products td"),
+    "studio_kernels.png": ("#view=kernels", "#kernel-report canvas"),
+    "studio_learn.png": ("#view=learn&task=sobel&seed=0&at=150", "#learn-kernels canvas"),
+    "studio_curves.png": ("#view=curves", "#curve-table td"),
+}
+
 # picture -> the command that makes it ("RUN" is the run's folder, "OUT" a temporary folder); the commands
 # run from a scratch folder holding runs/mnist (the run) and docs/ (this folder), so the titles name those.
 PICTURES = {
@@ -34,8 +44,10 @@ PICTURES = {
     "mistakes.png": "minicnn confusion RUN --out OUT",
     "curves.png": "minicnn curves RUN --out OUT",
     "my_digit_prepared.png": "minicnn predict RUN docs/my_digit.png --show --out OUT",
-    # the studio's draw view with a 3 drawn in it, in headless Chromium (needs selenium, chromium, chromedriver)
-    "studio.png": "minicnn studio RUN --port 0 --no-browser",
+    # the studio's views at 1280x800 in headless Chromium (needs selenium, chromium, chromedriver): the draw
+    # view with a 3 drawn in it, then each other view at the moment STUDIO_VIEWS names (one studio makes them all)
+    "studio.png": STUDIO,
+    **{f"studio_{view}.png": STUDIO for view in ("stepper", "backward", "kernels", "learn", "curves")},
 }
 # pictures in docs/ that no command makes, and where they come from
 NOT_MADE_HERE = {
@@ -64,8 +76,9 @@ def store_small(source, target):
     return target.stat().st_size
 
 
-def screenshot_studio(argv, cwd, path, width=1100, height=700):
-    """Start the studio (``argv``), draw a 3 on its canvas in headless Chromium, and save the page at ``path``."""
+def screenshot_studio(argv, cwd, out, width=1280, height=800):
+    """Start the studio (``argv``) and save each of its views, as headless Chromium shows them at
+    ``width`` x ``height``, in the folder ``out``: studio.png (a 3 drawn) and the pictures of STUDIO_VIEWS."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
@@ -73,12 +86,21 @@ def screenshot_studio(argv, cwd, path, width=1100, height=700):
 
     studio = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, text=True)
     options = webdriver.ChromeOptions()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},{height}"):
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}"):
         options.add_argument(flag)
     browser = None
+
+    def wait_for(selector):
+        deadline = time.monotonic() + 60
+        while not browser.find_elements(By.CSS_SELECTOR, selector) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)                                                              # the last answer, drawn
+
     try:
         url = next(line.split("serving ")[1].split()[0] for line in studio.stdout if "serving http" in line)
         browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",   # the page itself 1280x800, not the window
+                                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         browser.get(url + "#view=draw")
         pad = browser.find_element(By.ID, "pad")
         stroke = ActionChains(browser).move_to_element_with_offset(pad, -50, -70).click_and_hold()
@@ -86,11 +108,14 @@ def screenshot_studio(argv, cwd, path, width=1100, height=700):
                        (0, 25), (-25, 20), (-40, 0), (-20, -8)]:                  # a 3, top bar to bottom bowl
             stroke = stroke.move_by_offset(dx, dy)
         stroke.release().perform()
-        deadline = time.monotonic() + 30
-        while not browser.find_elements(By.CSS_SELECTOR, "#top-classes li") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)                                                              # the last answer, drawn
-        path.write_bytes(browser.get_screenshot_as_png())
+        wait_for("#top-classes li")
+        (out / "studio.png").write_bytes(browser.get_screenshot_as_png())
+        base = url.split("?")[0]                                                   # the cookie stands in for the token
+        for picture, (fragment, selector) in STUDIO_VIEWS.items():
+            browser.get("about:blank")
+            browser.get(base + fragment)
+            wait_for(selector)
+            (out / picture).write_bytes(browser.get_screenshot_as_png())
     finally:
         if browser is not None:
             browser.quit()
@@ -139,8 +164,8 @@ def main(argv=None):
             argv_ = command_for(picture, "runs/mnist", out, args.data)
             if tuple(argv_) not in done:
                 print("$", shlex.join(["minicnn"] + argv_[3:]), flush=True)
-                if picture == "studio.png":
-                    screenshot_studio(argv_, tmp, out / picture)
+                if picture.startswith("studio"):
+                    screenshot_studio(argv_, tmp, out)
                 else:
                     subprocess.run(argv_, check=True, stdout=subprocess.DEVNULL, cwd=tmp)
                 done.add(tuple(argv_))

@@ -12,6 +12,7 @@ Examples
     python -m minicnn explain --kernel sobel_y --stride 2 --padding 1
     python -m minicnn explain --image "0,0,1;0,0,1;0,0,1" --kernel "1,-1"
     python -m minicnn explain --animate --delay 0.5   # redraw in place
+    python -m minicnn explain --backward              # the backward pass: dL/dW and dL/dx as sums
 """
 import argparse
 import sys
@@ -208,6 +209,48 @@ def weight_sharing_note(kernel, image_shape):
     ])
 
 
+def backward_walk(image, kernel, out=None):
+    """Print the backward pass of the Sobel task (``minicnn.edges.backprop``) as the studio's backward stepper
+    shows it: the loss, delta, every cell of dL/dW and dL/dx as its sum of products, each beside
+    Conv2D.backward's value.  Returns the :class:`~minicnn.edges.backprop.Backward`."""
+    from minicnn.edges import backprop
+
+    out = sys.stdout if out is None else out
+    b = backprop.backward(image, kernel)
+    f = format_numbers(np.concatenate([b.fmap.ravel(), b.target.ravel()]))
+    say = lambda *lines: print(*lines, sep="\n", file=out)  # noqa: E731
+    say("loss L = mean((x * W - x * sobel_x)**2), the task learn_sobel solves, on this one image", "",
+        "the kernel's map:", *_grid(b.fmap, f, 4), "Sobel x's map (the target):", *_grid(b.target, f, 4),
+        f"L = {b.loss:.6g}", "",
+        "delta = dL/dmap = 2 (map - target) / number of cells:", *_grid(b.delta, _four, 8), "")
+    say("dL/dW[i, j] = sum over r, c of delta[r, c] * x[r + i, c + j]:")
+    for cell in backprop.dW_cells(b):
+        terms = " + ".join(_four(v) if v >= 0 else f"({_four(v)})" for v in cell.products.ravel())
+        say(f"  dL/dW[{cell.row}, {cell.col}] = {terms} = {_four(cell.total)}"
+            f"   (Conv2D.backward: {_four(b.dW[cell.row, cell.col])})")
+    say("", "dL/dx = delta padded with 2 rings of zeros, convolved with the kernel turned 180 degrees:",
+        *_grid(backprop.flipped(b.kernel), format_numbers(b.kernel), 4))
+    for cell in backprop.dx_cells(b):
+        terms = " + ".join(_four(v) if v >= 0 else f"({_four(v)})" for v in cell.products.ravel())
+        say(f"  dL/dx[{cell.row}, {cell.col}] = {terms} = {_four(cell.total)}"
+            f"   (Conv2D.backward: {_four(b.dx[cell.row, cell.col])})")
+    return b
+
+
+def backprop_difference(b):
+    """The largest difference between a written-out sum (``minicnn.edges.backprop``) and Conv2D.backward's value."""
+    from minicnn.edges import backprop
+
+    return max([abs(c.total - b.dW[c.row, c.col]) for c in backprop.dW_cells(b)]
+               + [abs(c.total - b.dx[c.row, c.col]) for c in backprop.dx_cells(b)])
+
+
+def _four(v):
+    """A number with up to 4 decimals, no trailing zeros, and "0" for a zero (whatever its sign)."""
+    text = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "0", "") else text
+
+
 @command("explain")
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m minicnn explain", description=__doc__.split("\n\n")[0],
@@ -221,6 +264,9 @@ def main(argv=None):
                                                   "(default: the example's)")
     p.add_argument("--stride", type=positive_int, default=1, help="step between windows, >= 1 (default: 1)")
     p.add_argument("--padding", type=int_in(0, 100), default=0, help="rings of zeros around the image, 0 to 100 (default: 0)")
+    p.add_argument("--backward", action="store_true",
+                   help="walk through the backward pass instead: dL/dW and dL/dx of the Sobel x task, cell by cell "
+                        "(a 3x3 kernel; the studio's backward stepper)")
     p.add_argument("--all", action="store_true", help=f"print every step (default: the first {MAX_STEPS})")
     p.add_argument("--animate", action="store_true", help="redraw in place with a delay (terminal only)")
     p.add_argument("--delay", type=float_in(0, 60), default=0.6, help="seconds per step with --animate, 0 to 60 (default: 0.6)")
@@ -234,6 +280,16 @@ def main(argv=None):
     if args.animate and not animate:
         print("minicnn explain: --animate needs a terminal; printing every step instead", file=sys.stderr)
     about = "your image" if args.image else example["about"]
+    if args.backward:
+        if args.stride != 1 or args.padding != 0:
+            raise ValueError(f"--backward walks through stride 1 and padding 0 only, got --stride {args.stride} "
+                             f"--padding {args.padding}")
+        print(f"backward pass on {about}\nkernel: {name}\n")
+        b = backward_walk(image, kernel)
+        worst = backprop_difference(b)
+        agree = worst <= 1e-9 * max(1.0, float(np.abs(b.dW).max()), float(np.abs(b.dx).max()))
+        print(f"\nthe sums equal Conv2D.backward's: {'yes' if agree else 'NO'} (largest difference {worst:.3g})")
+        return 0 if agree else 1
     print(f"cross-correlation of {about}\nkernel: {name}, stride {args.stride}, padding {args.padding}\n")
     fmap = walk_through(image, kernel, args.stride, args.padding, animate=animate, delay=args.delay,
                         max_steps=None if args.all else MAX_STEPS)

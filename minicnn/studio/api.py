@@ -13,6 +13,9 @@ Each endpoint is a thin layer over the functions the command line uses:
     GET  /api/curves     the run's loss and accuracy per epoch (``views.curves``)
     POST /api/train/new  {task, seed, lr} -> a fresh network (``minicnn.studio.trainer``); its session id
     POST /api/train/step {session, steps} -> train that many steps; kernels, losses, similarities
+    POST /api/train/at   {session, step} -> the kernels and loss as they were after that step (kept snapshots)
+    POST /api/backward   {image, kernel | random_seed, lr, sgd_steps, nudge} -> the Sobel task's backward pass
+                         cell by cell (``minicnn.edges.backprop``: every number from Conv2D.forward/backward)
 
 Bad input raises :class:`ApiError` (status 400, 404 or 413 with a message for the page); nothing here reads a
 file a request names: the checkpoint and the data folder are fixed when the studio starts.  Training sessions
@@ -22,6 +25,7 @@ The endpoints in ``HEAVY`` are the ones the server lets run only a few at a time
 import base64
 import binascii
 import io
+import json
 import math
 import secrets
 import threading
@@ -39,6 +43,7 @@ from minicnn.analysis.predict import top_classes
 from minicnn.analysis.saliency import input_gradient
 from minicnn.data.fetch import DATASETS
 from minicnn.data.home import dataset_root
+from minicnn.edges import backprop
 from minicnn.edges.evolution import read_snapshots, similarities
 from minicnn.edges.explain import EXAMPLES, check_against_conv2d, format_numbers, output_size, slide
 from minicnn.edges.filters import get_kernel
@@ -51,7 +56,19 @@ DEFAULT_CHECKPOINT = Path("runs/mnist/checkpoint.npz")
 HINT = ("no checkpoint: train one with 'minicnn train' (it writes runs/mnist/checkpoint.npz), "
         "then start 'minicnn studio' again; the convolution stepper and 'Learn it yourself' work without one")
 IMAGE_PRESETS = {"small": EXAMPLES["small"]["image"], "step": EXAMPLES["step"]["image"]}
-KERNEL_PRESETS = ("sobel_x", "sobel_y", "box_blur", "sharpen", "gaussian", "edge_vertical")
+# the kernels offered by name, in the menu's order, each named by what it does (the two edge kernels of the
+# course are negatives of each other: 002's [1, 0, -1] and 000's and 004's [-1, 0, 1])
+KERNEL_PRESETS = {
+    "edge_bright_left": ([[1, 0, -1]] * 3, "bright on the left: 1, 0, -1 in each row (chapter 002)"),
+    "edge_bright_right": ([[-1, 0, 1]] * 3, "bright on the right: -1, 0, 1 in each row (chapters 000, 004)"),
+    "sobel_x": (get_kernel("sobel_x", np.float64).tolist(), "Sobel x: bright on the right, middle row doubled (003)"),
+    "sobel_y": (get_kernel("sobel_y", np.float64).tolist(), "Sobel y: bright below"),
+    "box_blur": (get_kernel("box_blur", np.float64).round(6).tolist(), "blur: the mean of the window"),
+    "gaussian": (get_kernel("gaussian", np.float64).tolist(), "Gaussian blur (001)"),
+    "sharpen": (get_kernel("sharpen", np.float64).tolist(), "sharpen (001)"),
+}
+KERNEL_ALIASES = {"edge_vertical": "edge_bright_right"}   # the older name, still opened by links that carry it
+EXAMPLE_KERNELS = {"small": "edge_bright_left", "step": "sobel_x"}   # each example opens with its chapter's kernel
 MAX_IMAGE_SIDE = 16     # the stepper's image, in cells
 MAX_KERNEL_SIDE = 7
 MAX_STRIDE, MAX_PADDING = 8, 8
@@ -59,6 +76,7 @@ MAX_VALUE = 1e6         # largest |number| in a grid
 MAX_TRAIN_STEPS = 500   # per "train" request
 TRAIN_BUDGET = 2.0      # seconds of training per request, at most
 MAX_SESSIONS = 16       # training sessions kept (the least recently used goes first)
+MAX_SGD_STEPS = 500     # SGD steps of the backward stepper, replayed from the first kernel at each request
 HEAVY = ("/api/predict", "/api/crop", "/api/train/new", "/api/train/step")   # the endpoints that compute for long
 MAX_PNG_BYTES = 512 * 1024
 MAX_DRAWING_SIDE = 1024
@@ -75,6 +93,15 @@ class ApiError(ValueError):
 
 # ---------------------------------------------------------------- checking what a request holds
 
+def _shown(value):
+    """A value as the page sent it, in JSON's words (null, true, "text"), short."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _field(body, key):
     if not isinstance(body, dict):
         raise ApiError(f"expected a JSON object, got {type(body).__name__}")
@@ -86,7 +113,7 @@ def _field(body, key):
 def _int(body, key, lo, hi, default=None):
     value = body.get(key, default) if isinstance(body, dict) and default is not None else _field(body, key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(f"{key} must be a whole number from {lo} to {hi}, got {value!r}")
+        raise ApiError(f"{key} must be a whole number from {lo} to {hi}, got {_shown(value)}")
     if not lo <= value <= hi:
         raise ApiError(f"{key} must be from {lo} to {hi}, got {value}")
     return value
@@ -95,7 +122,7 @@ def _int(body, key, lo, hi, default=None):
 def _number(body, key, lo, hi, default=None):
     value = body.get(key, default) if isinstance(body, dict) and default is not None else _field(body, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(f"{key} must be a finite number from {lo} to {hi}, got {value!r}")
+        raise ApiError(f"{key} must be a finite number from {lo} to {hi}, got {_shown(value)}")
     if not lo <= value <= hi:
         raise ApiError(f"{key} must be from {lo} to {hi}, got {value}")
     return float(value)
@@ -106,15 +133,16 @@ def _matrix(body, key, max_side):
     value = _field(body, key)
     expected = f"{key} must be a list of 1 to {max_side} rows of 1 to {max_side} numbers each"
     if not isinstance(value, list) or not 1 <= len(value) <= max_side:
-        raise ApiError(f"{expected}, got {type(value).__name__}" + (f" of {len(value)} rows" if isinstance(value, list) else ""))
+        raise ApiError(f"{expected}, got " + (f"{len(value)} rows" if isinstance(value, list) else _shown(value)))
     if not all(isinstance(row, list) and 1 <= len(row) <= max_side for row in value):
         raise ApiError(f"{expected}: every row a list of 1 to {max_side} numbers")
     if len({len(row) for row in value}) != 1:
         raise ApiError(f"{key} rows must all have the same length, got lengths {[len(r) for r in value]}")
-    for row in value:
-        for v in row:
+    for r, row in enumerate(value, 1):
+        for c, v in enumerate(row, 1):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > MAX_VALUE:
-                raise ApiError(f"{key} must hold finite numbers of at most {MAX_VALUE:g} in size, got {v!r}")
+                raise ApiError(f"{key}: row {r}, column {c} must be a number of at most {MAX_VALUE:g} in size, "
+                               f"got {_shown(v)}")
     return np.array(value, dtype=np.float64)
 
 
@@ -185,6 +213,8 @@ class Studio:
             ("GET", "/api/curves"): self.curves,
             ("POST", "/api/train/new"): self.train_new,
             ("POST", "/api/train/step"): self.train_step,
+            ("POST", "/api/train/at"): self.train_at,
+            ("POST", "/api/backward"): self.backward,
         }.items()}
 
     def _on_engine(self, endpoint):
@@ -219,12 +249,15 @@ class Studio:
             "dataset": self.run.dataset if self.run is not None else None,
             "metrics": self.metrics_path is not None,
             "images": IMAGE_PRESETS,
-            "kernels": {name: get_kernel(name, np.float64).round(6).tolist() for name in KERNEL_PRESETS},
+            "kernels": {name: grid for name, (grid, _) in KERNEL_PRESETS.items()},
+            "kernel_labels": {name: label for name, (_, label) in KERNEL_PRESETS.items()},
+            "kernel_aliases": KERNEL_ALIASES,
+            "example_kernels": EXAMPLE_KERNELS,
             "conv_layers": layers,
             "sessions": len(self._sessions),   # training sessions kept now (their ids stay with the pages that made them)
             "tasks": {task: {"lr": DEFAULT_LR[task]} for task in TASKS},
             "limits": {"image_side": MAX_IMAGE_SIDE, "kernel_side": MAX_KERNEL_SIDE, "stride": MAX_STRIDE,
-                       "padding": MAX_PADDING, "train_steps": MAX_TRAIN_STEPS},
+                       "padding": MAX_PADDING, "train_steps": MAX_TRAIN_STEPS, "sgd_steps": MAX_SGD_STEPS},
         }
 
     # ------------------------------------------------------------ the convolution stepper
@@ -382,7 +415,7 @@ class Studio:
         """A fresh network for ``task`` from ``seed`` (0..2**32-1) with learning rate ``lr``; its session id."""
         task = _field(body, "task")
         if task not in TASKS:
-            raise ApiError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+            raise ApiError(f"task must be one of {', '.join(TASKS)}, got {_shown(task)}")
         seed = _int(body, "seed", 0, 2**32 - 1)
         lr = _number(body, "lr", 1e-5, 1.0)
         trainer = Trainer(task, seed, lr, mnist=self._mnist_data() if task == "mnist" else None)
@@ -395,16 +428,10 @@ class Studio:
 
     def train_step(self, body):
         """Train session ``session`` for ``steps`` (1..MAX_TRAIN_STEPS) steps, or until TRAIN_BUDGET seconds pass."""
-        session = _field(body, "session")
+        _field(body, "session")
         steps = _int(body, "steps", 1, MAX_TRAIN_STEPS)
-        with self._sessions_lock:
-            entry = self._sessions.get(session) if isinstance(session, str) else None
-            if entry is not None:
-                self._sessions.move_to_end(session)
-        if entry is None:
-            raise ApiError(f"no training session {session!r} (the studio keeps the last {MAX_SESSIONS}); "
-                           f"press Reset to start a new one", 404)
-        lock, trainer = entry
+        lock, trainer = self._session(body)
+        session = body["session"]
         losses = []
         with lock:
             start = time.perf_counter()
@@ -418,13 +445,107 @@ class Studio:
             seconds = time.perf_counter() - start
             return {"session": session, "seconds": round(seconds, 4), **self._train_state(trainer, losses)}
 
+    def _session(self, body):
+        session = _field(body, "session")
+        with self._sessions_lock:
+            entry = self._sessions.get(session) if isinstance(session, str) else None
+            if entry is not None:
+                self._sessions.move_to_end(session)
+        if entry is None:
+            raise ApiError(f"no training session {_shown(session)} (the studio keeps the last {MAX_SESSIONS}); "
+                           f"press Reset to start a new one", 404)
+        return entry
+
+    def train_at(self, body):
+        """The kernels and the loss of session ``session`` as they were after ``step`` steps (0 = the start):
+        the snapshot the trainer kept then, so the scrubber shows exactly what training showed."""
+        lock, trainer = self._session(body)
+        with lock:
+            step = _int(body, "step", 0, trainer.steps)
+            if step >= len(trainer.snapshots):
+                raise ApiError(f"step {step} is past the {len(trainer.snapshots) - 1} steps whose kernels were kept")
+            kernels, loss = trainer.snapshots[step]
+            return {"step": step, "steps": trainer.steps, "loss": None if loss is None else _significant(loss),
+                    **self._kernel_state(trainer, kernels)}
+
     @staticmethod
-    def _train_state(trainer, losses):
-        matches = trainer.matches()
-        return {"task": trainer.task, "seed": trainer.seed, "lr": trainer.lr, "step": trainer.steps,
-                "losses": [round(v, 6) for v in losses], "kernels": trainer.kernels().round(5).tolist(),
+    def _kernel_state(trainer, kernels):
+        matches = trainer.matches(kernels)
+        return {"kernels": kernels.round(5).tolist(),
                 "matches": [{"label": m["label"], "similarity": round(m["similarity"], 6)} for m in matches],
                 "median_similarity": round(float(np.median([abs(m["similarity"]) for m in matches])), 6)}
+
+    def _train_state(self, trainer, losses):
+        return {"task": trainer.task, "seed": trainer.seed, "lr": trainer.lr, "step": trainer.steps,
+                "losses": [_significant(v) for v in losses], **self._kernel_state(trainer, trainer.kernels())}
+
+    # ------------------------------------------------------------ the backward stepper
+
+    def backward(self, body):
+        """The Sobel task's backward pass on one image, cell by cell (``minicnn.edges.backprop``).
+
+        ``image`` (3..16 a side), a 3x3 ``kernel`` (or ``random_seed``: a kernel of N(0, 1) numbers, 2 decimals),
+        ``lr`` (default: a round one below the image's ``stable_lr``, ``backprop.suggested_lr``) and
+        ``sgd_steps`` (the kernel shown is the one after that many SGD steps from the given one),
+        and optionally ``nudge`` ``{row, col, eps}``: the loss with that weight moved by +-eps.
+        """
+        image = _matrix(body, "image", MAX_IMAGE_SIDE)
+        if min(image.shape) < 3:
+            raise ApiError(f"image must be at least 3x3 for a 3x3 kernel, got {image.shape[0]}x{image.shape[1]}")
+        if isinstance(body, dict) and "random_seed" in body and "kernel" not in body:
+            seed = _int(body, "random_seed", 0, 2**32 - 1)
+            start = np.random.default_rng(seed).normal(0.0, 1.0, (3, 3)).round(2)
+        else:
+            start = _matrix(body, "kernel", MAX_KERNEL_SIDE)
+        if start.shape != (3, 3):
+            raise ApiError(f"kernel must be 3x3 (the loss compares its map with Sobel x's, a 3x3 kernel), got "
+                           f"{start.shape[0]}x{start.shape[1]}")
+        stable = backprop.stable_lr(image)
+        lr = _number(body, "lr", 1e-5, 1.0) if "lr" in body else max(1e-5, backprop.suggested_lr(image))
+        sgd_steps = _int(body, "sgd_steps", 0, MAX_SGD_STEPS, default=0) if "sgd_steps" in body else 0
+        try:
+            path = backprop.sgd_path(image, start, lr, sgd_steps + 1)
+        except ValueError as e:
+            raise ApiError(str(e)) from None
+        kernel, _, cosine = path[sgd_steps]
+        b = backprop.backward(image, kernel)
+        f = _four
+
+        def cell(c):
+            return {"row": c.row, "col": c.col, "top": c.top, "left": c.left, "products": c.products.tolist(),
+                    "product_texts": [f(v) for v in c.products.ravel()], "total": c.total,
+                    "text": " + ".join(f(v) if v >= 0 else f"({f(v)})" for v in c.products.ravel()) + f" = {f(c.total)}"}
+
+        after, loss_after, cosine_after = path[sgd_steps + 1]
+        result = {
+            "image": image.tolist(), "initial_kernel": start.tolist(), "kernel": kernel.tolist(),
+            "sobel": get_kernel(backprop.TARGET, np.float64).tolist(), "flipped": backprop.flipped(kernel).tolist(),
+            "fmap": b.fmap.tolist(), "target": b.target.tolist(), "loss": b.loss, "delta": b.delta.tolist(),
+            "delta_padded": backprop.padded_delta(b).tolist(), "dW": b.dW.tolist(), "dx": b.dx.tolist(),
+            "dW_cells": [cell(c) for c in backprop.dW_cells(b)], "dx_cells": [cell(c) for c in backprop.dx_cells(b)],
+            "sgd": {"lr": lr, "stable_lr": stable if math.isfinite(stable) else None,
+                    "suggested_lr": backprop.suggested_lr(image), "steps": sgd_steps, "cosine": cosine, "loss": b.loss,
+                    "history": [{"loss": loss, "cosine": cos} for _, loss, cos in path[:sgd_steps + 1]],
+                    "next": {"kernel": after.tolist(), "loss": loss_after, "cosine": cosine_after}},
+            "nudge": None,
+        }
+        if isinstance(body, dict) and body.get("nudge") is not None:
+            n = _field(body, "nudge")
+            row, col = _int(n, "row", 0, 2), _int(n, "col", 0, 2)
+            eps = _number(n, "eps", 1e-8, 1.0)
+            result["nudge"] = backprop.nudge(image, kernel, row, col, eps)
+        return result
+
+
+def _significant(v, digits=6):
+    """A float kept to ``digits`` significant digits (a loss of 1e-9 stays 1e-9, not 0)."""
+    return float(f"{v:.{digits}g}")
+
+
+def _four(v):
+    """A number as the page writes it: up to 4 decimals, no trailing zeros, "0" for a zero of either sign."""
+    text = f"{v:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "0", "") else text
 
 
 def default_checkpoint():

@@ -11,7 +11,9 @@ Three tasks, each from the code that runs it on the command line:
 
 A trainer owns its model, optimizer, data and ``np.random.Generator`` (from
 one seed), so the same seed and the same number of steps give the same kernels
-however the steps are split into calls.  It is not thread-safe by itself: the
+however the steps are split into calls.  It keeps the first layer's kernels and
+the loss after every step (``snapshots``, up to ``MAX_SNAPSHOT_NUMBERS`` numbers),
+which the page's timeline shows again exactly.  It is not thread-safe by itself: the
 studio holds a lock around each one.
 """
 import numpy as np
@@ -26,6 +28,7 @@ from minicnn.training import architectures
 TASKS = ("sobel", "edges", "mnist")
 DEFAULT_LR = {"sobel": 0.2, "edges": 0.1, "mnist": 0.05}
 MNIST_IMAGES = 10000
+MAX_SNAPSHOT_NUMBERS = 2_000_000   # kernel numbers kept per trainer for the timeline (16 MB); later steps are not kept
 
 
 class Trainer:
@@ -66,6 +69,7 @@ class Trainer:
             self.loss = softmax_cross_entropy
             weight_decay = 0.0
         self.optimizer = SGD(self.model, lr=self.lr, momentum=0.9, weight_decay=weight_decay)
+        self.snapshots = [(self.kernels(), None)]   # [(kernels (F, 3, 3) after step s, its loss)], s = 0, 1, ...
 
     def step(self):
         """One SGD step on a random mini-batch; returns its loss."""
@@ -77,6 +81,9 @@ class Trainer:
         self.model.backward(dpred, need_input_grad=False)
         self.optimizer.step()
         self.steps += 1
+        kernels = self.kernels()
+        if len(self.snapshots) == self.steps and (self.steps + 1) * kernels.size <= MAX_SNAPSHOT_NUMBERS:
+            self.snapshots.append((kernels, float(loss)))
         return loss
 
     def kernels(self):
@@ -84,14 +91,14 @@ class Trainer:
         W = self.model.layers[0].params["W"][:, 0].astype(np.float64)
         return W * self.target_scale if self.task == "sobel" else W
 
-    def matches(self):
-        """Per kernel: the kernel it is compared with and the similarity.
+    def matches(self, kernels=None):
+        """Per kernel (of ``kernels``, default the current ones): the kernel it is compared with and the similarity.
 
         The Sobel task's kernel f is compared with its own target (sobel_x, sobel_y);
         the others with the best oriented Sobel match (``match_kernel``).
         """
         out = []
-        for f, k in enumerate(self.kernels()):
+        for f, k in enumerate(self.kernels() if kernels is None else kernels):
             if self.task == "sobel":
                 name = sobel_task.TARGETS[f]
                 out.append({"label": name, "similarity": kernel_similarity(k, get_kernel(name, np.float64))})

@@ -128,3 +128,27 @@ def test_all_shows_every_step(capsys):
     assert explain.main(["--padding", "4", "--image", "1", "--kernel", "1", "--all"]) == 0
     out = capsys.readouterr().out
     assert out.count("\nstep ") == 81 and "step 81 of 81" in out and "not shown" not in out
+
+
+def test_backward_prints_the_sums_of_conv2d_backward(capsys):
+    from minicnn.edges import backprop
+
+    assert explain.main(["--backward"]) == 0
+    out = capsys.readouterr().out
+    b = backprop.backward(explain.EXAMPLES["small"]["image"], [[1, 0, -1]] * 3)
+    assert "L = 22" in out
+    for cell in backprop.dW_cells(b):
+        line = next(x for x in out.splitlines() if x.strip().startswith(f"dL/dW[{cell.row}, {cell.col}] ="))
+        written = float(line.split(" = ")[-1].split()[0])
+        assert written == pytest.approx(b.dW[cell.row, cell.col], abs=1e-4), line
+        assert f"(Conv2D.backward: {explain._four(b.dW[cell.row, cell.col])})" in line
+    assert sum(1 for x in out.splitlines() if x.strip().startswith("dL/dx[")) == 25
+    assert "dL/dW[0, 0] = (-2.2222) + 0.8889 + 6 + 0 + 0.4444 + 0.4444 + 0.4444 + 0 + (-0.4444) = 5.5556" in out
+    assert "the sums equal Conv2D.backward's: yes" in out
+
+
+def test_backward_refuses_what_it_cannot_walk_through(capsys):
+    assert explain.main(["--backward", "--stride", "2"]) == 2
+    assert "stride 1 and padding 0 only" in capsys.readouterr().err
+    assert explain.main(["--backward", "--kernel", "1,2;3,4"]) == 2
+    assert "must be 3x3" in capsys.readouterr().err

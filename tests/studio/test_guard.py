@@ -5,7 +5,7 @@ from minicnn.studio.guard import Guard, host_name, printable
 
 NEW_SESSION = {"task": "sobel", "seed": 0, "lr": 0.2}
 PATHS = [("GET", "/"), ("GET", "/static/studio.js"), ("GET", "/api/info"), ("GET", "/nope"),
-         ("POST", "/api/train/new"), ("POST", "/api/convolve")]
+         ("POST", "/api/train/new"), ("POST", "/api/convolve"), ("POST", "/api/backward"), ("POST", "/api/train/at")]
 
 
 def _ask(client, method, path, headers, token=True):

@@ -188,6 +188,98 @@ def test_training_learns_sobel(studio_client, no_time_budget):
     assert losses[-1] < 0.01 * losses[0]
 
 
+def test_the_timeline_gives_back_each_step_exactly(studio_client, no_time_budget):
+    status, r = studio_client.post("/api/train/new", {"task": "sobel", "seed": 3, "lr": 0.2})
+    session, start = r["session"], r["kernels"]
+    seen = {0: r["kernels"]}
+    for _ in range(6):
+        status, r = studio_client.post("/api/train/step", {"session": session, "steps": 5})
+        seen[r["step"]] = (r["kernels"], r["losses"][-1])
+    for step in (5, 15, 30):
+        status, at = studio_client.post("/api/train/at", {"session": session, "step": step})
+        assert status == 200 and at["step"] == step and at["steps"] == 30
+        assert at["kernels"] == seen[step][0] and at["loss"] == seen[step][1]
+    status, at = studio_client.post("/api/train/at", {"session": session, "step": 0})
+    assert at["kernels"] == start and at["loss"] is None
+    # and replaying from the seed gives the same kernels (what a shared link does)
+    again, _ = _train(studio_client, "sobel", 3, [15], lr=0.2)
+    assert again["kernels"] == seen[15][0]
+    status, answer = studio_client.post("/api/train/at", {"session": session, "step": 31})
+    assert status == 400 and "from 0 to 30" in answer["error"]
+
+
+def test_small_losses_keep_their_digits(studio_client, no_time_budget):
+    """A loss of 1e-8 stays 1e-8 (it was rounded to 0.0, and the log-scale curve lost it)."""
+    r, losses = _train(studio_client, "sobel", 0, [400], lr=0.2)
+    assert min(losses) < 1e-6 and all(v > 0 for v in losses)
+
+
+def test_backward_trace_is_conv2d_backward_cell_by_cell(studio_client):
+    from minicnn.nn.conv import Conv2D
+    from minicnn.nn.losses import mse
+
+    bright_left = [[1, 0, -1]] * 3
+    status, r = studio_client.post("/api/backward", {"image": SMALL, "kernel": bright_left, "lr": 0.05})
+    assert status == 200
+    x = np.array(SMALL, dtype=np.float64)[None, None]
+    conv = Conv2D(1, 1, 3, bias=False, rng=np.random.default_rng(0), dtype=np.float64)
+    conv.params["W"][...] = bright_left
+    target = np.array([[6, 0, -5], [0, -2, -1], [-2, 0, 2]], dtype=np.float64)   # the 5x5 example under Sobel x
+    fmap = conv.forward(x)
+    loss, delta = mse(fmap, target[None, None])
+    dx = conv.backward(delta)
+    assert r["fmap"] == [[-4, 2, 4], [0, 0, 0], [0, 0, 0]] and r["target"] == target.tolist()
+    assert r["loss"] == pytest.approx(loss) == pytest.approx(22.0)
+    np.testing.assert_allclose(r["delta"], delta[0, 0])
+    np.testing.assert_allclose(r["dW"], conv.grads["W"][0, 0], rtol=1e-12)
+    np.testing.assert_allclose(r["dx"], dx[0, 0], atol=1e-12)
+    first = r["dW_cells"][0]
+    assert (first["row"], first["col"]) == (0, 0) and len(r["dW_cells"]) == 9 and len(r["dx_cells"]) == 25
+    np.testing.assert_allclose(first["products"], delta[0, 0] * x[0, 0, :3, :3])
+    assert first["total"] == pytest.approx(conv.grads["W"][0, 0, 0, 0])
+    assert first["text"].endswith("= 5.5556")
+    for c in r["dx_cells"]:
+        assert c["total"] == pytest.approx(dx[0, 0, c["row"], c["col"]], abs=1e-12)
+    assert r["flipped"] == [[-1, 0, 1]] * 3
+    # one SGD step: W - lr dW, and its cosine to Sobel x rises
+    np.testing.assert_allclose(r["sgd"]["next"]["kernel"], np.array(bright_left) - 0.05 * conv.grads["W"][0, 0])
+    assert r["sgd"]["next"]["cosine"] > r["sgd"]["cosine"]
+    # ten steps later the page shows the kernel after ten steps, and the history of all of them
+    status, r10 = studio_client.post("/api/backward", {"image": SMALL, "kernel": bright_left, "lr": 0.05, "sgd_steps": 10})
+    assert len(r10["sgd"]["history"]) == 11 and r10["sgd"]["history"][1]["cosine"] == pytest.approx(r["sgd"]["next"]["cosine"])
+    assert r10["initial_kernel"] == bright_left and r10["sgd"]["cosine"] > r["sgd"]["next"]["cosine"]
+
+
+def test_backward_picks_a_learning_rate_that_converges_on_the_image(studio_client):
+    step = [[0, 0, 0, 9, 9, 9, 9]] * 7
+    status, r = studio_client.post("/api/backward", {"image": step, "kernel": [[1, 0, -1]] * 3, "sgd_steps": 20})
+    assert status == 200 and r["sgd"]["lr"] == 0.001 < r["sgd"]["stable_lr"]
+    assert r["sgd"]["history"][-1]["loss"] < r["sgd"]["history"][0]["loss"]
+    status, r = studio_client.post("/api/backward", {"image": SMALL, "kernel": [[1, 0, -1]] * 3})
+    assert r["sgd"]["lr"] == r["sgd"]["suggested_lr"] == 0.05
+
+
+def test_backward_nudge_and_random_kernel(studio_client):
+    body = {"image": SMALL, "kernel": [[1, 0, -1]] * 3, "lr": 0.05, "nudge": {"row": 2, "col": 0, "eps": 1e-3}}
+    status, r = studio_client.post("/api/backward", body)
+    n = r["nudge"]
+    assert status == 200 and n["gradient"] == pytest.approx(r["dW"][2][0])
+    assert abs(n["delta_loss"] / n["eps"] - n["gradient"]) <= 1e-3 * abs(n["gradient"])
+    status, a = studio_client.post("/api/backward", {"image": SMALL, "random_seed": 4, "lr": 0.05})
+    status, b = studio_client.post("/api/backward", {"image": SMALL, "random_seed": 4, "lr": 0.05})
+    status, c = studio_client.post("/api/backward", {"image": SMALL, "random_seed": 5, "lr": 0.05})
+    assert a["kernel"] == b["kernel"] != c["kernel"]
+    assert np.array(a["kernel"]).shape == (3, 3)
+
+
+def test_errors_name_the_cell_in_the_learners_words(studio_client):
+    status, r = studio_client.post("/api/convolve", {"image": [[1, 2, 3], [4, None, 6]], "kernel": [[1]],
+                                                     "stride": 1, "padding": 0})
+    assert status == 400 and r["error"] == "image: row 2, column 2 must be a number of at most 1e+06 in size, got null"
+    status, r = studio_client.post("/api/train/new", {"task": None, "seed": 0, "lr": 0.1})
+    assert "got null" in r["error"] and "None" not in r["error"]
+
+
 def test_kernels_and_curves_of_the_run(studio_client, trained_run):
     status, k = studio_client.get("/api/kernels")
     assert status == 200 and k["shape"] == [8, 1, 3, 3] and len(k["kernels"]) == 8
@@ -262,6 +354,17 @@ def _bad_requests(big, auth):
         ("train: negative seed", ("POST", "/api/train/new", {"task": "sobel", "seed": -1, "lr": 0.1}), 400),
         ("train: a million steps", ("POST", "/api/train/step", {"session": "1", "steps": 10**6}), 400),
         ("train: unknown session", ("POST", "/api/train/step", {"session": "no-such", "steps": 1}), 404),
+        ("timeline: unknown session", ("POST", "/api/train/at", {"session": "no-such", "step": 0}), 404),
+        ("backward: a 5x5 kernel", ("POST", "/api/backward", {"image": SMALL, "kernel": [[1] * 5] * 5, "lr": 0.05}), 400),
+        ("backward: a 2x2 image", ("POST", "/api/backward", {"image": [[1, 2], [3, 4]], "kernel": SOBEL_X, "lr": 0.05}), 400),
+        ("backward: a null cell", ("POST", "/api/backward", {"image": [[1, None, 3]] * 3, "kernel": SOBEL_X, "lr": 0.05}), 400),
+        ("backward: lr 0", ("POST", "/api/backward", {"image": SMALL, "kernel": SOBEL_X, "lr": 0}), 400),
+        ("backward: 10**6 SGD steps", ("POST", "/api/backward", {"image": SMALL, "kernel": SOBEL_X, "lr": 0.05,
+                                                                  "sgd_steps": 10**6}), 400),
+        ("backward: a diverging lr", ("POST", "/api/backward", {"image": SMALL, "kernel": [[1, 0, -1]] * 3, "lr": 1,
+                                                                 "sgd_steps": 100}), 400),
+        ("backward: nudge a cell outside", ("POST", "/api/backward", {"image": SMALL, "kernel": SOBEL_X, "lr": 0.05,
+                                                                       "nudge": {"row": 3, "col": 0, "eps": 1e-3}}), 400),
     ]
 
 
