@@ -109,8 +109,8 @@ print("sobel_x marks the edge with 36 and the flat parts with 0; the formula mat
 # %% [markdown]
 # The course (003) promises to "pick this animation back up, with learnable kernels": chapter 7 does,
 # starting from the gradient of one kernel on this kind of image. In the studio (`python -m minicnn studio`,
-# then the address it prints followed by `#view=stepper&image=small&kernel=edge_bright_right`) the kernel
-# slides one position at a time; `#view=backward&image=small` shows the same positions adding up the
+# then the address it prints followed by `#view=stepper&image=step&kernel=sobel_x`, this chapter's 7x7
+# image) the kernel slides one position at a time; `#view=backward&image=step` shows the same positions adding up the
 # kernel's gradient.
 #
 # **Write it yourself.** `minicnn exercises start conv2d_forward` (a batch, channels, stride and padding) and
