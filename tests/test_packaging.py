@@ -37,7 +37,7 @@ IGNORED = shutil.ignore_patterns(".git", ".venv", "venv", "env", "build", "dist"
 # A subset of the suite that needs the sdist's own files: the tour's render.py, README and .ci/run, the test
 # helpers (conftest.py, tolerances.py, tests/nn/conftest.py), a stored checkpoint, the install hints, the scripts
 # in experiments/ (which run the installed commands).
-SDIST_SUBSET = ["tests/test_tour.py::test_there_are_eight_chapters",
+SDIST_SUBSET = ["tests/test_tour.py::test_there_are_nine_chapters",
                 "tests/test_readme.py::test_readme_quick_start_has_the_ci_test_command", "tests/test_main.py",
                 "tests/test_install_hints.py", "tests/nn/test_conv.py",
                 "tests/experiments/test_edge_scripts.py::test_the_scripts_in_experiments_are_the_commands",
@@ -91,7 +91,7 @@ def test_the_sdist_holds_the_suite_the_tour_and_the_experiments(dists):
     with tarfile.open(dists["sdist"]) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     wanted = {"LICENSE", "README.md", "ARCHITECTURE.md", "pyproject.toml", ".ci/run", "datasets/README.md",
-              "docs/tour/render.py", "docs/tour/_tour.py", "tests/conftest.py", "tests/tolerances.py",
+              "docs/tour/render.py", "minicnn/tour.py", "tests/conftest.py", "tests/tolerances.py",
               "tests/nn/conftest.py", "tests/training/checkpoint_v1.npz", "experiments/benchmark.py",
               "experiments/train_mnist.py"}
     assert wanted <= names, sorted(wanted - names)

@@ -71,6 +71,27 @@ for N, K, S, P, want, got in rows:
 print("every forward pass produced the planned size")
 
 # %% [markdown]
+# ## Stride as values, not only sizes
+#
+# Stride 2 "skips every other pixel" (001): the kernel visits every second position. So the values
+# of a stride-2 map are those of the stride-1 map, every second row and column: the same
+# multiply-and-add at the positions it still visits, nothing averaged or merged.
+
+# %%
+photo_like = rng.standard_normal((1, 1, 13, 13))
+strided = {}
+for S in (1, 2, 3):
+    layer_s = Conv2D(1, 1, 3, stride=S, padding=1, bias=False, dtype=np.float64)
+    layer_s.params["W"][:] = sobel_x
+    strided[S] = layer_s.forward(photo_like)[0, 0]
+    print(f"stride {S}: map {strided[S].shape}")
+print("stride 2 = stride 1 at every second row and column:", np.allclose(strided[2], strided[1][::2, ::2], rtol=0, atol=1e-12),
+      "  stride 3 = every third:", np.allclose(strided[3], strided[1][::3, ::3], rtol=0, atol=1e-12))
+small = Conv2D(1, 1, 3, stride=2, bias=False, dtype=np.float64)
+small.params["W"][:] = sobel_x
+print("the 7x7 edge image, stride 2, no padding:\n", small.forward(image[None, None])[0, 0])
+
+# %% [markdown]
 # ## Checks
 
 # %%
@@ -79,10 +100,19 @@ assert np.array_equal(out[:, 1:3], np.full((5, 2), 36.0)), "large exactly at the
 assert np.abs(out[:, [0, 3, 4]]).max() < 1e-12, "zero on the flat parts"
 assert all(want == got for *_, want, got in rows)
 assert Conv2D(1, 1, 3, padding="same").output_shape((1, 13, 13)) == (1, 13, 13)
+for S in (2, 3):
+    assert np.allclose(strided[S], strided[1][::S, ::S], rtol=0, atol=1e-12), f"stride {S} = stride 1 subsampled"
+assert np.array_equal(small.forward(image[None, None])[0, 0], out[::2, ::2]), "stride 2 on the 7x7 image: out[::2, ::2]"
 print("sobel_x marks the edge with 36 and the flat parts with 0; the formula matches Conv2D in all",
       len(rows), "cases")
 
 # %% [markdown]
+# The course (003) promises to "pick this animation back up, with learnable kernels": chapter 7 does,
+# starting from the gradient of one kernel on this kind of image. In the studio (`python -m minicnn studio`,
+# then the address it prints followed by `#view=stepper&image=step&kernel=sobel_x`, this chapter's 7x7
+# image) the kernel slides one position at a time; `#view=backward&image=step` shows the same positions adding up the
+# kernel's gradient.
+#
 # **Write it yourself.** `minicnn exercises start conv2d_forward` (a batch, channels, stride and padding) and
 # `minicnn exercises start im2col` (every window as a column); `minicnn exercises check minicnn-exercises`
 # checks them, starting with this chapter's 7x7 image and Sobel.

@@ -4,15 +4,14 @@
 # Four properties, each measured here on real arrays: few parameters, local connectivity, shared
 # weights and translation. Then the stronger claim people make about whole networks, tested on a
 # trained MNIST classifier. The chapter reads MNIST with `minicnn.data.mnist.load_mnist(download=True)`
-# (fetched and checked the first time) and trains three small networks for a short run.
+# (fetched and checked the first time) and trains three small networks for one short pass.
 
 # %%
 import numpy as np
-from _tour import figure, mnist, show
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit
 from minicnn.data.augment import random_shift
-from minicnn.training.architectures import build_model, mnist_cnn
+from minicnn.tour import below, figure, mnist, show, vary
 
 rng = np.random.default_rng(0)
 
@@ -20,12 +19,12 @@ rng = np.random.default_rng(0)
 # ## Parameters
 #
 # A dense layer that maps a 28x28 image to another 28x28 image connects every input pixel to every
-# output pixel: 784 x 784 weights, plus one bias per output. A 3x3 convolution that does the same
-# job (28x28 in, 28x28 out with `padding="same"`) has nine weights, whatever the image size.
+# output pixel: 784 x 784 weights, plus one bias per output. A 3x3 convolution with `padding="same"`
+# maps the same shapes (28x28 in, 28x28 out) with nine weights, whatever the image size.
 
 # %%
 dense = Dense(784, 784, rng=rng)
-conv = Conv2D(1, 1, 3, padding="same", rng=rng)
+conv = Conv2D(1, 1, 3, padding="same", rng=rng, dtype=np.float64)
 dense_weights, dense_all = dense.params["W"].size, sum(p.size for p in dense.params.values())
 conv_weights = conv.params["W"].size
 print(f"dense 784 -> 784: {dense_weights:,} weights, {dense_all:,} with biases")
@@ -34,39 +33,65 @@ print(f"on a 1000x1000 image the filter still has {Conv2D(1, 1, 3).params['W'].s
       f"the dense layer would need {1000**4:,}")
 
 # %% [markdown]
-# The same comparison for a whole network. The default MNIST network (`mnist_cnn`: conv 16, pool,
-# conv 32, pool, dense 128, dense 10) against a dense network whose layers have the same widths, i.e.
-# as many units as the convolutional network has values after each block: 16 x 14 x 14 = 3136,
-# 32 x 7 x 7 = 1568, then 128 and 10. Both are trained the same way (SGD with momentum, one pass
-# over the first 4000 training images in batches of 32) and tested on the first 1000 test images.
+# Same shapes, but not the same job: the convolution can do far less. Written as a 784 x 784 matrix
+# (column p: the convolution of the image that is 1 at pixel p and 0 elsewhere), it is a dense
+# layer whose every row holds the same nine numbers around its diagonal and zeros everywhere else.
+# A dense layer can be any matrix: for example, mirror the image left to right, which a
+# convolution cannot do at all, since every output pixel sees only its 3x3 neighbourhood. The best
+# nine weights for the mirror (least squares over 200 random images) leave almost all of it unexplained.
 
 # %%
-x_train, y_train, x_test, y_test = mnist(4000, 1000)
+basis = np.eye(784).reshape(784, 1, 28, 28)
+as_matrix = conv.forward(basis).reshape(784, 784).T                       # (outputs, inputs)
+per_row = (as_matrix != 0).sum(axis=1)
+values = np.unique(np.round(as_matrix[as_matrix != 0], 12))
+print(f"the convolution as a 784 x 784 matrix: {int((as_matrix != 0).sum()):,} non-zero entries of 614,656, "
+      f"at most {per_row.max()} in a row, {len(values)} distinct values (its nine weights)")
+images = rng.standard_normal((200, 28, 28))
+mirrored = images[:, :, ::-1]
+windows = np.lib.stride_tricks.sliding_window_view(np.pad(images, ((0, 0), (1, 1), (1, 1))), (3, 3), axis=(1, 2))
+best, *_ = np.linalg.lstsq(windows.reshape(-1, 9), mirrored.reshape(-1), rcond=None)
+unexplained = np.sum((windows.reshape(-1, 9) @ best - mirrored.reshape(-1)) ** 2) / np.sum(mirrored ** 2)
+print(f"mirror left-right: a dense layer does it exactly (a permutation matrix); the best 3x3 convolution "
+      f"leaves {unexplained:.0%} of it unexplained")
+
+# %% [markdown]
+# The same comparison for whole networks: a small convolutional network (conv 8, pool, conv 16,
+# pool, dense 10) against a dense network with one hidden layer of 256 units. Both are trained the
+# same way (SGD with momentum, one pass over the first 3000 training images in batches of 32) and
+# tested on the first 1000 test images. The accuracies move by a point or two with the seed and
+# between machines (float32 rounds differently); the tolerance printed after each is what the tests allow.
+
+# %%
+x_train, y_train, x_test, y_test = mnist(3000, 1000)
+
+
+def conv_network(rng):
+    return Sequential([Conv2D(1, 8, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2),
+                       Conv2D(8, 16, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2), Flatten(), Dense(16 * 7 * 7, 10, rng=rng)])
 
 
 def dense_network(rng):
-    return Sequential([Flatten(), Dense(784, 3136, rng=rng), ReLU(), Dense(3136, 1568, rng=rng), ReLU(),
-                       Dense(1568, 128, rng=rng), ReLU(), Dense(128, 10, rng=rng)])
+    return Sequential([Flatten(), Dense(784, 256, rng=rng), ReLU(), Dense(256, 10, rng=rng)])
 
 
 def train(model, seed, augment=None):
     r = np.random.default_rng(seed)
-    fit(model, SGD(model, lr=0.05, momentum=0.9), x_train, y_train, epochs=1, batch_size=32, rng=r,
+    fit(model, SGD(model, lr=0.02, momentum=0.9), x_train, y_train, epochs=1, batch_size=32, rng=r,
         augment=augment, verbose=False)
     return evaluate(model, x_test, y_test)[1]
 
 
-conv_net = build_model(mnist_cnn(), rng=np.random.default_rng(1))
-dense_net = dense_network(np.random.default_rng(1))
-conv_net.summary(input_shape=(1, 28, 28))
-dense_net.summary(input_shape=(1, 28, 28))
-accuracy = {"convolutional": train(conv_net, 2), "dense, same widths": train(dense_net, 2)}
-for name, net in (("convolutional", conv_net), ("dense, same widths", dense_net)):
-    print(f"{name:>18}: {net.num_params():>9,} parameters, test accuracy {accuracy[name]:.2%}")
+conv_net, dense_net = conv_network(np.random.default_rng(1)), dense_network(np.random.default_rng(1))
+accuracy = {"convolutional": train(conv_net, 1), "dense": train(dense_net, 1)}
+for name, net in (("convolutional", conv_net), ("dense", dense_net)):
+    print(f"{name:>13}: {net.num_params():>7,} parameters, test accuracy {vary(accuracy[name], '.1%', 3)}")
 
 # %% [markdown]
-# About 37 times fewer parameters, and at least as accurate on this short run: the convolutional network
-# does not have to learn separately, at every position, what a stroke looks like.
+# About 22 times fewer parameters, and as accurate as the dense network within a few points on this
+# short run: the convolutional network does not have to learn separately, at every position, what a
+# stroke looks like. (Which of the two is ahead by a point or two depends on the seed: one run does
+# not settle that, and the checks below do not claim it.)
 #
 # ## Local connectivity
 #
@@ -119,7 +144,7 @@ for i in range(6):
         total += window
 sharing_error = np.abs(full - total).max()
 print("dW from one backward pass:\n", full.round(4))
-print(f"sum of the 36 one-window gradients differs from it by at most {sharing_error:.1e}")
+print(f"sum of the 36 one-window gradients differs from it by {below(sharing_error)}")
 
 # %% [markdown]
 # ## Translation
@@ -135,16 +160,18 @@ digit = x_test[:1].astype(np.float64)
 background = float(digit.min())
 shifted = np.full_like(digit, background)
 shifted[:, :, 2:, 3:] = digit[:, :, :-2, :-3]
-with_dtype = Conv2D(1, 16, 3, padding="same", dtype=np.float64)
+with_dtype = Conv2D(1, 8, 3, padding="same", dtype=np.float64)
 with_dtype.params["W"][:] = first.params["W"]
 with_dtype.params["b"][:] = first.params["b"]
 maps, maps_shifted = with_dtype.forward(digit)[0], with_dtype.forward(shifted)[0]
 equivariance_error = np.abs(maps_shifted[:, 3:27, 4:27] - maps[:, 1:25, 1:24]).max()
-print(f"16 feature maps: shifted map vs shifted image's map, away from the borders: max difference {equivariance_error:.1e}")
+print(f"8 feature maps: shifted map vs shifted image's map, away from the borders: max difference {below(equivariance_error)}")
 
 # %% [markdown]
 # Max-pooling (2x2, stride 2) keeps this only for shifts by an even number of pixels, which it halves;
-# a one-pixel shift changes which pixels share a window, and the pooled maps are no longer shifted copies.
+# a one-pixel shift changes which pixels share a window, and the pooled maps are no longer shifted
+# copies: neither the unshifted pooled map (offset 0) nor the one shifted by a whole pooled pixel
+# (offset 1) matches it.
 
 # %%
 pool = MaxPool2D(2)
@@ -160,27 +187,38 @@ def shift_cols(x, k):
 
 p0, p2, p1 = pooled(digit), pooled(shift_cols(digit, 2)), pooled(shift_cols(digit, 1))
 pool_even = np.abs(p2[:, :, 2:13] - p0[:, :, 1:12]).max()
-pool_odd = np.abs(p1[:, :, 2:13] - p0[:, :, 1:12]).max() / np.abs(p0).max()
-print(f"after pooling, 2-px shift: pooled maps shifted by 1, max difference {pool_even:.1e}")
-print(f"after pooling, 1-px shift: best whole-pixel match still differs by {pool_odd:.0%} of the maps' range")
+pool_odd = {offset: np.abs(p1[:, :, 2:13] - p0[:, :, 2 - offset:13 - offset]).max() / np.abs(p0).max() for offset in (0, 1)}
+print(f"after pooling, 2-px shift: pooled maps shifted by 1, max difference {below(pool_even)}")
+print("after pooling, 1-px shift: " + ", ".join(f"offset {o} pooled px differs by {d:.0%}" for o, d in pool_odd.items())
+      + f" of the maps' range: the best whole-pixel match still differs by {min(pool_odd.values()):.0%}")
 
 # %% [markdown]
 # ## Is the network invariant?
 #
 # The stronger claim, "a CNN recognises a digit wherever it is", is about the whole network, which
-# ends in dense layers that are tied to positions. Test it: shift every test image 0 to 8 pixels to
+# ends in dense layers that are tied to positions. Test it: shift the test images 0 to 4 pixels to
 # the right and measure the accuracy of the convolutional network, of the dense one, and of the
 # convolutional network trained again with random shifts of up to 3 pixels as augmentation.
+#
+# A digit shifted too far loses ink off the right edge, and then a wrong answer says nothing about
+# position. So the curves use only the test digits that keep all their ink at a 4-pixel shift (no ink
+# in their last four columns); the share of all test digits that would lose ink is printed per shift.
+# Beyond 4 pixels most digits lose ink (73% at 8 pixels), which is why the curve stops there.
 
 # %%
-augmented_net = build_model(mnist_cnn(), rng=np.random.default_rng(1))
-accuracy["convolutional + shifts <= 3 px"] = train(augmented_net, 2, augment=lambda b, r: random_shift(b, r, 3))
-nets = {"dense, same widths": dense_net, "convolutional": conv_net, "convolutional + shifts <= 3 px": augmented_net}
-shifts = list(range(9))
-curves = {name: [evaluate(net, shift_cols(x_test, k), y_test)[1] for k in shifts] for name, net in nets.items()}
-print("shift (px)  " + "  ".join(f"{k:>5}" for k in shifts))
+augmented_net = conv_network(np.random.default_rng(1))
+accuracy["convolutional + shifts <= 3 px"] = train(augmented_net, 1, augment=lambda b, r: random_shift(b, r, 3))
+nets = {"dense": dense_net, "convolutional": conv_net, "convolutional + shifts <= 3 px": augmented_net}
+ink = x_test[:, 0] > float(x_test.min())
+shifts = list(range(5))
+loses_ink = [float(ink[:, :, 28 - k:].any(axis=(1, 2)).mean()) if k else 0.0 for k in shifts]
+keep = ~ink[:, :, 24:].any(axis=(1, 2))
+curves = {name: [evaluate(net, shift_cols(x_test[keep], k), y_test[keep])[1] for k in shifts] for name, net in nets.items()}
+print(f"{int(keep.sum())} of {len(keep)} test digits keep their ink at every shift below")
+print("shift (px)              " + "  ".join(f"{k:>11}" for k in shifts))
+print("all digits losing ink   " + "  ".join(f"{v:>11.1%}" for v in loses_ink))
 for name, curve in curves.items():
-    print(f"{name}\n            " + "  ".join(f"{a:5.1%}" for a in curve))
+    print(f"{name}\n                        " + "  ".join(vary(a, "5.1%", 3) for a in curve))
 
 fig = figure(5.2, 3.0)
 if fig is not None:
@@ -189,6 +227,7 @@ if fig is not None:
         ax.plot(shifts, [100 * a for a in curve], marker="o", label=name)
     ax.set_xlabel("shift to the right (pixels)")
     ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(shifts)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -199,26 +238,30 @@ show(fig)
 #
 # - each convolution is **equivariant** to shifts, to the last bit away from the borders (measured above);
 # - max-pooling adds a little tolerance, for some shifts, not invariance;
-# - the network as a whole is only **approximately invariant**: its accuracy falls as the digit
-#   moves, slowly for a pixel or two and steeply beyond, because the dense layers at the end learned
-#   the positions they saw. The dense network falls fastest. Augmentation with shifts buys back much
-#   of the loss within the range it was trained on, and part of it beyond; in a run this short it costs
-#   accuracy on unshifted digits (it has more to learn from the same few steps).
+# - the network as a whole is only **approximately invariant**, and not for long: with no ink lost,
+#   its accuracy barely moves for one pixel, drops by several points at two and by a quarter or more
+#   at four, because the dense layer at the end learned the positions it saw. The dense network falls
+#   fastest: at two pixels it is already below the convolutional one at three. Augmentation with
+#   shifts buys back much of the loss within the range it was trained on; in a run this short it
+#   costs accuracy on unshifted digits (it has more to learn from the same few steps).
 #
 # ## Checks
 
 # %%
-conv_at, dense_at, aug_at = (np.array(curves[n]) for n in ("convolutional", "dense, same widths",
-                                                            "convolutional + shifts <= 3 px"))
+conv_at, dense_at, aug_at = (np.array(curves[n]) for n in ("convolutional", "dense", "convolutional + shifts <= 3 px"))
 assert dense_weights == 614_656 and dense_all == 615_440 and conv_weights == 9
-assert conv_net.num_params() * 30 < dense_net.num_params()
-assert accuracy["convolutional"] > accuracy["dense, same widths"]
+assert per_row.max() == 9 and (as_matrix != 0).sum() <= 9 * 784 and len(values) <= 9, "nine shared weights, banded"
+assert unexplained > 0.9, "a convolution cannot mirror an image"
+assert conv_net.num_params() * 20 < dense_net.num_params()
+assert abs(accuracy["convolutional"] - accuracy["dense"]) < 0.06, "as accurate, within a few points"
 assert reach_one.sum() == 9 and reach_one[4:7, 4:7].all()
 assert reach_two.sum() == 25 and reach_two[3:8, 3:8].all()
 assert sharing_error < 1e-12
 assert equivariance_error < 1e-12
-assert pool_even < 1e-12 and pool_odd > 0.05
-assert conv_at[0] > 0.8 and conv_at[8] < conv_at[0] - 0.3, "approximately invariant for small shifts at best"
-assert (aug_at[3:6] > conv_at[3:6] + 0.1).all(), "augmentation helps where it was trained"
-assert dense_at[4] < conv_at[4], "the dense network is the least tolerant"
+assert pool_even < 1e-12 and min(pool_odd.values()) > 0.05
+assert loses_ink[4] < 0.2 and keep.sum() > 800
+assert conv_at[0] > 0.85 and abs(conv_at[1] - conv_at[0]) < 0.03, "barely moves for one pixel"
+assert conv_at[4] < conv_at[0] - 0.25, "but not for long"
+assert dense_at[2] < conv_at[3] and (dense_at[0] - dense_at[2]) > 2 * (conv_at[0] - conv_at[2]), "the dense network falls fastest"
+assert (aug_at[3:5] > conv_at[3:5] + 0.1).all(), "augmentation helps where it was trained"
 print("parameters, locality, sharing and equivariance hold exactly; invariance only approximately")

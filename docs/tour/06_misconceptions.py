@@ -6,10 +6,10 @@
 
 # %%
 import numpy as np
-from _tour import image_row, mnist, show
 
 from minicnn import SGD, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, evaluate, fit
 from minicnn.nn.reference import conv2d_naive
+from minicnn.tour import below, image_row, mnist, show, vary
 from minicnn.training.architectures import build_model, mnist_cnn
 
 rng = np.random.default_rng(0)
@@ -18,10 +18,11 @@ rng = np.random.default_rng(0)
 # ## "A convolutional network sees the whole image at once"
 #
 # Each value a layer computes depends on a patch of the input only, its *receptive field*. Measure
-# it with the backward pass of the default MNIST network (random weights, float64): send a gradient
-# into one value in the middle of a layer's output, for 64 random inputs, and mark every input pixel
+# it with the backward pass of the default MNIST network (random weights): send a gradient
+# into one value in the middle of a layer's output, for 256 random inputs, and mark every input pixel
 # that receives a non-zero gradient in any of them (ReLU and max-pooling pass the gradient only
-# where they let the value through, so one input shows a subset; 64 show the whole field).
+# where they let the value through, so one input shows a subset, and even 64 inputs left a corner of
+# the last field unmarked; 256 show all of it, every pixel of the square, as the checks assert).
 #
 # By the textbook rule each layer widens the field by (its window - 1) times the spacing, in input
 # pixels, of the values it combines: 3 after the first convolution; 3 + 1 = 4 after the 2x2 pooling
@@ -29,12 +30,12 @@ rng = np.random.default_rng(0)
 # pixels apart); 8 + 2 = 10 after the second pooling. The measurement:
 
 # %%
-net = build_model(mnist_cnn(), rng=rng, dtype=np.float64)
-x = rng.standard_normal((64, 1, 28, 28))
+net = build_model(mnist_cnn(), rng=rng)
+x = rng.standard_normal((256, 1, 28, 28)).astype(np.float32)
 
 
 def field(upto):
-    """Input pixels reaching one central output value of layers[:upto], over the 64 inputs. (28, 28) bool"""
+    """Input pixels reaching one central output value of layers[:upto], over the 256 inputs. (28, 28) bool"""
     part = Sequential(net.layers[:upto])
     out = part.forward(x)
     dout = np.zeros_like(out)
@@ -81,18 +82,18 @@ dout = rng.standard_normal(out.shape)
 layer.backward(dout)
 windows = np.lib.stride_tricks.sliding_window_view(image[0, 0], (3, 3))          # (6, 6, 3, 3)
 summed = np.einsum("ij,ijuv->uv", dout[0, 0], windows)
-print(f"every output is the same kernel times its window: max difference {one_kernel:.1e}")
-print(f"dW = sum over the 36 windows of dout * window: max difference {np.abs(layer.grads['W'][0, 0] - summed).max():.1e}")
+print(f"every output is the same kernel times its window: max difference {below(one_kernel)}")
+print(f"dW = sum over the 36 windows of dout * window: max difference {below(np.abs(layer.grads['W'][0, 0] - summed).max())}")
 
 # %% [markdown]
 # ## "One filter is enough" (and "a filter is part of the picture")
 #
 # Train the same small network, `Conv2D(1, F, 3, same) -> ReLU -> MaxPool2D(2) -> Flatten -> Dense`, with
-# F = 1 and F = 16 filters: same data (one pass over 4000 training images, batches of 32), same optimizer,
+# F = 1 and F = 16 filters: same data (one pass over 3000 training images, batches of 32), same optimizer,
 # same seed, tested on 1000 test images.
 
 # %%
-x_train, y_train, x_test, y_test = mnist(4000, 1000)
+x_train, y_train, x_test, y_test = mnist(3000, 1000)
 
 
 def small_net(filters, seed):
@@ -107,7 +108,25 @@ for filters in (1, 16):
     fit(nets[filters], SGD(nets[filters], lr=0.02, momentum=0.9), x_train, y_train, epochs=1, batch_size=32,
         rng=np.random.default_rng(2), verbose=False)
     accuracy[filters] = evaluate(nets[filters], x_test, y_test)[1]
-    print(f"{filters:>2} filter(s): {nets[filters].num_params():>6,} parameters, test accuracy {accuracy[filters]:.2%}")
+    print(f"{filters:>2} filter(s): {nets[filters].num_params():>6,} parameters, test accuracy {vary(accuracy[filters], '.1%', 3)}")
+
+# %% [markdown]
+# ## "... many layers stacked"
+#
+# The cheat sheet's answer to "one filter is enough" has a second half: many layers, stacked. The
+# first half of this chapter measured what stacking does to the field of view (3, 4, 8, 10 pixels
+# after each layer); here is what it does for the task. The same training, now with two layers of
+# filters, 8 then 16, `[Conv -> ReLU -> MaxPool] x 2 -> Flatten -> Dense`: the second layer combines
+# the first layer's answers over 8 x 8 pixels of the digit, and the network needs far fewer weights
+# for the same accuracy, because the dense layer at the end reads 16 x 7 x 7 values instead of 16 x 14 x 14.
+
+# %%
+r = np.random.default_rng(1)
+stacked = Sequential([Conv2D(1, 8, 3, padding="same", rng=r), ReLU(), MaxPool2D(2),
+                      Conv2D(8, 16, 3, padding="same", rng=r), ReLU(), MaxPool2D(2), Flatten(), Dense(16 * 7 * 7, 10, rng=r)])
+fit(stacked, SGD(stacked, lr=0.02, momentum=0.9), x_train, y_train, epochs=1, batch_size=32, rng=np.random.default_rng(2), verbose=False)
+accuracy["stacked"] = evaluate(stacked, x_test, y_test)[1]
+print(f"two layers (8, 16): {stacked.num_params():>6,} parameters, test accuracy {vary(accuracy['stacked'], '.1%', 3)}")
 
 # %% [markdown]
 # One filter can ask one question of every window (say, "is it brighter to the right?"); sixteen
@@ -133,12 +152,16 @@ show(image_row([learned, x_test[0, 0], responses[0], x_test[1, 0], responses[1]]
 # %%
 assert extent(fields["conv 1"]) == (3, 3) and extent(fields["conv 1 + pool"]) == (4, 4)
 assert extent(fields["conv 2"]) == (8, 8) and extent(fields["conv 2 + pool + ReLU"]) == (10, 10)
+for name, side in (("conv 1", 3), ("conv 1 + pool", 4), ("conv 2", 8), ("conv 2 + pool + ReLU", 10)):
+    assert fields[name].sum() == side * side, f"{name}: all {side * side} pixels of the field appear"
 assert fields["a logit"].mean() > 0.9, "only the dense layers see (nearly) every pixel"
 assert layer.params["W"].shape == (1, 1, 3, 3) and all(s == (1, 1, n - 2, n - 2) for n, s in sizes.items())
 assert one_kernel < 1e-12 and np.abs(layer.grads["W"][0, 0] - summed).max() < 1e-12
 assert accuracy[16] > accuracy[1] + 0.02, "sixteen filters beat one"
+assert stacked.num_params() * 3 < nets[16].num_params(), "stacking: fewer weights"
+assert accuracy["stacked"] > accuracy[16] - 0.03, "stacking: as accurate"
 assert np.array_equal(conv1.params["W"][0, 0], learned), "looking at pictures does not change the weights"
 for i, r in zip((0, 1), responses):
     assert np.allclose(r, conv2d_naive(x_test[i:i + 1], conv1.params["W"], conv1.params["b"], padding=1)[0, 0], atol=1e-5)
 assert np.abs(responses[0] - responses[1]).max() > 0.5, "the response is what changes with the picture"
-print("the field is small, the kernel is one and shared, it is weights not picture, and one is not enough")
+print("the field is small, the kernel is one and shared, it is weights not picture, and one filter or one layer is not enough")

@@ -66,7 +66,7 @@ def plot_evolution(kernels, labels, path, family="sobel", title=None):
     Returns the path written, or None without matplotlib.
     """
     T, F = kernels.shape[:2]
-    fig = plotting.new_figure(figsize=(1.15 * F + 1.2, 1.25 * T + 0.7), layout="constrained")
+    fig = plotting.new_figure(figsize=evolution_figsize(T, F), layout="constrained")
     if fig is None:
         return None
     axes = fig.subplots(T, F, squeeze=False)
@@ -79,5 +79,18 @@ def plot_evolution(kernels, labels, path, family="sobel", title=None):
             axes[t, f].title.set_fontsize(6)
         axes[t, 0].set_ylabel(labels[t], fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(evolution_title(title, F), fontsize=TITLE_SIZE)
     return plotting.save_figure(fig, path)
+
+
+TITLE_SIZE = 9
+
+
+def evolution_figsize(T, F):
+    """(width, height) in inches of the grid of ``T`` snapshots of ``F`` kernels."""
+    return 1.15 * F + 1.2, 1.25 * T + 0.7
+
+
+def evolution_title(title, F):
+    """The title as drawn above ``F`` kernels: wrapped to the figure's width (less a margin), so it is never clipped."""
+    return plotting.wrap_to_width(title, evolution_figsize(1, F)[0] - 0.2, TITLE_SIZE)

@@ -31,6 +31,25 @@ def new_figure(**kwargs):
     return Figure(**kwargs)
 
 
+def text_width(text, fontsize):
+    """The width in inches of one line of ``text`` at ``fontsize`` points, in matplotlib's default font."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    return TextPath((0, 0), text, size=fontsize, prop=FontProperties()).get_extents().width / 72.0
+
+
+def wrap_to_width(text, width, fontsize):
+    """``text`` broken into lines (at spaces) that each fit in ``width`` inches at ``fontsize``: a title never clipped."""
+    lines = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}", fontsize) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
 def save_figure(fig, path, title=None, title_size=8, dpi=120):
     """Write ``fig`` as a PNG at ``path``, under ``title`` when given; returns the path as a string."""
     if title is not None:

@@ -54,3 +54,15 @@ def test_bad_metrics_get_one_line(tmp_path, capsys, content, message):
     (tmp_path / "metrics.json").write_text(content)
     assert inspect.main([str(tmp_path / "metrics.json"), "--evolution"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_long_title_is_wrapped_to_the_figures_width():
+    pytest.importorskip("matplotlib")
+    from minicnn.edges.evolution import evolution_figsize, evolution_title
+    from minicnn.utils.plotting import text_width
+
+    title = "synthetic images: kernels (Sobel units) during training, and their match"
+    wrapped = evolution_title(title, 2)
+    assert wrapped.replace("\n", " ") == title and wrapped.count("\n") >= 1
+    assert all(text_width(line, 9) <= evolution_figsize(1, 2)[0] for line in wrapped.splitlines())
+    assert text_width(title, 9) > evolution_figsize(1, 2)[0], "unwrapped, it would be clipped"
