@@ -110,6 +110,20 @@ def run(fn, ranges):
     return [first] + [f.result() for f in futures]
 
 
+CHUNK_NUMBERS = 1 << 17      # numbers of input per chunk of images: 512 KiB of float32, at home in L2
+
+
+def in_chunks(fn, lo, hi, numbers_per_image):
+    """``fn(a, b)`` over chunks of the images lo:hi that fit in the cache; replaces one call ``fn(lo, hi)``.
+
+    For passes that go over the same images several times (a pooling window's slices, a mask then an
+    output): each chunk's later passes read what its first one left in the cache.
+    """
+    step = max(1, CHUNK_NUMBERS // max(1, numbers_per_image))
+    for a in range(lo, hi, step):
+        fn(a, min(hi, a + step))
+
+
 def over_rows(fn, n, size_per_row=1):
     """``fn(lo, hi)`` over ``threads()`` parts of ``range(n)``; replaces one call ``fn(0, n)``."""
     return run(fn, parts(n, size_per_row))
