@@ -60,6 +60,7 @@ from minicnn.data.images import standardize
 from minicnn.edges.evolution import snapshot
 from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.engine import cblas
+from minicnn.engine import threads as engine_threads
 from minicnn.exercises.adapters import NAME as MINE
 from minicnn.exercises.adapters import describe_mine, use_mine
 from minicnn.nn import ops
@@ -459,7 +460,9 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
           + (", left-right flips" if args.flip else "")
           + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "")
           + (f", test-time {args.test_time}" if args.test_time != "none" else "") + f", seed {args.seed}")
-    print(f"engine: {describe_engine(ops.OPS)}")
+    split = engine_threads.threads()
+    print(f"engine: {describe_engine(ops.OPS)}" + (f"; its passes shared between {split} threads (OPENBLAS_NUM_THREADS=1: "
+                                                   "one)" if split > 1 and args.engine == "fast" else ""))
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
