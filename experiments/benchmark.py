@@ -3,6 +3,7 @@
     python experiments/benchmark.py --threads 2 --torch          # the full run (PyTorch optional)
     python experiments/benchmark.py --quick                      # a smoke test in a few seconds
     python experiments/benchmark.py --networks bn-cnn --torch    # only BN-CNN in sections 2, 3 and 5
+    python experiments/benchmark.py --plain --threads 1 --torch  # only the README's loop, as a user writes it
 
 The networks are in experiments/benchmarking.py (REF-CNN: conv-ReLU-pool twice,
 dense 128, dense 10; BN-CNN: conv-BN-ReLU-pool twice, dense 10, in training mode).
@@ -16,12 +17,17 @@ alone in its own process: the ratio is minicnn / torch.  Peak memory is measured
 fresh process per framework.  Results are printed and written as JSON (--json,
 default <out>/benchmark.json); every row of "layers", "training", "torch"."runs" and
 "torch"."alone" names its "network", rows ordered by --networks, then by batch.
+
+--plain runs only section 6: the training step as a user's script writes it (the README's
+loop with every default; PyTorch's usual zero_grad/backward/step), each framework in fresh
+processes, alternated, with nothing in the environment but the thread count (no
+OPENBLAS_THREAD_TIMEOUT).  Every comparison of fresh processes gives min, median and max
+per framework over --rounds processes, and the ratio of the medians.
 """
 import os
 import sys
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-IDLE_BLAS_TIMEOUT = "4"    # OPENBLAS_THREAD_TIMEOUT: idle OpenBLAS threads sleep at once (see minicnn.engine.threads)
 
 
 def _threads_from_argv(argv):
@@ -37,9 +43,6 @@ def _threads_from_argv(argv):
 if __name__ == "__main__":   # BLAS reads these once, when NumPy is imported: set them first
     for _var in THREAD_VARS:
         os.environ[_var] = _threads_from_argv(sys.argv[1:])
-    # Idle OpenBLAS threads sleep at once instead of spinning ~0.1 s, which leaves the second core to the
-    # engine's own threads (minicnn.engine.threads); read once, when NumPy loads OpenBLAS.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -67,6 +70,8 @@ def parse_args(argv):
     p.add_argument("--memory-steps", type=positive_int, default=200, help="training steps in each peak-memory run (default: 200)")
     p.add_argument("--rounds", type=positive_int, default=5, help="processes per framework in the alone comparison (default: 5)")
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
+    p.add_argument("--plain", action="store_true",
+                   help="only the plain-script comparison (section 6), in fresh processes (default: off)")
     p.add_argument("--engine", choices=("loops", "textbook", "fast"), default="fast",
                    help="the implementation minicnn runs on (minicnn.nn.ops; default: fast)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
@@ -87,7 +92,6 @@ def _networks(text):
 def _child_env(threads):
     """The environment of a fresh process of this benchmark: the thread count pinned, this repository importable."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
-    env.setdefault("OPENBLAS_THREAD_TIMEOUT", IDLE_BLAS_TIMEOUT)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
@@ -104,15 +108,59 @@ def _worker(*args, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _alone(network, batch, steps, rounds, threads, engine="fast"):
-    """Each framework alone in its own process, processes alternated: medians of the per-process medians."""
-    runs = {"minicnn": [], "torch": []}
+def _spread(times):
+    """min, median and max of per-process times (ms)."""
+    return {"min": float(np.min(times)), "median": float(np.median(times)), "max": float(np.max(times))}
+
+
+def _alternated(run_one, frameworks, rounds):
+    """{framework: [ms of each process]}, the frameworks' processes taking turns, ``rounds`` each."""
+    runs = {fw: [] for fw in frameworks}
     for _ in range(rounds):
-        for fw in runs:
-            runs[fw].append(_worker("alone", fw, batch, steps, threads, network, engine, threads=threads)["step_ms"])
-    ours, theirs = float(np.median(runs["minicnn"])), float(np.median(runs["torch"]))
-    return {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps, "minicnn_step_ms": ours,
-            "torch_step_ms": theirs, "ratio": ours / theirs, "minicnn_runs_ms": runs["minicnn"], "torch_runs_ms": runs["torch"]}
+        for fw in frameworks:
+            runs[fw].append(run_one(fw))
+    return runs
+
+
+def _comparison(network, batch, steps, rounds, runs):
+    row = {"network": network, "batch": batch, "rounds": rounds, "steps_per_process": steps}
+    for fw, times in runs.items():
+        spread = _spread(times)
+        row.update({f"{fw}_step_ms": spread["median"], f"{fw}_spread_ms": spread, f"{fw}_runs_ms": times})
+    if "torch" in runs:
+        row["ratio"] = row["minicnn_step_ms"] / row["torch_step_ms"]
+    return row
+
+
+def _alone(network, batch, steps, rounds, threads, engine="fast"):
+    """Each framework alone in its own process, processes alternated: min/median/max of the per-process medians."""
+    runs = _alternated(lambda fw: _worker("alone", fw, batch, steps, threads, network, engine, threads=threads)["step_ms"],
+                       ("minicnn", "torch"), rounds)
+    return _comparison(network, batch, steps, rounds, runs)
+
+
+def _plain_env(threads):
+    """A user's environment: the thread count set, nothing else tuned (no OPENBLAS_THREAD_TIMEOUT)."""
+    return {k: v for k, v in _child_env(threads).items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+
+
+def _plain(network, batch, steps, rounds, threads, frameworks):
+    """The README's loop as a user's script runs it, each framework in fresh processes, alternated."""
+    def run_one(fw):
+        out = subprocess.run([sys.executable, str(Path(bench.__file__).resolve()), "plain", fw, str(batch), str(steps),
+                              str(threads), network], env=_plain_env(threads), capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["step_ms"]
+    return _comparison(network, batch, steps, rounds, _alternated(run_one, frameworks, rounds))
+
+
+def _spread_columns(frameworks):
+    columns = [("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"]))]
+    for fw in frameworks:
+        columns.append((f"{fw} ms min / median / max", lambda r, fw=fw: " / ".join(
+            f"{r[f'{fw}_spread_ms'][k]:.2f}" for k in ("min", "median", "max"))))
+    if "torch" in frameworks:
+        columns.append(("minicnn/torch (medians)", lambda r: f"{r['ratio']:.2f}x"))
+    return columns
 
 
 def _table(rows, columns):
@@ -125,12 +173,34 @@ def _table(rows, columns):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if (any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2])
-            or "OPENBLAS_THREAD_TIMEOUT" not in os.environ):
+    if any(os.environ.get(var) != str(args.threads) for var in THREAD_VARS[:2]):
         return _rerun_with_threads(argv, args.threads)
+    if args.plain:
+        return _run_plain(args, argv)
     from minicnn.nn.ops import use_engine
     with use_engine(args.engine):
         return _run(args, argv)
+
+
+def _run_plain(args, argv):
+    """Section 6 alone: the README's loop in fresh processes, each framework's min/median/max and the ratio."""
+    batches = [8, 16] if args.quick else [int(b) for b in args.batches.split(",")]
+    steps, rounds = (5, 1) if args.quick else (max(args.repeats, 40), args.rounds)
+    frameworks = ("minicnn", "torch") if args.torch and bench.torch_available() else ("minicnn",)
+    result = {"command": "python experiments/benchmark.py " + " ".join(argv), "threads": args.threads,
+              "machine": bench.machine_info(), "versions": bench.versions(), "frameworks": list(frameworks)}
+    result["plain"] = [_plain(net, b, steps, rounds, args.threads, frameworks) for net in args.networks for b in batches]
+    print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; threads {args.threads}; "
+          f"{result['versions']}\n\n6. the README's training step as a user's script writes it, {rounds} fresh "
+          f"processes per framework, alternated ({steps} steps each; ms per step)\n"
+          + _table(result["plain"], _spread_columns(frameworks)))
+    if args.torch and len(frameworks) == 1:
+        print("PyTorch is not installed: minicnn alone.  Get it with `pip install torch==2.13.0` (CPU build).")
+    path = Path(args.json) if args.json else Path(args.out) / "plain.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {path}")
+    return 0
 
 
 def _run(args, argv):
@@ -208,10 +278,7 @@ def _run(args, argv):
                                            args.engine)
                                     for net in networks for b in batches]
         print("\n   each framework alone in its own process (processes alternated; two thread pools in one process\n"
-              "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], [
-                  ("network", lambda r: r["network"]), ("batch", lambda r: str(r["batch"])),
-                  ("minicnn ms", lambda r: f"{r['minicnn_step_ms']:.2f}"),
-                  ("torch ms", lambda r: f"{r['torch_step_ms']:.2f}"), ("minicnn/torch", lambda r: f"{r['ratio']:.2f}x")]))
+              "   slow each other down when they spin)\n" + _table(result["torch"]["alone"], _spread_columns(("minicnn", "torch"))))
         disagree = [f"{r['network']} batch {r['batch']}" for r in result["torch"]["runs"]
                     if not (r["logits_match"] and r["grads_match"] and r["running_stats_match"])]
         if disagree:

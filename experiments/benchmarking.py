@@ -449,9 +449,50 @@ def _alone_step_ms(framework, batch, steps, threads, network):
             "step_ms": median_ms(step, steps, warmup=5), **({"engine": engine_info()} if framework == "minicnn" else {})}
 
 
+def plain_step_ms(framework, batch, steps, network="ref-cnn"):
+    """Median ms of a training step written as a user writes it, in a process where nothing was tuned.
+
+    minicnn: the README's loop, ``loss, dlogits = softmax_cross_entropy(model.forward(x), y);
+    model.backward(dlogits); optimizer.step()``, with the defaults (no engine, thread or
+    ``need_input_grad`` setting).  PyTorch: ``opt.zero_grad(); loss_fn(net(x), y).backward(); opt.step()``
+    with its default threads.  What the process got from its environment is in the result.
+    """
+    rng = np.random.default_rng(0)
+    make, make_torch = lookup_network(network)
+    model = make(rng)
+    x, y = mnist_like(batch, rng)
+    if framework == "torch":
+        import torch
+        net, _ = make_torch(model)
+        opt = torch.optim.SGD(net.train().parameters(), lr=LR, momentum=MOMENTUM)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            loss_fn(net(xt), yt).backward()
+            opt.step()
+        threads_used = torch.get_num_threads()
+    else:
+        optimizer = SGD(model, lr=LR, momentum=MOMENTUM)
+
+        def step():
+            loss, dlogits = softmax_cross_entropy(model.forward(x), y)
+            model.backward(dlogits)
+            optimizer.step()
+        from minicnn.engine import threads
+        threads_used = threads.threads()
+    environment = {var: os.environ.get(var) for var in
+                   ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")}
+    return {"framework": framework, "network": network, "batch": batch, "steps": steps, "threads": threads_used,
+            "environment": environment, "step_ms": median_ms(step, steps, warmup=5)}
+
+
 WORKER_USAGE = ("python experiments/benchmarking.py memory FRAMEWORK BATCH STEPS THREADS IMAGES   (REF-CNN)\n"
                 "python experiments/benchmarking.py alone FRAMEWORK BATCH STEPS THREADS [NETWORK [ENGINE]]"
                 "  (default ref-cnn, fast)\n"
+                "python experiments/benchmarking.py plain FRAMEWORK BATCH STEPS THREADS [NETWORK]"
+                "  (THREADS: only recorded; the environment sets them)\n"
                 "FRAMEWORK: minicnn or torch; NETWORK: " + " or ".join(NETWORKS) + "; ENGINE: loops, textbook or fast")
 
 
@@ -460,12 +501,14 @@ def worker_main(argv=None):
     import json
     argv = list(argv if argv is not None else sys.argv[1:])
     mode, rest = (argv[0], argv[5:]) if len(argv) >= 5 else (None, [])
-    if mode not in ("memory", "alone") or argv[1] not in ("minicnn", "torch") or len(rest) > 2 \
-            or (mode == "memory" and len(rest) != 1):
+    if mode not in ("memory", "alone", "plain") or argv[1] not in ("minicnn", "torch") or len(rest) > 2 \
+            or (mode == "memory" and len(rest) != 1) or (mode == "plain" and len(rest) > 1):
         raise SystemExit(f"usage:\n{WORKER_USAGE}\ngot: {' '.join(argv)}")
     framework, batch, steps, threads = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     if mode == "memory":
         result = peak_memory_run(framework, batch, steps, threads, int(rest[0]))
+    elif mode == "plain":
+        result = plain_step_ms(framework, batch, steps, *rest)
     else:
         result = alone_step_ms(framework, batch, steps, threads, *rest)
     print(json.dumps(result))

@@ -80,3 +80,44 @@ def random_flip(x, rng, p=0.5):
     out = x.copy()
     out[flipped] = x[flipped, :, :, ::-1]
     return out
+
+
+def shift(x, dy, dx, fill=None):
+    """Every image moved ``dy`` pixels down and ``dx`` right (negative: up, left); the border gets ``fill``.
+
+    ``fill`` defaults to the smallest value of the batch (the background, as in ``random_shift``).
+
+    Shape: x (N, C, H, W) -> out (N, C, H, W);  out[n, c, i, j] = x[n, c, i - dy, j - dx]
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"shift expected an array of shape (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+    H, W = x.shape[2:]
+    if abs(dy) >= H or abs(dx) >= W:
+        raise ValueError(f"shift by ({dy}, {dx}) moves a {H}x{W} image out of its frame")
+    fill = (x.min() if x.size else 0) if fill is None else fill
+    out = np.full_like(x, fill)
+    out[:, :, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+        x[:, :, max(-dy, 0):H + min(-dy, 0), max(-dx, 0):W + min(-dx, 0)]
+    return out
+
+
+# Test-time augmentation: the copies of each test image whose predictions are averaged.
+TEST_TIME = {
+    "none": "the images as they are",
+    "shifts": "the image and its 8 copies moved by one pixel (across, up and down, and diagonally)",
+    "flips": "the image and its left-right mirror",
+}
+
+
+def test_time_copies(x, kind):
+    """The copies of a batch that test-time augmentation ``kind`` (a key of ``TEST_TIME``) averages over.
+
+    Shape: x (N, C, H, W) -> list of arrays (N, C, H, W), the batch itself first
+    """
+    if kind not in TEST_TIME:
+        raise ValueError(f"test-time augmentation must be one of {', '.join(TEST_TIME)}, got {kind!r}")
+    if kind == "shifts":
+        return [x] + [shift(x, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    if kind == "flips":
+        return [x, x[:, :, :, ::-1]]
+    return [x]

@@ -3,11 +3,16 @@
 The products go to the OpenBLAS that NumPy itself ships with, through its CBLAS
 interface (``cblas.py``), so that a training step runs on one BLAS and one pool
 of threads; SciPy's Fortran BLAS is the fallback where that library is not found.
+With more than one engine thread, a product is cut by the rows of its result
+and the parts run on the engine's threads with BLAS on one thread in each
+(``minicnn.engine.threads`` says why).
 """
 import numpy as np
 
-from minicnn.engine import cblas
+from minicnn.engine import cblas, threads
 from minicnn.engine.buffers import filled
+
+GEMM_PART = 1 << 18     # multiply-adds per part below which a product runs whole
 
 
 def _blas_operand(m):
@@ -39,7 +44,18 @@ def gemm(a, b, out, accumulate=False):
                          f"into {out.shape} (C-contiguous: {out.flags.c_contiguous})")
     a, trans_a = _blas_operand(a)
     b, trans_b = _blas_operand(b)
-    cblas.gemm_row_major(a, trans_a, b, trans_b, out, beta=1.0 if accumulate else 0.0)
+    beta = 1.0 if accumulate else 0.0
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    if threads.threads() == 1 or threads.in_part():
+        cblas.gemm_row_major(a, trans_a, b, trans_b, out, beta)
+        return out
+
+    def part(lo, hi):                  # rows lo:hi of op(a) @ op(b): a block of columns of a when it is transposed
+        cblas.gemm_row_major(a[:, lo:hi] if trans_a else a[lo:hi], trans_a, b, trans_b, out[lo:hi], beta)
+
+    with cblas.single_threaded_blas():                 # small products too: no BLAS thread wakes
+        threads.run(part, threads.parts(m, n * k, GEMM_PART))
     return out
 
 

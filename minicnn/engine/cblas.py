@@ -12,6 +12,7 @@ and its symbols are found and a small product checks out; otherwise it calls
 import ctypes
 import glob
 import os
+import threading
 
 import numpy as np
 
@@ -66,18 +67,37 @@ def set_blas_threads(n):
 class single_threaded_blas:
     """``with single_threaded_blas():`` NumPy's OpenBLAS runs each call on its calling thread, then gets its count back.
 
-    For products the engine shares out between its own threads (``minicnn.engine.threads``).
+    For products the engine shares out between its own threads (``minicnn.engine.threads``).  The scopes
+    nest and may overlap between Python threads: the count drops to 1 when the first one opens and comes
+    back when the last one closes.
     """
+    _lock = threading.Lock()
+    _open = 0
+    _previous = 1
 
     def __enter__(self):
-        self._previous = set_blas_threads(1)
+        cls = type(self)
+        with cls._lock:
+            if cls._open == 0:
+                cls._previous = set_blas_threads(1)
+            cls._open += 1
 
     def __exit__(self, *exc):
-        set_blas_threads(self._previous)
+        cls = type(self)
+        with cls._lock:
+            cls._open -= 1
+            if cls._open == 0:
+                set_blas_threads(cls._previous)
 
 
 def _leading(m):
-    """The row stride of a C-contiguous 2-D operand, in numbers (BLAS's ld, at least 1)."""
+    """The row stride of a row-major 2-D operand, in numbers (BLAS's ld, at least 1).
+
+    A C-contiguous array's is its width; a block of columns of one (``a[:, lo:hi]``) keeps the whole
+    array's row stride, so BLAS reads it in place.
+    """
+    if m.shape[0] > 1:
+        return max(1, m.strides[0] // m.itemsize)
     return max(1, m.shape[1])
 
 
@@ -98,8 +118,9 @@ def _call_scipy(a, trans_a, b, trans_b, out, beta):
 def gemm_row_major(a, trans_a, b, trans_b, out, beta=0.0):
     """``out = op(a) @ op(b) + beta * out``, op(x) = x.T if trans_x else x; dtypes equal.
 
-    ``a`` and ``b`` are C-contiguous, ``out`` too; the caller checks that and the
-    shapes (``minicnn.engine.blas.gemm`` does): nothing here does.
+    ``a``, ``b`` and ``out`` are row-major with unit column stride (C-contiguous, or a block of
+    columns of a C-contiguous array); the caller checks that and the shapes
+    (``minicnn.engine.blas.gemm`` does): nothing here does.
 
     Shape: op(a) (m, k), op(b) (k, n), out (m, n)
     """

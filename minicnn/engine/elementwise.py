@@ -26,7 +26,7 @@ def relu_forward(x):
         np.greater(x[lo:hi], 0, out=mask[lo:hi])
         np.maximum(x[lo:hi], zeros, out=out[lo:hi])
 
-    threads.over_rows(part, len(x), x[:1].size)
+    threads.over_rows(lambda lo, hi: threads.in_chunks(part, lo, hi, x[:1].size), len(x), x[:1].size)
     return out, mask
 
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.engine import threads
+from minicnn.engine.threads import in_chunks
 from minicnn.engine.buffers import buffer, buffer_like
 
 
@@ -96,7 +97,7 @@ def _forward_2x2(x, H_out, W_out):
         np.logical_or(goes_right[lo:hi], tie[lo:hi], out=goes_right[lo:hi])
         np.maximum(left, right, out=out[lo:hi])
 
-    threads.over_rows(part, len(x), x[:1].size)
+    threads.over_rows(lambda lo, hi: in_chunks(part, lo, hi, x[:1].size), len(x), x[:1].size)
     return out, goes_right, down
 
 
@@ -113,7 +114,7 @@ def _backward_2x2(dout, down, goes_right, dx):
         to_bottom = np.multiply(d_rows[lo:hi], down[lo:hi], out=dx[lo:hi, :, 1:2 * H_out:2, :2 * W_out])
         np.subtract(d_rows[lo:hi], to_bottom, out=dx[lo:hi, :, 0:2 * H_out:2, :2 * W_out])
 
-    threads.over_rows(part, len(dout), dx[:1].size)
+    threads.over_rows(lambda lo, hi: in_chunks(part, lo, hi, dx[:1].size), len(dout), dx[:1].size)
     return dx
 
 
@@ -145,19 +146,6 @@ def maxpool2d_backward(dout, cache):
         else:
             np.multiply(dout, won, out=dx[:, :, sh, sw])
     return dx
-
-
-CHUNK_NUMBERS = 1 << 17      # numbers of input per chunk of images: 512 KiB of float32, at home in L2
-
-
-def in_chunks(fn, lo, hi, numbers_per_image):
-    """``fn(a, b)`` over chunks of the images lo:hi that fit in the cache; replaces one call ``fn(lo, hi)``.
-
-    For passes that read the same images several times over (the KH*KW slices of a pooling window).
-    """
-    step = max(1, CHUNK_NUMBERS // max(1, numbers_per_image))
-    for a in range(lo, hi, step):
-        fn(a, min(hi, a + step))
 
 
 def _padded(x, padding):

@@ -4,21 +4,24 @@ One training step is a few dozen passes (products, element-wise passes, copies),
 each over the whole batch.  With ``threads() == T > 1`` the engine cuts the big
 element-wise passes into T parts along their first axis and runs them on a pool
 of T workers (the calling thread takes the first part); the convolution shares
-out its blocks of rows the same way, with BLAS on one thread inside each
-(``minicnn.engine.conv``).  The parts are fixed by the shapes and T, so one
-thread setting gives one result.
+out its blocks of rows the same way, and every other product is cut by the rows
+of its result (``minicnn.engine.blas.gemm``).  Inside a split, BLAS runs on one
+thread (``cblas.single_threaded_blas``), and a part never splits again.  The parts
+are fixed by the shapes and T, so one thread setting gives one result.
 
-An idle OpenBLAS thread spins for 2**28 cycles (about 0.1 s) after every
-product before it sleeps, so by default it holds the second core through the
-whole step and the engine's second thread gains little (measured on a 2-core
-AMD EPYC: a REF-CNN step split over 2 threads took 1.05x the time of the
-unsplit step at batch 64 and 0.97x at batch 256).  With ``OPENBLAS_THREAD_TIMEOUT=4``
-in the environment *before NumPy is imported* the idle threads sleep at once,
-and splitting pays (0.95x and 0.85x in the same comparison).  So ``threads()`` starts as the number of threads NumPy's
-OpenBLAS was given (``OPENBLAS_NUM_THREADS`` or the cores) when that variable
-is 12 or less, and as 1 otherwise, or where NumPy's OpenBLAS is not found;
-``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers per
-part run whole on the calling thread.
+Why the engine splits and BLAS does not: an idle OpenBLAS thread spins for
+2**28 cycles (about 0.1 s) after every product it shared in before it sleeps,
+and NumPy's OpenBLAS reads how long only once, from ``OPENBLAS_THREAD_TIMEOUT``
+when NumPy is imported.  Had BLAS shared out the products, its idle threads
+would hold the second core through the element-wise passes of every step.  With
+every product of the engine on one BLAS thread, the BLAS threads never wake and
+sleep, whatever the environment, so a plain script gets the same split as
+``minicnn train``.
+
+``threads()`` starts as the number of threads NumPy's OpenBLAS was given
+(``OPENBLAS_NUM_THREADS``, else the cores), or 1 where NumPy's OpenBLAS is not
+found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
+per part run whole on the calling thread.
 """
 import os
 import threading
@@ -27,23 +30,17 @@ from concurrent.futures import ThreadPoolExecutor
 from minicnn.engine import cblas
 
 MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
-SLEEPING_BLAS_TIMEOUT = 12      # OPENBLAS_THREAD_TIMEOUT at most this: idle BLAS threads spin 2**12 cycles at most
-
-
-def _idle_blas_threads_sleep():
-    """Whether OPENBLAS_THREAD_TIMEOUT tells OpenBLAS's idle threads to sleep (almost) at once."""
-    value = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
-    return value.strip().isdigit() and int(value) <= SLEEPING_BLAS_TIMEOUT
 
 
 def default_threads():
-    """NumPy's OpenBLAS thread count if its idle threads sleep at once, else 1 (see the module docstring)."""
-    return cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" and _idle_blas_threads_sleep() else 1
+    """NumPy's OpenBLAS thread count (``OPENBLAS_NUM_THREADS`` or the cores), or 1 without that library."""
+    return cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" else 1
 
 
 _lock = threading.Lock()
 _threads = default_threads()
 _pool = None
+_local = threading.local()     # .in_part: this thread is running one part of a split
 
 
 def threads():
@@ -63,6 +60,15 @@ def set_threads(n):
         _threads = n
 
 
+def _forget_pool_after_fork():
+    """A forked child has none of the parent's threads: it starts its own pool when it first splits."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _get_pool():
     global _pool
     with _lock:
@@ -71,11 +77,27 @@ def _get_pool():
         return _pool
 
 
-def parts(n, size_per_row=1):
-    """The [lo, hi) ranges that cut ``range(n)`` into ``threads()`` parts, or one part if they would be small."""
-    count = max(1, min(_threads, n, (n * size_per_row) // MIN_PART))
+def in_part():
+    """Whether the calling thread is running one part of a split (a part never splits again)."""
+    return getattr(_local, "in_part", False)
+
+
+def parts(n, size_per_row=1, min_part=None):
+    """The [lo, hi) ranges that cut ``range(n)`` into ``threads()`` parts, or fewer if they would be smaller
+    than ``min_part`` (default ``MIN_PART``) in all.  Inside a part, always one part.
+    """
+    count = 1 if in_part() else max(1, min(_threads, n, (n * size_per_row) // (min_part or MIN_PART)))
     bounds = [n * i // count for i in range(count + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _as_part(fn, lo, hi):
+    outer = in_part()
+    _local.in_part = True
+    try:
+        return fn(lo, hi)
+    finally:
+        _local.in_part = outer
 
 
 def run(fn, ranges):
@@ -83,9 +105,23 @@ def run(fn, ranges):
     if len(ranges) == 1:
         return [fn(*ranges[0])]
     pool = _get_pool()
-    futures = [pool.submit(fn, lo, hi) for lo, hi in ranges[1:]]
-    first = fn(*ranges[0])                        # the calling thread takes the first part itself
+    futures = [pool.submit(_as_part, fn, lo, hi) for lo, hi in ranges[1:]]
+    first = _as_part(fn, *ranges[0])              # the calling thread takes the first part itself
     return [first] + [f.result() for f in futures]
+
+
+CHUNK_NUMBERS = 1 << 17      # numbers of input per chunk of images: 512 KiB of float32, at home in L2
+
+
+def in_chunks(fn, lo, hi, numbers_per_image):
+    """``fn(a, b)`` over chunks of the images lo:hi that fit in the cache; replaces one call ``fn(lo, hi)``.
+
+    For passes that go over the same images several times (a pooling window's slices, a mask then an
+    output): each chunk's later passes read what its first one left in the cache.
+    """
+    step = max(1, CHUNK_NUMBERS // max(1, numbers_per_image))
+    for a in range(lo, hi, step):
+        fn(a, min(hi, a + step))
 
 
 def over_rows(fn, n, size_per_row=1):

@@ -31,10 +31,11 @@ Exit status: 0 done, 1 training diverged (NaN or infinite loss), 2 bad options
 or files, a folder in use by another run, or an output that could not be
 written, 130/143 stopped by Ctrl-C/SIGTERM.
 
-BLAS runs on one thread unless OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or
-MKL_NUM_THREADS is set (why: see ``one_blas_thread``); with more threads, set
-OPENBLAS_THREAD_TIMEOUT=4 too, so that the engine shares its passes out between
-threads (``minicnn.engine.threads``).
+Threads: the engine shares each step out between as many threads as NumPy's
+OpenBLAS has (the cores, or OPENBLAS_NUM_THREADS), with BLAS on one thread in
+each part (``minicnn.engine.threads``); OPENBLAS_NUM_THREADS=1 runs everything on
+one thread.  Any other BLAS call runs on one thread too unless OPENBLAS_NUM_THREADS,
+OMP_NUM_THREADS or MKL_NUM_THREADS is set (see ``one_blas_thread``).
 A resumed run ends bit-identical to an uninterrupted one with the same BLAS
 thread setting on the same machine (other threads or CPUs round differently).
 """
@@ -52,13 +53,14 @@ import numpy as np
 
 from minicnn import SGD, CosineLR, use_engine
 from minicnn.analysis.curves import plot_training_curves
-from minicnn.data.augment import random_flip, random_shift
+from minicnn.data.augment import TEST_TIME, random_flip, random_shift, test_time_copies
 from minicnn.data.fetch import DATASETS
 from minicnn.data.home import dataset_root
 from minicnn.data.images import standardize
 from minicnn.edges.evolution import snapshot
 from minicnn.edges.inspect_kernels import describe_kernels, match_records, plot_kernel_report
 from minicnn.engine import cblas
+from minicnn.engine import threads as engine_threads
 from minicnn.exercises.adapters import NAME as MINE
 from minicnn.exercises.adapters import describe_mine, use_mine
 from minicnn.nn import ops
@@ -84,21 +86,23 @@ from minicnn.utils.cli import (
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
-               "weight_decay", "warmup", "max_shift", "flip", "seed", "limit_train", "limit_test")
+               "weight_decay", "warmup", "max_shift", "flip", "label_smoothing", "test_time", "seed", "limit_train",
+               "limit_test")
 # Each data set's default run; every entry can be changed with its command-line option (--help lists both).
-# Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none).
+# Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none); label smoothing,
+# and the test images' predictions averaged over one-pixel shifts (docs/recipes.md gives the runs that chose them).
 # Clothing: wider, with batch norm after each conv, which lets the learning rate double, and left-right flips
 # (a mirrored shirt is a shirt); the README gives the pilot runs that chose it.
 RECIPES = {
     "mnist": {"architecture": "mnist_cnn", "channels": "16,32", "hidden": 128, "dropout": 0.0, "epochs": 8,
               "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
-              "flip": False},
+              "flip": False, "label_smoothing": 0.1, "test_time": "shifts"},
     "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
                       "epochs": 10, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-                      "warmup": 0.3, "max_shift": 2, "flip": True},
+                      "warmup": 0.3, "max_shift": 2, "flip": True, "label_smoothing": 0.0, "test_time": "none"},
 }
 # Options added after runs were saved without them: what those runs used.
-_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0}
+_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "label_smoothing": 0.0, "test_time": "none"}
 # The run's files in --out (the checkpoint first); --overwrite replaces them all, the views' figures included,
 # so that nothing of the old run is left beside the new one.
 RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "featuremaps.png", "saliency.png",
@@ -161,6 +165,13 @@ def build_parser(defaults=True):
     p.add_argument("--flip", dest="flip", action="store_true", default=from_recipe,
                    help="augmentation: random left-right flips " + recipe_default("flip"))
     p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
+    p.add_argument("--label-smoothing", type=probability, default=from_recipe,
+                   help="train on targets (1 - s) one-hot + s / 10, s in [0, 1), 0 for none "
+                        + recipe_default("label_smoothing"))
+    p.add_argument("--test-time", choices=list(TEST_TIME), default=from_recipe,
+                   help="the final test accuracy averages the predictions over copies of each test image: none, "
+                        "shifts (the image and 8 copies moved by one pixel) or flips (the image and its mirror); "
+                        "the accuracy on the images as they are is printed too " + recipe_default("test_time"))
     p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
                    help="the code that computes every layer: loops (one window at a time, very slow), textbook "
@@ -275,14 +286,14 @@ def check_saved_options(saved, path):
     checks = {**NUMBER_TYPES, "channels": channels_type}
     for key, value in saved.items():
         try:
-            if key in ("dataset", "architecture"):
-                choices = DATASETS if key == "dataset" else architectures.ARCHITECTURES
+            if key in ("dataset", "architecture", "test_time"):
+                choices = {"dataset": DATASETS, "architecture": architectures.ARCHITECTURES, "test_time": TEST_TIME}[key]
                 if value not in choices:
                     raise argparse.ArgumentTypeError(f"expected one of {sorted(choices)}")
             elif key == "flip":
                 if not isinstance(value, bool):
                     raise argparse.ArgumentTypeError("expected true or false")
-            elif key == "dropout":
+            elif key in ("dropout", "label_smoothing"):
                 probability(str(value))
             elif key in checks and not (value is None and key.startswith("limit_")):
                 if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -320,9 +331,10 @@ def main(argv=None):
 def one_blas_thread():
     """BLAS on one thread while training, unless one of ``BLAS_THREAD_VARIABLES`` is set; then as it was.
 
-    This network's matrix products are small: a second OpenBLAS thread gains little on an idle 2-core
-    machine and, when another program shares the cores, its threads wait on each other and an epoch can
-    take 10-20x longer. NumPy is loaded before this runs, so the limit is set at run time: with
+    The fast engine runs its own products on one BLAS thread anyway (``minicnn.engine.threads``); this
+    covers the rest (the textbook and loops engines, NumPy calls outside the engine).  When another
+    program shares the cores, OpenBLAS's spinning threads wait on each other and an epoch can take
+    10-20x longer. NumPy is loaded before this runs, so the limit is set at run time: with
     threadpoolctl when it is installed, else on NumPy's OpenBLAS (``minicnn.engine.cblas``).
     """
     if any(v in os.environ for v in BLAS_THREAD_VARIABLES):
@@ -445,8 +457,12 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
           f"{architectures.describe(spec)}; {model.num_params():,} parameters")
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
-          + (", left-right flips" if args.flip else "") + f", seed {args.seed}")
-    print(f"engine: {describe_engine(ops.OPS)}")
+          + (", left-right flips" if args.flip else "")
+          + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "")
+          + (f", test-time {args.test_time}" if args.test_time != "none" else "") + f", seed {args.seed}")
+    split = engine_threads.threads()
+    print(f"engine: {describe_engine(ops.OPS)}" + (f"; its passes shared between {split} threads (OPENBLAS_NUM_THREADS=1: "
+                                                   "one)" if split > 1 and args.engine == "fast" else ""))
     if checkpoint is not None:
         print(f"resuming {args.resume}: {checkpoint.epoch} of {args.epochs} epochs done"
               + (f", {int(checkpoint.extra['epoch_step'])} steps into epoch {checkpoint.epoch + 1}"
@@ -462,7 +478,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
                                   extra={"config": json.dumps(config), "initial_kernels": initial,
                                          "normalization": json.dumps({"mean": data.spec.mean, "std": data.spec.std})},
                                   on_epoch=first_layer, progress=args.progress,
-                                  log=lambda line: print(line, flush=True), replacing=replacing)
+                                  log=lambda line: print(line, flush=True), replacing=replacing,
+                                  label_smoothing=args.label_smoothing)
     except CheckpointError as e:
         return error(e)
     except TrainingInterrupted as e:
@@ -474,6 +491,10 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
         return 1
 
     test_loss, test_accuracy = evaluate(model, x_test, y_test)
+    as_they_are = test_accuracy
+    if args.test_time != "none":
+        test_loss, test_accuracy = evaluate(model, x_test, y_test,
+                                            copies=lambda xb: test_time_copies(xb, args.test_time))
     W = model.layers[0].params["W"]
     text, matches = describe_kernels(W)
     kernels = match_records(W, matches)
@@ -484,7 +505,8 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     evolution = [json.loads(initial)] + [{"label": f"epoch {r['epoch']}", "kernels": r.pop("kernels_snapshot")}
                                          for r in history if "kernels_snapshot" in r]
     plot_training_curves(history, out / "curves.png", title=f"training of {checkpoint_path}")
-    metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": len(history),
+    metrics = {"test_accuracy": test_accuracy, "test_loss": test_loss, "test_time": args.test_time,
+               "test_accuracy_as_they_are": as_they_are, "epochs": len(history),
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "wall_seconds_this_process": round(time.perf_counter() - started, 2),
                "train_images": len(x_train), "test_images": len(x_test), "config": config,
@@ -492,7 +514,9 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
                "kernel_evolution": evolution,
                "checkpoint": str(checkpoint_path), "kernels_png": str(png) if png else None}
     write_json(out / "metrics.json", metrics)
-    print(f"\ntest accuracy {test_accuracy:.4f} after {len(history)} epochs; training took "
+    tta = (f" (predictions averaged over {TEST_TIME[args.test_time]}; {as_they_are:.4f} on the images as they "
+           f"are)") if args.test_time != "none" else ""
+    print(f"\ntest accuracy {test_accuracy:.4f}{tta} after {len(history)} epochs; training took "
           f"{metrics['train_seconds']:.0f}s; wrote {out / 'metrics.json'}" + (f" and {png}" if png else ""))
     return 0
 

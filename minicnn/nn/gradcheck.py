@@ -110,7 +110,7 @@ def check_model(model, x, y, *, loss="cross_entropy", h=1e-5):
     x = np.array(x, dtype=np.float64, order="C")
     _require_float64(((n, p) for n, p, _ in model.parameters()), "model")
     _, dout = loss_fn(model.forward(x), y)
-    dx = model.backward(dout)
+    dx = model.backward(dout, need_input_grad=True)
     analytic = {"dx": dx.copy(), **{n: g.copy() for n, _, g in model.parameters()}}
     f = lambda: loss_fn(model.forward(x), y)[0]
     errors = {"dx": rel_error(analytic["dx"], numerical_gradient(f, x, h))}

@@ -24,15 +24,17 @@ def softmax(logits):
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, smoothing=0.0):
     """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
 
-    ``loss = -mean_n log softmax(logits)[n, labels[n]]``;
-    ``dlogits = (softmax(logits) - onehot(labels)) / N``.
+    ``loss = -mean_n sum_k t[n, k] log softmax(logits)[n, k]``;  ``dlogits = (softmax(logits) - t) / N``,
+    where the target ``t`` is ``onehot(labels)``, or with ``smoothing = s`` > 0 (label smoothing)
+    ``(1 - s) onehot(labels) + s / K``: every class keeps a little of the target, so the
+    network is not pushed towards ever larger logits for the right class.
     Computed through log-sum-exp, so logits of +-1e4 give a finite loss.
 
     Shape:
-        logits: (N, K) floating,  labels: (N,) integers in 0..K-1
+        logits: (N, K) floating,  labels: (N,) integers in 0..K-1,  smoothing: a float in [0, 1)
         returns (loss: float, dlogits: (N, K), dtype of logits)
     """
     if not isinstance(logits, np.ndarray) or logits.ndim != 2 or not np.issubdtype(logits.dtype, np.floating):
@@ -42,13 +44,20 @@ def softmax_cross_entropy(logits, labels):
     if N == 0:
         raise ValueError("softmax_cross_entropy needs at least one example: the mean loss of an empty batch is undefined")
     _check_labels(labels, N, K)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be a number in [0, 1), got {smoothing!r}")
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_probs = shifted - log_norm                                   # (N, K)
     rows = np.arange(N)
     loss = -log_probs[rows, labels].mean(dtype=np.float64)
     dlogits = np.exp(log_probs)
-    dlogits[rows, labels] -= 1
+    if smoothing:
+        loss = (1 - smoothing) * loss - smoothing / K * log_probs.sum(axis=1, dtype=np.float64).mean()
+        dlogits -= np.asarray(smoothing / K, dtype=logits.dtype)
+        dlogits[rows, labels] -= np.asarray(1 - smoothing, dtype=logits.dtype)
+    else:
+        dlogits[rows, labels] -= 1
     dlogits *= np.asarray(1.0 / N, dtype=logits.dtype)
     return float(loss), dlogits
 

@@ -67,13 +67,17 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout, need_input_grad=True):
-        """Walk the layers in reverse; return the gradient of the loss with respect to the model's input.
+    def backward(self, dout, need_input_grad=False):
+        """Walk the layers in reverse, filling every layer's ``grads``.
 
-        With ``need_input_grad=False`` (what training does: nobody needs the
-        gradient of the data) the first layer fills its parameter gradients
-        but skips its dx, and None is returned.  Every gradient in ``grads``
-        is the same either way.
+        Training needs only the parameters' gradients, so by default (like
+        PyTorch, whose data has ``requires_grad=False``) the first layer skips
+        its dx and None is returned.  With ``need_input_grad=True`` the
+        gradient of the loss with respect to the model's input is returned
+        too (saliency maps and the gradient checker ask for it).  Every
+        gradient in ``grads`` is the same either way.
+
+        Shape: dout (N, ...) like the last layer's output -> None, or dx like the input
         """
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]

@@ -9,6 +9,7 @@ Modes: ``train_epoch`` (and so ``fit``) puts the model in training mode
 then put back each layer's own ``training`` flag as they found it.
 """
 import contextlib
+import functools
 import math
 import sys
 import time
@@ -16,7 +17,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from minicnn.nn.losses import get_loss, softmax_cross_entropy
+from minicnn.nn.losses import get_loss, softmax, softmax_cross_entropy
 from minicnn.utils.validation import check_rng, integer
 
 
@@ -90,10 +91,13 @@ def _use_bar(progress):
 
 
 def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy", scheduler=None,
-                augment=None, progress=None, epoch=1, desc=None, order=None, start_step=0, on_step=None):
+                augment=None, progress=None, epoch=1, desc=None, order=None, start_step=0, on_step=None,
+                label_smoothing=0.0):
     """One pass over (x, y) in shuffled minibatches, with the model in training mode (left so afterwards).
 
     Returns {"loss", "accuracy" (None for mse), "seconds", "examples", "steps"} over the batches run here.
+    ``label_smoothing`` (with the cross-entropy only) is ``softmax_cross_entropy``'s ``smoothing``; the
+    loss reported is then the smoothed one.
 
     For resumable runs: ``order`` (a permutation of range(len(x))) replaces the
     shuffle drawn from ``rng``; ``start_step`` skips that many batches of it
@@ -103,6 +107,10 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
     """
     loss_fn = get_loss(loss)
     classify = loss_fn is softmax_cross_entropy
+    if label_smoothing:
+        if not classify:
+            raise ValueError(f"label_smoothing works with the cross-entropy loss only, got loss={loss!r}")
+        loss_fn = functools.partial(softmax_cross_entropy, smoothing=label_smoothing)
     start = time.perf_counter()
     _set_training(model, True)
     if order is None:
@@ -144,7 +152,7 @@ def train_epoch(model, optimizer, x, y, *, batch_size, rng, loss="cross_entropy"
 
 
 def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy", x_val=None, y_val=None,
-        scheduler=None, augment=None, progress=None, verbose=True, callback=None):
+        scheduler=None, augment=None, progress=None, verbose=True, callback=None, label_smoothing=0.0):
     """Train for ``epochs`` passes over (x, y).
 
     Parameters
@@ -161,6 +169,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     progress : tqdm bar per epoch; None = only when stdout is a terminal
     verbose : print one summary line per epoch
     callback : optional callable(record) after each epoch; return False to stop early
+    label_smoothing : float in [0, 1), with the cross-entropy: train on smoothed targets (validation is not smoothed)
 
     Returns
     -------
@@ -175,7 +184,8 @@ def fit(model, optimizer, x, y, *, epochs, batch_size, rng, loss="cross_entropy"
     for epoch in range(1, epochs + 1):
         record = {"epoch": epoch, **train_epoch(model, optimizer, x, y, batch_size=batch_size, rng=rng, loss=loss,
                                                 scheduler=scheduler, augment=augment, progress=progress,
-                                                epoch=epoch, desc=f"epoch {epoch}/{epochs}")}
+                                                epoch=epoch, desc=f"epoch {epoch}/{epochs}",
+                                                label_smoothing=label_smoothing)}
         record["lr"] = optimizer.lr
         if x_val is not None:
             record["val_loss"], record["val_accuracy"] = evaluate(model, x_val, y_val, loss=loss)
@@ -220,15 +230,26 @@ def predict(model, x, batch_size=1000, return_logits=False):
     return out if return_logits else out.argmax(axis=1)
 
 
-def evaluate(model, x, y, batch_size=1000, loss="cross_entropy"):
-    """Mean loss and accuracy over (x, y) in batches, in evaluation mode; accuracy is None for regression losses."""
+def evaluate(model, x, y, batch_size=1000, loss="cross_entropy", copies=None):
+    """Mean loss and accuracy over (x, y) in batches, in evaluation mode; accuracy is None for regression losses.
+
+    ``copies`` (cross-entropy only; test-time augmentation): a function from a batch to a list of
+    copies of it (``minicnn.data.augment.test_time_copies``); the prediction is then the mean of the
+    softmax probabilities over the copies, and the loss ``-log`` of that mean at the right class.
+    """
     check_dataset(x, y, "x")
     loss_fn = get_loss(loss)
+    if copies is not None and loss_fn is not softmax_cross_entropy:
+        raise ValueError(f"test-time copies work with the cross-entropy loss only, got loss={loss!r}")
     total, correct = 0.0, 0
     with evaluation_mode(model):
         for idx in iterate_minibatches(len(x), batch_size):
-            out = model.forward(x[idx])
-            value, _ = loss_fn(out, y[idx])
+            if copies is None:
+                out = model.forward(x[idx])
+                value, _ = loss_fn(out, y[idx])
+            else:
+                out = np.mean([softmax(model.forward(c).astype(np.float64)) for c in copies(x[idx])], axis=0)
+                value = float(-np.log(np.maximum(out[np.arange(len(idx)), y[idx]], 1e-300)).mean())
             total += value * len(idx)
             if loss_fn is softmax_cross_entropy:
                 correct += int(np.count_nonzero(out.argmax(axis=1) == y[idx]))

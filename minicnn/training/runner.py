@@ -124,7 +124,7 @@ def _check_finite_weights(model, epoch, lr):
 
 def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_size, rng, checkpoint_path,
                     scheduler=None, augment=None, resume=None, extra=None, progress=None, on_step=None,
-                    on_epoch=None, log=print, replacing=None):
+                    on_epoch=None, log=print, replacing=None, label_smoothing=0.0):
     """Train for ``epochs`` epochs with a checkpoint after each; returns the history (one dict per epoch).
 
     Parameters
@@ -143,6 +143,7 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
     on_epoch : optional callable(model) -> dict of JSON-ready entries added to the epoch's history record
                (e.g. a snapshot of the first-layer kernels); kept in the checkpoint with the history
     log : callable printing one line (``print``)
+    label_smoothing : float in [0, 1): ``train_epoch``'s (the test set is evaluated without it)
     replacing : optional object whose ``retire()`` runs once, when the first checkpoint is completely written and
                 right before it is renamed into place, and ``drop()`` right after (``RunFolder.replacing()``:
                 the run it replaces stays until then)
@@ -211,7 +212,8 @@ def train_resumable(model, optimizer, x, y, x_test, y_test, *, epochs, batch_siz
             epoch_start = time.perf_counter()
             part = train_epoch(model, optimizer, x, y, batch_size=batch_size, rng=rng, scheduler=scheduler,
                                augment=augment, progress=progress, epoch=epoch, desc=f"epoch {epoch}/{epochs}",
-                               order=order, start_step=start_step, on_step=step_hook)
+                               order=order, start_step=start_step, on_step=step_hook,
+                               label_smoothing=label_smoothing)
             partial = _merge(partial, part)
             done = start_step + part["steps"]
             if done < steps_per_epoch:  # stopped by Ctrl-C between two steps

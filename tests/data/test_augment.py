@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from minicnn.data.augment import random_flip, random_shift
+from minicnn.data import augment
+from minicnn.data.augment import random_flip, random_shift, shift
 
 
 def test_each_image_moves_by_its_drawn_offset():
@@ -75,3 +76,27 @@ def test_flip_refuses_bad_input(kwargs, message):
     args = {"x": np.zeros((2, 1, 3, 3), np.float32), "rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(ValueError, match=message):
         random_flip(**args)
+
+
+def test_shift_moves_every_image_by_the_same_offset_and_fills_the_border():
+    x = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4) + 1
+    down_left = shift(x, 1, -1, fill=0)
+    np.testing.assert_array_equal(down_left[:, :, 1:, :3], x[:, :, :2, 1:])
+    assert (down_left[:, :, 0, :] == 0).all() and (down_left[:, :, :, 3] == 0).all()
+    np.testing.assert_array_equal(shift(x, 0, 0), x)
+    assert (shift(x, -1, 0)[:, :, -1] == x.min()).all()         # default fill: the batch's smallest value
+    with pytest.raises(ValueError, match=r"shift by \(3, 0\) moves a 3x4 image out of its frame"):
+        shift(x, 3, 0)
+
+
+def test_test_time_copies_are_the_batch_then_its_moved_or_mirrored_copies():
+    x = np.random.default_rng(0).standard_normal((3, 1, 5, 5)).astype(np.float32)
+    assert len(augment.test_time_copies(x, "none")) == 1 and augment.test_time_copies(x, "none")[0] is x
+    shifts = augment.test_time_copies(x, "shifts")
+    assert len(shifts) == 9 and shifts[0] is x
+    for dy, dx in {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx}:      # each offset once
+        assert sum(np.array_equal(c, shift(x, dy, dx)) for c in shifts[1:]) == 1, (dy, dx)
+    flips = augment.test_time_copies(x, "flips")
+    np.testing.assert_array_equal(flips[1], x[:, :, :, ::-1])
+    with pytest.raises(ValueError, match="must be one of none, shifts, flips, got 'rotations'"):
+        augment.test_time_copies(x, "rotations")

@@ -78,3 +78,67 @@ def test_fill_rows_writes_the_row_into_every_row(m, n, dtype):
     np.testing.assert_array_equal(out, np.broadcast_to(row, (m, n)))
     strided = np.full((m, 2 * n), np.nan, dtype)[:, ::2]                 # not contiguous: the plain broadcast
     np.testing.assert_array_equal(fill_rows(strided, row), np.broadcast_to(row, (m, n)))
+
+
+@pytest.fixture
+def two_engine_threads(monkeypatch):
+    """Two engine threads, and every product big enough to be cut by the rows of its result."""
+    from minicnn.engine import blas, threads
+    previous = threads.threads()
+    threads.set_threads(2)
+    monkeypatch.setattr(blas, "GEMM_PART", 1)
+    monkeypatch.setattr(threads, "MIN_PART", 1)
+    yield
+    threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_order,b_order", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
+def test_gemm_cut_by_rows_over_two_threads_matches_matmul(dtype, a_order, b_order, two_engine_threads):
+    # A transposed a (F order) is cut into blocks of its columns, which BLAS reads in place (ld = its width).
+    rng = np.random.default_rng(17)
+    a = np.asarray(rng.standard_normal((9, 6)), dtype=dtype, order=a_order)
+    b = np.asarray(rng.standard_normal((6, 4)), dtype=dtype, order=b_order)
+    start = rng.standard_normal((9, 4)).astype(dtype)
+    out = start.copy()
+    gemm(a, b, out, accumulate=True)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    assert_close(out, a64 @ b64 + start, product_tolerance(a, b, 6 + 1))
+
+
+def test_blas_runs_on_one_thread_while_the_engine_splits_and_gets_its_count_back(two_engine_threads, backend):
+    if cblas.BACKEND != "numpy-openblas" or backend == "scipy":
+        pytest.skip("the BLAS thread count is set on NumPy's OpenBLAS only")
+    from minicnn.engine import threads
+    seen = []
+    real = cblas.gemm_row_major
+
+    def spy(*args, **kwargs):
+        seen.append(cblas.blas_threads())
+        return real(*args, **kwargs)
+
+    before = cblas.set_blas_threads(2)
+    try:
+        import unittest.mock
+        with unittest.mock.patch.object(cblas, "gemm_row_major", spy):
+            gemm(np.ones((8, 3), np.float32), np.ones((3, 5), np.float32), np.empty((8, 5), np.float32))
+        assert seen and set(seen) == {1}, f"BLAS thread counts seen inside the engine's products: {seen}"
+        assert cblas.blas_threads() == 2 and threads.threads() == 2
+    finally:
+        cblas.set_blas_threads(before)
+
+
+def test_single_threaded_scopes_nest_and_overlap(backend):
+    if cblas.BACKEND != "numpy-openblas" or backend == "scipy":
+        pytest.skip("the BLAS thread count is set on NumPy's OpenBLAS only")
+    before = cblas.set_blas_threads(2)
+    try:
+        first, second = cblas.single_threaded_blas(), cblas.single_threaded_blas()
+        first.__enter__()
+        second.__enter__()              # another caller (say, another Python thread) opens one too
+        first.__exit__(None, None, None)
+        assert cblas.blas_threads() == 1, "the count came back while a scope was still open"
+        second.__exit__(None, None, None)
+        assert cblas.blas_threads() == 2
+    finally:
+        cblas.set_blas_threads(before)

@@ -1,8 +1,13 @@
 """The engine's threads (minicnn.engine.threads): the parts cover the batch, and a split pass gives the whole pass's numbers."""
+import os
+import signal
+import time
+import warnings
+
 import numpy as np
 import pytest
 
-from minicnn.engine import threads
+from minicnn.engine import blas, threads
 from minicnn.nn import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from minicnn.nn.losses import softmax_cross_entropy
 from minicnn.nn.optim import SGD
@@ -75,14 +80,27 @@ def _three_steps(count, dtype=np.float32, batch_norm=False):
     return outputs, {name: p.copy() for name, p in model.state_dict().items()}
 
 
-def test_element_wise_passes_split_over_threads_give_the_same_numbers(split_small_passes):
+def test_element_wise_passes_split_over_threads_give_the_same_numbers(split_small_passes, monkeypatch):
     # ReLU, max-pool and the copies are split over the examples; no sum changes order, so nothing changes.
+    # (The products are kept whole here: BLAS may round a block of rows differently from the whole.)
+    monkeypatch.setattr(blas, "GEMM_PART", 1 << 60)
     whole, split = _three_steps(1), _three_steps(3)
     for a, b in zip(whole[0], split[0]):
         np.testing.assert_array_equal(a, b)
     assert whole[1].keys() == split[1].keys()
     for name in whole[1]:
         np.testing.assert_array_equal(whole[1][name], split[1][name], err_msg=name)
+
+
+def test_products_split_over_threads_agree_to_rounding(split_small_passes, monkeypatch):
+    # Every product cut into blocks of rows: the same sums of products, each rounded once more or less
+    # differently by BLAS's kernels. In float64, far below 1e-10 after three steps.
+    monkeypatch.setattr(blas, "GEMM_PART", 1)
+    whole, split = _three_steps(1, np.float64), _three_steps(3, np.float64)
+    for a, b in zip(whole[0], split[0]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    for name in whole[1]:
+        np.testing.assert_allclose(whole[1][name], split[1][name], rtol=0, atol=1e-10, err_msg=name)
 
 
 def test_sums_split_over_threads_agree_to_rounding(split_small_passes):
@@ -93,3 +111,25 @@ def test_sums_split_over_threads_agree_to_rounding(split_small_passes):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
     for name in whole[1]:
         np.testing.assert_allclose(whole[1][name], split[1][name], rtol=0, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_on_a_pool_of_its_own(split_small_passes):
+    threads.set_threads(2)
+    assert threads.run(lambda lo, hi: hi - lo, [(0, 1), (1, 3)]) == [1, 2]     # the parent's pool now exists
+    with warnings.catch_warnings():                # Python 3.12 warns about fork beside threads: the point here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:                                   # the child: the parent's worker thread is not here
+        code = 0 if threads.run(lambda lo, hi: hi - lo, [(0, 2), (2, 5)]) == [2, 3] else 1
+        os._exit(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung waiting for a worker thread it does not have")

@@ -97,11 +97,35 @@ def test_worker_runs_on_the_engine_it_is_given(capsys):
         bench.worker_main(["alone", "minicnn", "4", "1", "1", "bn-cnn", "gpu"])
 
 
+def test_plain_mode_runs_the_readme_loop_in_fresh_processes_with_nothing_tuned(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")            # the child must not inherit it
+    path = tmp_path / "plain.json"
+    assert script.main(["--plain", "--quick", "--threads", "1", "--networks", "ref-cnn", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert result["frameworks"] == ["minicnn"] and [(r["network"], r["batch"]) for r in result["plain"]] == [
+        ("ref-cnn", 8), ("ref-cnn", 16)]
+    for row in result["plain"]:
+        spread = row["minicnn_spread_ms"]
+        assert 0 < spread["min"] <= spread["median"] <= spread["max"] and len(row["minicnn_runs_ms"]) == row["rounds"]
+
+
+def test_plain_worker_reports_its_environment_and_the_default_backward(capsys, monkeypatch):
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    calls = []
+    real = bench.Sequential.backward
+    monkeypatch.setattr(bench.Sequential, "backward", lambda self, *a, **k: calls.append((a[1:], k)) or real(self, *a, **k))
+    assert bench.worker_main(["plain", "minicnn", "4", "1", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["environment"]["OPENBLAS_THREAD_TIMEOUT"] is None and result["step_ms"] > 0
+    assert calls and set(map(repr, calls)) == {"((), {})"}         # model.backward(dlogits), as the README writes it
+
+
 @pytest.mark.parametrize("argv, error, match", [
     (["alone", "minicnn", "4", "1", "1", "vgg"], ValueError, "unknown benchmark network 'vgg': expected one of ref-cnn, bn-cnn"),
     (["alone", "jax", "4", "1", "1"], SystemExit, "got: alone jax 4 1 1$"),
     (["memory", "minicnn", "4", "1", "1"], SystemExit, "got: memory minicnn 4 1 1$"),      # IMAGES missing
     (["alone", "minicnn", "4"], SystemExit, "got: alone minicnn 4$"),
+    (["plain", "minicnn", "4", "1", "1", "ref-cnn", "fast"], SystemExit, "got: plain minicnn 4 1 1 ref-cnn fast$"),
 ])
 def test_worker_rejects_bad_command_lines(argv, error, match):
     with pytest.raises(error, match=match):

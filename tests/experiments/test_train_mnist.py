@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from minicnn import SGD, CosineLR, evaluate
+from minicnn.data import augment
 from minicnn.data.mnist import load_mnist, normalize
 from minicnn.experiments import train_mnist
 from minicnn.training import architectures
@@ -51,7 +52,10 @@ def test_short_run_reaches_a_sane_accuracy_and_writes_its_outputs(short_run, mni
     model = architectures.build_model(ck.architecture)
     ck.restore(model)
     _, _, x_test, y_test = load_mnist(mnist_root, download=False)
-    _, accuracy = evaluate(model, normalize(x_test[:1000]), y_test[:1000].astype(np.int64))
+    x, y = normalize(x_test[:1000]), y_test[:1000].astype(np.int64)
+    assert evaluate(model, x, y)[1] == metrics["test_accuracy_as_they_are"]
+    assert metrics["test_time"] == "shifts"            # the MNIST recipe's: the mean over one-pixel shifts
+    _, accuracy = evaluate(model, x, y, copies=lambda xb: augment.test_time_copies(xb, "shifts"))
     assert accuracy == metrics["test_accuracy"]
     np.testing.assert_array_equal(np.array(kernels[0]["kernel"]), ck.model["0.W"][0, 0].astype(np.float64).round(6))
 
@@ -649,3 +653,26 @@ def test_the_script_in_experiments_is_the_command(tmp_path):
                           stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: minicnn train") and "--resume" in done.stdout
     assert len(SCRIPT.read_text().splitlines()) <= 15                   # a shim, not a second copy
+
+
+def test_label_smoothing_and_test_time_shifts_are_run_options_kept_for_a_resume(mnist_root, tmp_path, capsys):
+    assert tiny(mnist_root, tmp_path, "--epochs", "1", "--label-smoothing", "0.1", "--test-time", "shifts") == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["label_smoothing"] == 0.1 and metrics["test_time"] == "shifts"
+    assert "label smoothing 0.1" in out and "test-time shifts" in out
+    assert (f"test accuracy {metrics['test_accuracy']:.4f} (predictions averaged over the image and its 8 copies "
+            f"moved by one pixel (across, up and down, and diagonally); {metrics['test_accuracy_as_they_are']:.4f} on the images "
+            "as they are)") in out
+    # a resumed run keeps them, and refuses another value
+    assert train_mnist.main(["--data", str(mnist_root), "--resume", str(tmp_path / "checkpoint.npz"), "--epochs", "2",
+                             "--label-smoothing", "0.2", "--no-progress"]) == 2
+    assert "--label-smoothing 0.2 (the run used 0.1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--label-smoothing", "1"), ("--label-smoothing", "-0.1"),
+                                           ("--test-time", "rotations")])
+def test_label_smoothing_and_test_time_refuse_bad_values(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_mnist.main([option, value, "--out", str(tmp_path / "o")])
+    assert option in capsys.readouterr().err

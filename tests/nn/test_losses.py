@@ -24,6 +24,26 @@ def test_cross_entropy_gradient_is_checked_numerically():
     assert rel_error(analytic, numeric) < 1e-8
 
 
+def test_label_smoothing_value_by_hand_and_its_gradient_is_checked_numerically():
+    # Two classes, s = 0.2: the target of a row labelled 0 is (0.9, 0.1).  Row 0 has p = (1/2, 1/2),
+    # so its loss is -log(1/2) whatever the target; row 1 has p = (3/4, 1/4).
+    logits, labels = np.array([[0.0, 0.0], [np.log(3.0), 0.0]]), np.array([0, 0])
+    loss, dlogits = softmax_cross_entropy(logits, labels, smoothing=0.2)
+    assert loss == pytest.approx((np.log(2) - 0.9 * np.log(0.75) - 0.1 * np.log(0.25)) / 2, rel=1e-12)
+    np.testing.assert_allclose(dlogits, [[-0.2, 0.2], [-0.075, 0.075]], atol=1e-12)
+    rng = np.random.default_rng(1)
+    logits, labels = rng.standard_normal((5, 4)) * 3, rng.integers(0, 4, size=5)
+    _, analytic = softmax_cross_entropy(logits, labels, smoothing=0.1)
+    numeric = numerical_gradient(lambda: softmax_cross_entropy(logits, labels, smoothing=0.1)[0], logits)
+    assert rel_error(analytic, numeric) < 1e-8
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.1", True, float("nan")])
+def test_label_smoothing_outside_0_1_is_refused(bad):
+    with pytest.raises(ValueError, match=r"smoothing must be a number in \[0, 1\)"):
+        softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 1]), smoothing=bad)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cross_entropy_is_stable_for_huge_logits(dtype):
     logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=dtype)

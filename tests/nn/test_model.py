@@ -72,22 +72,22 @@ def test_sequential_rejects_non_layers():
         Sequential([ReLU(), 3])
 
 
-def test_backward_without_input_grad_gives_the_same_grads_and_returns_none():
+def test_backward_by_default_skips_the_input_grad_and_gives_the_same_grads():
     rng = np.random.default_rng(1)
     model = small_cnn(rng, channels=1, classes=4)
     x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
     out = model.forward(x)
     dout = rng.standard_normal(out.shape).astype(np.float32)
-    dx = model.backward(dout)                    # the default still returns the input's gradient
+    dx = model.backward(dout, need_input_grad=True)   # asked for: the input's gradient
     assert dx.shape == x.shape and dx.dtype == np.float32
     dx = dx.copy()
     full = {name: g.copy() for name, _, g in model.parameters()}
     for _, _, g in model.parameters():
         g.fill(np.nan)
-    assert model.backward(dout, need_input_grad=False) is None
+    assert model.backward(dout) is None               # the default, as in training: no dx for the data
     for name, _, g in model.parameters():
         np.testing.assert_array_equal(g, full[name], err_msg=name)
-    np.testing.assert_array_equal(model.backward(dout), dx)
+    np.testing.assert_array_equal(model.backward(dout, need_input_grad=True), dx)
 
 
 def test_backward_without_input_grad_accepts_layers_without_the_keyword():
@@ -110,10 +110,10 @@ def test_backward_without_input_grad_accepts_layers_without_the_keyword():
     x = rng.standard_normal((4, 3))
     model.forward(x)
     dout = rng.standard_normal((4, 2))
-    dx = model.backward(dout)
+    dx = model.backward(dout, need_input_grad=True)
     s_grad = model.layers[0].grads["s"].copy()
     assert dx.shape == x.shape
-    assert model.backward(dout, need_input_grad=False) is None
+    assert model.backward(dout) is None
     np.testing.assert_array_equal(model.layers[0].grads["s"], s_grad)
 
 

@@ -68,7 +68,7 @@ def _train_step(engine, dtype, model=None):
     with use_engine(engine):
         logits = model.forward(x)
         _, dlogits = softmax_cross_entropy(logits, y)
-        dx = model.backward(dlogits)
+        dx = model.backward(dlogits, need_input_grad=True)
         SGD(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3).step()
     return logits, dx, {name: (p.copy(), g.copy()) for name, p, g in model.parameters()}
 
@@ -96,11 +96,11 @@ def test_backward_follows_the_implementation_its_forward_ran_on(monkeypatch):
     monkeypatch.setattr(textbook, "conv2d_backward", lambda *a: calls.append("textbook") or real(*a))
     with use_engine("textbook"):
         _, d = softmax_cross_entropy(model.forward(x), y)
-    dx_mixed = model.backward(d)              # outside the context: still the textbook backward
+    dx_mixed = model.backward(d, need_input_grad=True)            # outside the context: still the textbook backward
     assert calls == ["textbook", "textbook"]
     with use_engine("textbook"):
         model.forward(x)
-        dx_textbook = model.backward(d)
+        dx_textbook = model.backward(d, need_input_grad=True)
     np.testing.assert_array_equal(dx_mixed, dx_textbook)
 
 
@@ -176,7 +176,7 @@ def test_two_layers_of_one_shape_keep_their_own_buffers():
         with use_engine(engine):
             for _ in range(2):                                  # the second step reuses the first one's buffers
                 _, d = softmax_cross_entropy(model.forward(x), y)
-                dx = model.backward(d)
+                dx = model.backward(d, need_input_grad=True)
         results[engine] = dx, {name: g.copy() for name, _, g in model.parameters()}
     np.testing.assert_allclose(results["fast"][0], results["textbook"][0], rtol=1e-12, atol=1e-12)
     for name, g in results["fast"][1].items():

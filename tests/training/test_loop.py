@@ -172,3 +172,37 @@ def test_evaluation_mode_is_restored_when_evaluation_fails():
         with pytest.raises(RuntimeError, match="spy failed"):
             run()
         assert spy.training and model.training
+
+
+def test_evaluate_averages_the_probabilities_over_test_time_copies():
+    from minicnn.nn.losses import softmax
+    rng = np.random.default_rng(5)
+    model = Sequential([Flatten(), Dense(16, 3, rng=rng, dtype=np.float64)])
+    x, y = rng.standard_normal((7, 1, 4, 4)), rng.integers(0, 3, 7)
+    plain = evaluate(model, x, y)
+    assert evaluate(model, x, y, copies=lambda xb: [xb]) == pytest.approx(plain, rel=1e-12)
+    mirrored = lambda xb: [xb, xb[:, :, :, ::-1]]
+    p = (softmax(model.forward(x)) + softmax(model.forward(x[:, :, :, ::-1]))) / 2
+    loss, accuracy = evaluate(model, x, y, batch_size=3, copies=mirrored)
+    assert loss == pytest.approx(-np.log(p[np.arange(7), y]).mean(), rel=1e-12)
+    assert accuracy == np.mean(p.argmax(axis=1) == y)
+    with pytest.raises(ValueError, match="cross-entropy loss only"):
+        evaluate(model, x, rng.standard_normal((7, 3)), loss="mse", copies=mirrored)
+
+
+def test_label_smoothing_trains_on_the_smoothed_loss():
+    from minicnn.nn.losses import softmax_cross_entropy
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((8, 1, 4, 4)), rng.integers(0, 3, 8)
+    losses = {}
+    for s in (0.0, 0.2):
+        model = Sequential([Flatten(), Dense(16, 3, rng=np.random.default_rng(1), dtype=np.float64)])
+        expected = softmax_cross_entropy(model.forward(x), y, smoothing=s)[0]
+        history = fit(model, SGD(model, lr=1e-300), x, y, epochs=1, batch_size=8, rng=np.random.default_rng(0),
+                      verbose=False, label_smoothing=s)          # one batch, loss taken before the (tiny) step
+        losses[s] = history[0]["loss"]
+        assert losses[s] == pytest.approx(expected, rel=1e-12)
+    assert losses[0.2] != losses[0.0]
+    with pytest.raises(ValueError, match="cross-entropy loss only"):
+        fit(model, SGD(model, lr=0.1), x, rng.standard_normal((8, 3)), epochs=1, batch_size=8,
+            rng=np.random.default_rng(0), verbose=False, loss="mse", label_smoothing=0.1)
