@@ -6,10 +6,10 @@ window) and shown as PNGs in a notebook. **Run as a script, a chapter draws no f
 to show them on, so ``figure`` returns None and ``draws_figures`` False; the numbers and the checks are the same. Without matplotlib every
 figure is skipped, after one line saying so.
 
-The tour's networks are small, so, as ``minicnn train`` does, importing these helpers puts NumPy's OpenBLAS
-on one thread (unless one of ``BLAS_THREAD_VARIABLES`` is set): a second thread gains little on an idle
-2-core machine, and on a busy one the threads wait on each other (chapter 5: 9 s on one thread, 26 s on
-two, measured on a loaded 2-core machine).
+The tour's networks are small, so importing these helpers puts NumPy's OpenBLAS and the engine's split
+(``minicnn.engine.threads``) on one thread (unless one of ``BLAS_THREAD_VARIABLES`` is set): a second
+thread gains little on such small passes, and one thread gives every machine's render the same rounding
+(chapter 5: 9 s on one thread, 26 s on two BLAS threads, measured on a loaded 2-core machine).
 
 ``python -m minicnn.tour --out DIR`` writes the chapters as Jupyter notebooks into DIR (``--execute`` runs
 them, so they open with their outputs and figures); it needs the ``docs`` extra (jupytext, nbclient).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.engine import cblas
+from minicnn.engine import cblas, threads
 
 DPI = 80
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -34,9 +34,11 @@ _noted = False
 
 
 def one_blas_thread():
-    """NumPy's OpenBLAS on one thread, unless the environment chose; returns the thread count now in force."""
+    """NumPy's OpenBLAS and the engine's split on one thread, unless the environment chose; returns the BLAS
+    thread count now in force."""
     if not any(v in os.environ for v in BLAS_THREAD_VARIABLES):
         cblas.set_blas_threads(1)
+        threads.set_threads(1)
     return cblas.blas_threads()
 
 

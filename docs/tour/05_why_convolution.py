@@ -107,7 +107,7 @@ def support(model, size=11):
     out = model.forward(x)
     dout = np.zeros_like(out)
     dout[0, 0, size // 2, size // 2] = 1.0
-    return model.backward(dout)[0, 0] != 0
+    return model.backward(dout, need_input_grad=True)[0, 0] != 0
 
 
 one = Sequential([Conv2D(1, 1, 3, padding=1, rng=rng, dtype=np.float64)])

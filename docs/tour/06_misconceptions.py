@@ -43,7 +43,7 @@ def field(upto):
         dout[:, 0, out.shape[2] // 2, out.shape[3] // 2] = 1.0
     else:
         dout[:, 0] = 1.0
-    return np.any(part.backward(dout)[:, 0] != 0, axis=0)
+    return np.any(part.backward(dout, need_input_grad=True)[:, 0] != 0, axis=0)
 
 
 def extent(mask):
