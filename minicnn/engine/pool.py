@@ -16,8 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.engine import threads
-from minicnn.engine.threads import in_chunks
 from minicnn.engine.buffers import buffer, buffer_like
+from minicnn.engine.threads import in_chunks
 
 
 class MaxPoolCache(NamedTuple):

@@ -2,12 +2,13 @@
 import os
 import signal
 import time
+import unittest.mock
 import warnings
 
 import numpy as np
 import pytest
 
-from minicnn.engine import blas, threads
+from minicnn.engine import blas, cblas, threads
 from minicnn.nn import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from minicnn.nn.losses import softmax_cross_entropy
 from minicnn.nn.optim import SGD
@@ -133,3 +134,43 @@ def test_a_forked_child_splits_on_a_pool_of_its_own(split_small_passes):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung waiting for a worker thread it does not have")
+
+
+needs_numpy_openblas = pytest.mark.skipif(cblas.BACKEND != "numpy-openblas",
+                                          reason="the BLAS thread count is set on NumPy's OpenBLAS only")
+
+
+@needs_numpy_openblas
+def test_blas_runs_on_one_thread_while_the_engine_splits_and_gets_its_count_back(split_small_passes, monkeypatch):
+    threads.set_threads(2)
+    monkeypatch.setattr(blas, "GEMM_PART", 1)
+    seen = []
+    real = cblas.gemm_row_major
+
+    def spy(*args, **kwargs):
+        seen.append(cblas.blas_threads())
+        return real(*args, **kwargs)
+
+    before = cblas.set_blas_threads(2)
+    try:
+        with unittest.mock.patch.object(cblas, "gemm_row_major", spy):
+            blas.gemm(np.ones((8, 3), np.float32), np.ones((3, 5), np.float32), np.empty((8, 5), np.float32))
+        assert seen and set(seen) == {1}, f"BLAS thread counts seen inside the engine's products: {seen}"
+        assert cblas.blas_threads() == 2 and threads.threads() == 2
+    finally:
+        cblas.set_blas_threads(before)
+
+
+@needs_numpy_openblas
+def test_single_threaded_scopes_nest_and_overlap():
+    before = cblas.set_blas_threads(2)
+    try:
+        first, second = cblas.single_threaded_blas(), cblas.single_threaded_blas()
+        first.__enter__()
+        second.__enter__()              # another caller (say, another Python thread) opens one too
+        first.__exit__(None, None, None)
+        assert cblas.blas_threads() == 1, "the count came back while a scope was still open"
+        second.__exit__(None, None, None)
+        assert cblas.blas_threads() == 2
+    finally:
+        cblas.set_blas_threads(before)
