@@ -431,15 +431,7 @@ def _alone_step_ms(framework, batch, steps, threads, network):
     if framework == "torch":
         import torch
         torch.set_num_threads(threads)
-        net, _ = make_torch(model)
-        opt = torch.optim.SGD(net.train().parameters(), lr=LR, momentum=MOMENTUM)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-        def step():
-            opt.zero_grad()
-            loss_fn(net(xt), yt).backward()
-            opt.step()
+        step = _torch_step(make_torch, model, x, y)
     else:
         optimizer = SGD(model, LR, momentum=MOMENTUM)
 
@@ -447,6 +439,21 @@ def _alone_step_ms(framework, batch, steps, threads, network):
             train_step(model, optimizer, x, y)
     return {"framework": framework, "network": network, "batch": batch, "steps": steps,
             "step_ms": median_ms(step, steps, warmup=5), **({"engine": engine_info()} if framework == "minicnn" else {})}
+
+
+def _torch_step(make_torch, model, x, y):
+    """PyTorch's usual training step on the twin of ``model`` (its weights), SGD with momentum, as a function."""
+    import torch
+    net, _ = make_torch(model)
+    opt = torch.optim.SGD(net.train().parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(xt), yt).backward()
+        opt.step()
+    return step
 
 
 def plain_step_ms(framework, batch, steps, network="ref-cnn"):
@@ -463,15 +470,7 @@ def plain_step_ms(framework, batch, steps, network="ref-cnn"):
     x, y = mnist_like(batch, rng)
     if framework == "torch":
         import torch
-        net, _ = make_torch(model)
-        opt = torch.optim.SGD(net.train().parameters(), lr=LR, momentum=MOMENTUM)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-        def step():
-            opt.zero_grad()
-            loss_fn(net(xt), yt).backward()
-            opt.step()
+        step = _torch_step(make_torch, model, x, y)
         threads_used = torch.get_num_threads()
     else:
         optimizer = SGD(model, lr=LR, momentum=MOMENTUM)
