@@ -335,7 +335,8 @@ def test_the_mnist_defaults_are_those_of_before_the_recipes():
 def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     args = recipe_args(["--dataset", "fashion-mnist"])
     assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48", 0.0, True)
-    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 10, 64, 2)
+    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 15, 64, 2)
+    assert (args.label_smoothing, args.test_time) == (0.1, "flips")
     model = architectures.build_model(train_mnist.network_spec(args, (24, 48)), rng=np.random.default_rng(0))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
@@ -353,6 +354,7 @@ def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     help_text = " ".join(train_mnist.build_parser().format_help().split())
     assert "(default: mnist_cnn for mnist, fashion_cnn for fashion-mnist)" in help_text
     assert "(default: off for mnist, on for fashion-mnist)" in help_text
+    assert "(default: shifts for mnist, flips for fashion-mnist)" in help_text
 
 
 def test_dropout_must_be_a_probability(capsys):
