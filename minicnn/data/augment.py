@@ -1,4 +1,4 @@
-"""Cheap data augmentation for small images: random translations and left-right flips.
+"""Cheap data augmentation for small images: random translations, left-right flips and erased rectangles.
 
 A digit moved by a pixel or two is still the same digit, so showing the network
 shifted copies is free extra data.  Everything random is drawn from the ``rng``
@@ -81,6 +81,56 @@ def random_flip(x, rng, p=0.5):
     return out
 
 
+def random_erase(x, rng, p=0.5, area=(0.02, 0.25), fill=None):
+    """Blank one random rectangle of each image with probability ``p`` (random erasing, or "cutout").
+
+    The network can no longer lean on any one part of a picture (the collar, a heel),
+    so it learns to use them all.  Each erased image draws the rectangle's share of
+    the image's area from ``area`` and its aspect ratio (height / width) from 1/3..3,
+    both uniformly, and a position where it fits whole; the rectangle gets ``fill``
+    (default: the smallest value of the batch, the background).
+
+    Parameters
+    ----------
+    x : ndarray (N, C, H, W)
+    rng : numpy.random.Generator
+    p : float in [0, 1]
+    area : (low, high), 0 < low <= high <= 1: the rectangle's share of the image
+    fill : float, optional
+
+    Returns
+    -------
+    out : ndarray (N, C, H, W), same dtype as x (a new array)
+
+    Shape:
+        x: (N, C, H, W) -> out: (N, C, H, W);  out[n, :, top:top+h, left:left+w] = fill where erased[n]
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"random_erase expected an array of shape (N, C, H, W), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    check_rng(rng, "random_erase's rng", allow_none=False)
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"random_erase's p must be a probability in [0, 1], got {p!r}")
+    low, high = area
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"random_erase's area must be (low, high) with 0 < low <= high <= 1, got {area!r}")
+    N, C, H, W = x.shape
+    out = x.copy()
+    if N == 0:
+        return out
+    fill = x.min() if fill is None else fill
+    erased = rng.random(N) < p                                          # (N,)
+    share = rng.uniform(low, high, N)                                   # (N,) of the area
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3), N))            # (N,) height / width
+    h = np.clip(np.rint(np.sqrt(share * H * W * aspect)), 1, H).astype(int)
+    w = np.clip(np.rint(np.sqrt(share * H * W / aspect)), 1, W).astype(int)
+    top = (rng.random(N) * (H - h + 1)).astype(int)
+    left = (rng.random(N) * (W - w + 1)).astype(int)
+    for n in np.flatnonzero(erased).tolist():
+        out[n, :, top[n]:top[n] + h[n], left[n]:left[n] + w[n]] = fill
+    return out
+
+
 def shift(x, dy, dx, fill=None):
     """Every image moved ``dy`` pixels down and ``dx`` right (negative: up, left); the border gets ``fill``.
 
@@ -105,6 +155,7 @@ TEST_TIME = {
     "none": "the images as they are",
     "shifts": "the image and its 8 copies moved by one pixel (across, up and down, and diagonally)",
     "flips": "the image and its left-right mirror",
+    "flips+shifts": "the image and its left-right mirror, and each moved by one pixel across and up and down (10 copies)",
 }
 
 
@@ -119,4 +170,7 @@ def test_time_copies(x, kind):
         return [x] + [shift(x, dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     if kind == "flips":
         return [x, x[:, :, :, ::-1]]
+    if kind == "flips+shifts":
+        mirror = x[:, :, :, ::-1]
+        return [x, mirror] + [shift(b, dy, dx) for b in (x, mirror) for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))]
     return [x]

@@ -1,7 +1,7 @@
 """``minicnn train``: train minicnn's default CNN on MNIST (or Fashion-MNIST), then compare its first-layer kernels with Sobel.
 
     minicnn train                                  # the default run (fetches MNIST on first use)
-    minicnn train --dataset fashion-mnist          # clothing: its own recipe (batch norm, flips)
+    minicnn train --dataset fashion-mnist          # clothing: its own recipe (batch norm, 3 convs, flips)
     minicnn train --resume runs/mnist/checkpoint.npz
 
 (``python -m minicnn train`` and, in the source, ``python experiments/train_mnist.py`` are the same.)
@@ -53,7 +53,7 @@ import numpy as np
 
 from minicnn import SGD, CosineLR, use_engine
 from minicnn.analysis.curves import plot_training_curves
-from minicnn.data.augment import TEST_TIME, random_flip, random_shift, test_time_copies
+from minicnn.data.augment import TEST_TIME, random_erase, random_flip, random_shift, test_time_copies
 from minicnn.data.fetch import DATASETS
 from minicnn.data.home import dataset_root
 from minicnn.data.images import standardize
@@ -86,23 +86,26 @@ from minicnn.utils.cli import (
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Options that define the run; a resumed run takes them from its checkpoint.
 RUN_OPTIONS = ("dataset", "architecture", "channels", "hidden", "dropout", "epochs", "batch_size", "lr", "momentum",
-               "weight_decay", "warmup", "max_shift", "flip", "label_smoothing", "test_time", "seed", "limit_train",
+               "weight_decay", "warmup", "max_shift", "flip", "erase", "label_smoothing", "test_time", "seed", "limit_train",
                "limit_test")
 # Each data set's default run; every entry can be changed with its command-line option (--help lists both).
 # Digits: the small CNN, no batch norm, no flips (a mirrored digit is another digit or none); label smoothing,
 # and the test images' predictions averaged over one-pixel shifts (docs/recipes.md gives the runs that chose them).
-# Clothing: wider, with batch norm after each conv, which lets the learning rate double, and left-right flips
-# (a mirrored shirt is a shirt), also at test time; label smoothing, 15 epochs (docs/recipes.md gives the runs).
+# Clothing: wider, with batch norm after each conv, which lets the learning rate double, a third conv on the 7x7
+# maps, left-right flips (a mirrored shirt is a shirt), also at test time, a blanked rectangle in half the training
+# images, label smoothing, 15 epochs, and the test images' predictions averaged over the image, its mirror and
+# their one-pixel moves (docs/recipes.md gives the runs).
 RECIPES = {
     "mnist": {"architecture": "mnist_cnn", "channels": "16,32", "hidden": 128, "dropout": 0.0, "epochs": 8,
               "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup": 0.3, "max_shift": 2,
-              "flip": False, "label_smoothing": 0.1, "test_time": "shifts"},
-    "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48", "hidden": 128, "dropout": 0.0,
+              "flip": False, "erase": 0.0, "label_smoothing": 0.1, "test_time": "shifts"},
+    "fashion-mnist": {"architecture": "fashion_cnn", "channels": "24,48,64", "hidden": 128, "dropout": 0.0,
                       "epochs": 15, "batch_size": 64, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-                      "warmup": 0.3, "max_shift": 2, "flip": True, "label_smoothing": 0.1, "test_time": "flips"},
+                      "warmup": 0.3, "max_shift": 2, "flip": True, "erase": 0.5, "label_smoothing": 0.1,
+                      "test_time": "flips+shifts"},
 }
 # Options added after runs were saved without them: what those runs used.
-_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "label_smoothing": 0.0, "test_time": "none"}
+_BEFORE_RECIPES = {"architecture": "mnist_cnn", "dropout": 0.0, "erase": 0.0, "label_smoothing": 0.0, "test_time": "none"}
 # The run's files in --out (the checkpoint first); --overwrite replaces them all, the views' figures included,
 # so that nothing of the old run is left beside the new one.
 RUN_FILES = ("checkpoint.npz", "metrics.json", "kernels.png", "curves.png", "featuremaps.png", "saliency.png",
@@ -140,7 +143,8 @@ def build_parser(defaults=True):
                    help="the network, a function in minicnn/training/architectures.py "
                         + recipe_default("architecture"))
     p.add_argument("--channels", type=channels_type, default=from_recipe,
-                   help=f"filters of the two conv layers, each 1 to {MAX_CHANNELS}; with --hidden, at most "
+                   help=f"filters of the conv layers, each 1 to {MAX_CHANNELS}: two numbers, or three for fashion_cnn "
+                        f"(a third conv on the 7x7 maps); with --hidden, at most "
                         f"{MAX_PARAMS:,} parameters " + recipe_default("channels"))
     p.add_argument("--hidden", type=NUMBER_TYPES["hidden"], default=from_recipe,
                    help=f"units of the hidden dense layer; with --channels, at most {MAX_PARAMS:,} parameters "
@@ -165,12 +169,16 @@ def build_parser(defaults=True):
     p.add_argument("--flip", dest="flip", action="store_true", default=from_recipe,
                    help="augmentation: random left-right flips " + recipe_default("flip"))
     p.add_argument("--no-flip", dest="flip", action="store_false", default=from_recipe, help="no flips")
+    p.add_argument("--erase", type=probability, default=from_recipe,
+                   help="augmentation: blank a random rectangle (2-25%% of the image) of each training image with "
+                        "this probability, 0 for none " + recipe_default("erase"))
     p.add_argument("--label-smoothing", type=probability, default=from_recipe,
                    help="train on targets (1 - s) one-hot + s / 10, s in [0, 1), 0 for none "
                         + recipe_default("label_smoothing"))
     p.add_argument("--test-time", choices=list(TEST_TIME), default=from_recipe,
                    help="the final test accuracy averages the predictions over copies of each test image: none, "
-                        "shifts (the image and 8 copies moved by one pixel) or flips (the image and its mirror); "
+                        "shifts (the image and 8 copies moved by one pixel), flips (the image and its mirror) or flips+shifts "
+                        "(both, each moved by one pixel across and up and down: 10 copies); "
                         "the accuracy on the images as they are is printed too " + recipe_default("test_time"))
     p.add_argument("--seed", type=NUMBER_TYPES["seed"], default=d(0), help="(default: 0)")
     p.add_argument("--engine", choices=ENGINES, default=d("fast"),
@@ -216,8 +224,9 @@ def channels_type(text):
         channels = tuple(int(c) for c in str(text).split(","))
     except ValueError:
         channels = ()
-    if len(channels) != 2 or min(channels) < 1:
-        raise argparse.ArgumentTypeError(f"expected two whole numbers of at least 1 like 16,32, got {text!r}")
+    if len(channels) not in (2, 3) or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"expected two or three whole numbers of at least 1 like 16,32 (three: "
+                                         f"fashion_cnn only), got {text!r}")
     return ",".join(map(str, channels))
 
 
@@ -244,7 +253,11 @@ def check_run(args):
         return (f"--max-shift {args.max_shift}: expected less than half the image side ({side} pixels for "
                 f"{args.dataset}), i.e. at most {(side - 1) // 2}")
     channels = tuple(int(c) for c in args.channels.split(","))
-    count = sum(math.prod(shape) for shape in architectures.state_shapes(network_spec(args, channels)).values())
+    try:
+        spec = network_spec(args, channels)
+    except ValueError as e:
+        return f"--channels {args.channels} with --architecture {args.architecture}: {e}"
+    count = sum(math.prod(shape) for shape in architectures.state_shapes(spec).values())
     if count > MAX_PARAMS:   # counted from the layers' arguments: nothing is allocated
         return (f"--channels {args.channels} --hidden {args.hidden} give a network of {count:,} parameters, more "
                 f"than the {MAX_PARAMS:,} this command trains; use smaller values")
@@ -293,7 +306,7 @@ def check_saved_options(saved, path):
             elif key == "flip":
                 if not isinstance(value, bool):
                     raise argparse.ArgumentTypeError("expected true or false")
-            elif key in ("dropout", "label_smoothing"):
+            elif key in ("dropout", "erase", "label_smoothing"):
                 probability(str(value))
             elif key in checks and not (value is None and key.startswith("limit_")):
                 if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -310,14 +323,16 @@ def network_spec(args, channels):
                                                           dropout=args.dropout)
 
 
-def make_augment(max_shift, flip):
-    """The augmentation of a batch: ``(xb, rng) -> xb``, random shifts then (for clothing) flips; None for none."""
-    if not max_shift and not flip:
+def make_augment(max_shift, flip, erase=0.0):
+    """The augmentation of a batch: ``(xb, rng) -> xb``, random shifts, then (for clothing) flips, then erased
+    rectangles with probability ``erase``; None for none."""
+    if not max_shift and not flip and not erase:
         return None
 
     def augment(xb, rng):
         xb = random_shift(xb, rng, max_shift) if max_shift else xb
-        return random_flip(xb, rng) if flip else xb
+        xb = random_flip(xb, rng) if flip else xb
+        return random_erase(xb, rng, erase) if erase else xb
     return augment
 
 
@@ -450,7 +465,7 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     total = args.epochs * steps_per_epoch
     scheduler = CosineLR(optimizer, total_steps=total, warmup_steps=min(int(args.warmup * steps_per_epoch), total - 1))
-    augment = make_augment(args.max_shift, args.flip)
+    augment = make_augment(args.max_shift, args.flip, args.erase)
     config = {k: getattr(args, k) for k in RUN_OPTIONS}
 
     print(f"minicnn {data.spec.name}: {len(x_train)} training / {len(x_test)} test images; "
@@ -458,6 +473,7 @@ def train_and_report(args, checkpoint, out, checkpoint_path, resume_hint, starte
     print(f"SGD lr {args.lr} (warm-up {args.warmup} epochs, cosine to 0), Nesterov momentum {args.momentum}, "
           f"weight decay {args.weight_decay}, batch {args.batch_size}, shifts <= {args.max_shift}px"
           + (", left-right flips" if args.flip else "")
+          + (f", erasing p {args.erase}" if args.erase else "")
           + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else "")
           + (f", test-time {args.test_time}" if args.test_time != "none" else "") + f", seed {args.seed}")
     split = engine_threads.threads()

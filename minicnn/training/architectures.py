@@ -38,6 +38,8 @@ def mnist_cnn(channels=(16, 32), hidden=128, kernel_size=3, dropout=0.0):
     Shape:
         x: (N, 1, 28, 28) -> (N, C1, 14, 14) -> (N, C2, 7, 7) -> logits (N, 10)
     """
+    if len(channels) != 2:
+        raise ValueError(f"mnist_cnn takes two channel counts, got {tuple(channels)}")
     c1, c2 = channels
     head = [{"type": "Dropout", "p": dropout}] if dropout else []
     return [
@@ -68,10 +70,21 @@ def fashion_cnn(channels=(24, 48), hidden=128, kernel_size=3, dropout=0.0):
     still comes after the pool, as in ``mnist_cnn``, because those two do.  A Dropout layer
     before the last dense layer is there only when ``dropout`` > 0 (none by default).
 
+    With a third channel count C3, a third conv (3x3, C3, same, no bias) with its batch norm and
+    ReLU works on the 7x7 maps before the dense layers: ``... pool2 ReLU  conv(3x3, C3, same) BN ReLU
+    dense(hidden) ...``.
+
     Shape:
-        x: (N, 1, 28, 28) -> (N, C1, 14, 14) -> (N, C2, 7, 7) -> logits (N, 10)
+        x: (N, 1, 28, 28) -> (N, C1, 14, 14) -> (N, C2, 7, 7) [-> (N, C3, 7, 7)] -> logits (N, 10)
     """
-    c1, c2 = channels
+    if len(channels) not in (2, 3):
+        raise ValueError(f"fashion_cnn takes two or three channel counts, got {tuple(channels)}")
+    c1, c2 = channels[:2]
+    last = channels[-1]
+    third = [{"type": "Conv2D", "in_channels": c2, "out_channels": last, "kernel_size": 3, "padding": "same",
+              "bias": False},
+             {"type": "BatchNorm2D", "num_features": last},
+             {"type": "ReLU"}] if len(channels) == 3 else []
     head = [{"type": "Dropout", "p": dropout}] if dropout else []
     return [
         {"type": "Conv2D", "in_channels": 1, "out_channels": c1, "kernel_size": kernel_size,
@@ -84,8 +97,9 @@ def fashion_cnn(channels=(24, 48), hidden=128, kernel_size=3, dropout=0.0):
         {"type": "BatchNorm2D", "num_features": c2},
         {"type": "MaxPool2D", "kernel_size": 2},
         {"type": "ReLU"},
+        *third,
         {"type": "Flatten"},
-        {"type": "Dense", "in_features": c2 * 7 * 7, "out_features": hidden},
+        {"type": "Dense", "in_features": last * 7 * 7, "out_features": hidden},
         {"type": "ReLU"},
         *head,
         {"type": "Dense", "in_features": hidden, "out_features": 10},

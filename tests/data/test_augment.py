@@ -98,5 +98,55 @@ def test_test_time_copies_are_the_batch_then_its_moved_or_mirrored_copies():
         assert sum(np.array_equal(c, shift(x, dy, dx)) for c in shifts[1:]) == 1, (dy, dx)
     flips = augment.test_time_copies(x, "flips")
     np.testing.assert_array_equal(flips[1], x[:, :, :, ::-1])
-    with pytest.raises(ValueError, match="must be one of none, shifts, flips, got 'rotations'"):
+    both = augment.test_time_copies(x, "flips+shifts")
+    assert len(both) == 10 and both[0] is x
+    np.testing.assert_array_equal(both[1], x[:, :, :, ::-1])
+    for image in (x, x[:, :, :, ::-1]):                                  # each of the two moved 4 ways, once
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            assert sum(np.array_equal(c, shift(image, dy, dx)) for c in both[2:]) == 1, (dy, dx)
+    with pytest.raises(ValueError, match="must be one of none, shifts, flips, flips\\+shifts, got 'rotations'"):
         augment.test_time_copies(x, "rotations")
+
+
+def test_erase_blanks_one_rectangle_of_the_drawn_share_in_the_images_whose_coin_came_up():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 2, 28, 28)).astype(np.float32) + 10     # no pixel equals the fill by chance
+    out = augment.random_erase(x, np.random.default_rng(1), p=0.5, area=(0.02, 0.25), fill=-1.0)
+    assert out.dtype == x.dtype and out.shape == x.shape and out is not x
+    erased = (out == -1.0).any(axis=(1, 2, 3))
+    assert 150 < erased.sum() < 250                                     # about half of 400
+    np.testing.assert_array_equal(out[~erased], x[~erased])            # the others untouched
+    for n in np.flatnonzero(erased):
+        rows, cols = np.nonzero(out[n, 0] == -1.0)
+        top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        blank = np.zeros((28, 28), bool)
+        blank[top:bottom, left:right] = True
+        for c in range(2):                                               # one whole rectangle, in every channel
+            np.testing.assert_array_equal(out[n, c] == -1.0, blank)
+            np.testing.assert_array_equal(out[n, c][~blank], x[n, c][~blank])
+        share = (bottom - top) * (right - left) / 784
+        assert 0.01 <= share <= 0.3, share                              # the drawn share, give or take rounding
+        assert 1 / 3.6 <= (bottom - top) / (right - left) <= 3.6
+    again = augment.random_erase(x, np.random.default_rng(1), p=0.5, area=(0.02, 0.25), fill=-1.0)
+    np.testing.assert_array_equal(out, again)                           # one seed, one result
+
+
+def test_erase_defaults_to_the_background_and_its_ends():
+    x = np.zeros((50, 1, 8, 8), np.float32) + 2
+    x[:, :, 0, 0] = -3                                                  # the batch's smallest value
+    out = augment.random_erase(x, np.random.default_rng(0), p=0.999, area=(0.5, 0.5))
+    assert ((out == -3).sum(axis=(1, 2, 3)) > 1).mean() > 0.9           # rectangles of the background
+    np.testing.assert_array_equal(augment.random_erase(x, np.random.default_rng(0), p=0), x)
+    assert augment.random_erase(x[:0], np.random.default_rng(0)).shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"p": 1.5}, r"random_erase's p must be a probability in \[0, 1\], got 1.5"),
+    ({"area": (0.3, 0.2)}, r"area must be \(low, high\) with 0 < low <= high <= 1, got \(0.3, 0.2\)"),
+    ({"area": (0, 0.2)}, r"area must be \(low, high\) with 0 < low <= high <= 1"),
+])
+def test_erase_refuses_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        augment.random_erase(np.zeros((2, 1, 4, 4), np.float32), np.random.default_rng(0), **kwargs)
+    with pytest.raises(ValueError, match=r"random_erase expected an array of shape \(N, C, H, W\), got \(4, 4\)"):
+        augment.random_erase(np.zeros((4, 4)), np.random.default_rng(0))

@@ -334,16 +334,16 @@ def test_the_mnist_defaults_are_those_of_before_the_recipes():
 
 def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     args = recipe_args(["--dataset", "fashion-mnist"])
-    assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48", 0.0, True)
-    assert (args.lr, args.epochs, args.batch_size, args.max_shift) == (0.1, 15, 64, 2)
-    assert (args.label_smoothing, args.test_time) == (0.1, "flips")
-    model = architectures.build_model(train_mnist.network_spec(args, (24, 48)), rng=np.random.default_rng(0))
+    assert (args.architecture, args.channels, args.dropout, args.flip) == ("fashion_cnn", "24,48,64", 0.0, True)
+    assert (args.lr, args.epochs, args.batch_size, args.max_shift, args.erase) == (0.1, 15, 64, 2, 0.5)
+    assert (args.label_smoothing, args.test_time) == (0.1, "flips+shifts")
+    model = architectures.build_model(train_mnist.network_spec(args, (24, 48, 64)), rng=np.random.default_rng(0))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
-                     "Flatten", "Dense", "ReLU", "Dense"]
-    assert "b" not in model.layers[0].params and "b" not in model.layers[4].params  # the batch norm shifts
-    # 3x3x24 + 2x24 + 3x3x24x48 + 2x48 + (48x7x7)x128 + 128 + 128x10 + 10
-    assert model.num_params() == 216 + 48 + 10368 + 96 + 301184 + 1290 == 313202
+                     "Conv2D", "BatchNorm2D", "ReLU", "Flatten", "Dense", "ReLU", "Dense"]
+    assert all("b" not in model.layers[i].params for i in (0, 4, 8))  # the batch norms shift
+    # 3x3x24 + 2x24 + 3x3x24x48 + 2x48 + 3x3x48x64 + 2x64 + (64x7x7)x128 + 128 + 128x10 + 10
+    assert model.num_params() == 216 + 48 + 10368 + 96 + 27648 + 128 + 401536 + 1290 == 441330
     assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
     args = recipe_args(["--dataset", "fashion-mnist", "--architecture", "mnist_cnn", "--dropout", "0.25", "--no-flip",
                         "--epochs", "3", "--lr", "0.05", "--channels", "16,32"])
@@ -354,7 +354,20 @@ def test_the_fashion_recipe_builds_its_network_and_every_option_overrides_it():
     help_text = " ".join(train_mnist.build_parser().format_help().split())
     assert "(default: mnist_cnn for mnist, fashion_cnn for fashion-mnist)" in help_text
     assert "(default: off for mnist, on for fashion-mnist)" in help_text
-    assert "(default: shifts for mnist, flips for fashion-mnist)" in help_text
+    assert "(default: shifts for mnist, flips+shifts for fashion-mnist)" in help_text.replace("fashion- mnist", "fashion-mnist")
+    assert "(default: 0.0 for mnist, 0.5 for fashion-mnist)" in help_text.replace("fashion- mnist", "fashion-mnist")
+    assert recipe_args(["--dataset", "fashion-mnist", "--channels", "24,48"]).channels == "24,48"   # two convs
+
+
+def test_three_channel_counts_are_for_fashion_cnn_only(capsys):
+    with pytest.raises(SystemExit) as info:
+        train_mnist.main(["--channels", "16,32,64", "--out", "/nonexistent/never-made"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--channels 16,32,64 with --architecture mnist_cnn: mnist_cnn takes two channel counts" in err
+    with pytest.raises(SystemExit):
+        train_mnist.parse_args(["--channels", "16,32,64,8"])
+    assert "expected two or three whole numbers of at least 1" in capsys.readouterr().err
 
 
 def test_dropout_must_be_a_probability(capsys):
@@ -364,7 +377,7 @@ def test_dropout_must_be_a_probability(capsys):
 
 
 def test_augmentation_flips_clothing_never_digits():
-    from minicnn.data.augment import random_flip, random_shift
+    from minicnn.data.augment import random_erase, random_flip, random_shift
 
     assert train_mnist.RECIPES["mnist"]["flip"] is False and train_mnist.RECIPES["fashion-mnist"]["flip"] is True
     x = np.random.default_rng(0).random((16, 1, 6, 6)).astype(np.float32)
@@ -373,6 +386,11 @@ def test_augmentation_flips_clothing_never_digits():
     g = np.random.default_rng(1)
     np.testing.assert_array_equal(clothes(x, np.random.default_rng(1)), random_flip(random_shift(x, g, 2), g))
     assert train_mnist.make_augment(0, False) is None
+    erasing = train_mnist.make_augment(2, True, 0.5)                      # shifts, flips, then erased rectangles
+    g = np.random.default_rng(1)
+    np.testing.assert_array_equal(erasing(x, np.random.default_rng(1)),
+                                  random_erase(random_flip(random_shift(x, g, 2), g), g, 0.5))
+    assert train_mnist.make_augment(0, False, 0.5) is not None
 
 
 def test_the_fashion_recipe_runs_and_resumes_bit_identical(fashion_root, tmp_path, monkeypatch, capsys):

@@ -146,6 +146,23 @@ def test_fashion_cnn_normalizes_each_conv_and_drops_out_before_the_last_dense():
     assert set(architectures.ARCHITECTURES) == {"mnist_cnn", "fashion_cnn"}
 
 
+def test_a_third_channel_count_adds_a_normalized_conv_on_the_7x7_maps():
+    spec = architectures.fashion_cnn(channels=(4, 8, 6), hidden=16)
+    assert [layer["type"] for layer in spec] == [
+        "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU", "Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU",
+        "Conv2D", "BatchNorm2D", "ReLU", "Flatten", "Dense", "ReLU", "Dense"]
+    assert spec[8] == {"type": "Conv2D", "in_channels": 8, "out_channels": 6, "kernel_size": 3, "padding": "same",
+                       "bias": False}
+    model = architectures.build_model(spec, rng=np.random.default_rng(0))
+    assert model.forward(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+    assert model.num_params() == 9 * 4 + 2 * 4 + 9 * 4 * 8 + 2 * 8 + 9 * 8 * 6 + 2 * 6 + (6 * 49 * 16 + 16) + 170
+    assert architectures.fashion_cnn(channels=(4, 8)) == architectures.fashion_cnn(channels=(4, 8), hidden=128)
+    with pytest.raises(ValueError, match=r"fashion_cnn takes two or three channel counts, got \(4,\)"):
+        architectures.fashion_cnn(channels=(4,))
+    with pytest.raises(ValueError, match=r"mnist_cnn takes two channel counts, got \(4, 8, 6\)"):
+        architectures.mnist_cnn(channels=(4, 8, 6))
+
+
 def test_a_new_layer_class_needs_no_edit_here(monkeypatch):
     """Architectures read layers through LAYERS and config(): a layer class of your own round-trips as it is."""
     class Scale(Layer, register=False):
