@@ -42,13 +42,13 @@ def _tiled(vec, rows):
     return np.tile(vec, rows.shape[-1] // vec.shape[0])
 
 
-def _channel_sums(rows, C, out):
-    """Per-channel sums of ``_rows`` of a batch, over every example and position. Shape: -> out (C,)
+def _share(rows, lo, hi):
+    """One thread's share of a per-channel sum: examples lo:hi summed over everything but the last axis."""
+    return np.add.reduce(rows[lo:hi], axis=tuple(range(rows.ndim - 1)))
 
-    Each of the engine's threads sums its share of the examples; the shares are then added in order.
-    """
-    axes = tuple(range(rows.ndim - 1))
-    shares = threads.over_rows(lambda lo, hi: np.add.reduce(rows[lo:hi], axis=axes), len(rows), rows[0].size)
+
+def _add_shares(shares, C, out):
+    """The threads' shares of a per-channel sum, added in order, then the W positions of each channel. -> out (C,)"""
     along = shares[0] if len(shares) == 1 else np.add.reduce(np.stack(shares), axis=0)   # (W*C,)
     return np.add.reduce(along.reshape(-1, C), axis=0, out=out)
 
@@ -79,17 +79,23 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     xhat = buffer_like("bn.xhat", v)
     out = buffer_like("bn.out", v)
     rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
+    parts = threads.parts(len(rows), rows[0].size)   # the same parts for every pass: 3 hand-offs in training
     if training:
-        mean = _channel_sums(rows, C, np.empty(C, dtype))
+        mean = _add_shares(threads.run(lambda lo, hi: _share(rows, lo, hi), parts), C, np.empty(C, dtype))
         mean *= dtype.type(1 / n)
     else:
         mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
     mean_t = _tiled(mean, rows)
-    threads.over_rows(lambda lo, hi: np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi]), len(rows), rows[0].size)
+
+    def centre(lo, hi):                                  # xhat = x - mean; in training, the share of sum(xhat^2)
+        np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi])
+        if training:
+            np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi])   # out as scratch for the squares
+            return _share(out_rows, lo, hi)
+
+    squares = threads.run(centre, parts)
     if training:
-        threads.over_rows(lambda lo, hi: np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi]),
-                          len(rows), rows[0].size)                   # out as scratch for the squares
-        var = _channel_sums(out_rows, C, np.empty(C, dtype))
+        var = _add_shares(squares, C, np.empty(C, dtype))
         var *= dtype.type(1 / n)
         running_mean = _running_update(running_mean, mean, momentum)
         running_var = _running_update(running_var, var * (n / (n - 1)), momentum)   # the unbiased variance
@@ -101,7 +107,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
         np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
 
-    threads.over_rows(scale, len(rows), rows[0].size)
+    threads.run(scale, parts)
     return _channels_first(out), running_mean, running_var, BatchNormCache(xhat, inv_std, gamma, training)
 
 
@@ -116,11 +122,15 @@ def batchnorm_backward(dout, cache, need_dx):
     n = dv.size // C
     dx = buffer_like("bn.dx", xhat)
     d_rows, xhat_rows, dx_rows = _rows(dv), _rows(xhat), _rows(dx)
-    size = d_rows[0].size
-    dbeta = _channel_sums(d_rows, C, np.empty(C, dtype))
-    threads.over_rows(lambda lo, hi: np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi]),
-                      len(d_rows), size)                             # dx as scratch
-    dgamma = _channel_sums(dx_rows, C, np.empty(C, dtype))
+    parts = threads.parts(len(d_rows), d_rows[0].size)   # the same parts for both passes: 2 hand-offs
+
+    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * xhat)
+        np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi])           # dx as scratch
+        return _share(d_rows, lo, hi), _share(dx_rows, lo, hi)
+
+    shares = threads.run(sums, parts)
+    dbeta = _add_shares([s[0] for s in shares], C, np.empty(C, dtype))
+    dgamma = _add_shares([s[1] for s in shares], C, np.empty(C, dtype))
     if not need_dx:
         return None, dgamma, dbeta
     scale_t = _tiled(cache.gamma * cache.inv_std, d_rows)
@@ -135,5 +145,5 @@ def batchnorm_backward(dout, cache, need_dx):
     else:
         def part(lo, hi):
             np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
-    threads.over_rows(part, len(d_rows), size)
+    threads.run(part, parts)
     return _channels_first(dx), dgamma, dbeta
