@@ -9,6 +9,18 @@ import numpy as np
 from minicnn.utils.validation import check_rng
 
 
+def _check_images(who, x):
+    """``ValueError`` naming ``who`` unless x is an (N, C, H, W) array."""
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise ValueError(f"{who} expected an array of shape (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+
+
+def _check_probability(who, p):
+    """``ValueError`` naming ``who`` unless p is a number in [0, 1]."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
+        raise ValueError(f"{who}'s p must be a probability in [0, 1], got {p!r}")
+
+
 def random_shift(x, rng, max_shift=2, fill=None):
     """Move each image by its own random offset of up to ``max_shift`` pixels in each direction.
 
@@ -30,9 +42,7 @@ def random_shift(x, rng, max_shift=2, fill=None):
     Shape:
         x: (N, C, H, W) -> out: (N, C, H, W);  out[n, c, i, j] = x[n, c, i - dy[n], j - dx[n]]
     """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"random_shift expected an array of shape (N, C, H, W), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+    _check_images("random_shift", x)
     check_rng(rng, "random_shift's rng", allow_none=False)
     if not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
         raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
@@ -69,12 +79,9 @@ def random_flip(x, rng, p=0.5):
     Shape:
         x: (N, C, H, W) -> out: (N, C, H, W);  out[n, c, i, j] = x[n, c, i, W - 1 - j] where flipped[n]
     """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"random_flip expected an array of shape (N, C, H, W), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+    _check_images("random_flip", x)
     check_rng(rng, "random_flip's rng", allow_none=False)
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
-        raise ValueError(f"random_flip's p must be a probability in [0, 1], got {p!r}")
+    _check_probability("random_flip", p)
     flipped = rng.random(x.shape[0]) < p                                # (N,)
     out = x.copy()
     out[flipped] = x[flipped, :, :, ::-1]
@@ -105,12 +112,9 @@ def random_erase(x, rng, p=0.5, area=(0.02, 0.25), fill=None):
     Shape:
         x: (N, C, H, W) -> out: (N, C, H, W);  out[n, :, top:top+h, left:left+w] = fill where erased[n]
     """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"random_erase expected an array of shape (N, C, H, W), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+    _check_images("random_erase", x)
     check_rng(rng, "random_erase's rng", allow_none=False)
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
-        raise ValueError(f"random_erase's p must be a probability in [0, 1], got {p!r}")
+    _check_probability("random_erase", p)
     low, high = area
     if not 0 < low <= high <= 1:
         raise ValueError(f"random_erase's area must be (low, high) with 0 < low <= high <= 1, got {area!r}")
@@ -138,8 +142,7 @@ def shift(x, dy, dx, fill=None):
 
     Shape: x (N, C, H, W) -> out (N, C, H, W);  out[n, c, i, j] = x[n, c, i - dy, j - dx]
     """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"shift expected an array of shape (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+    _check_images("shift", x)
     H, W = x.shape[2:]
     if abs(dy) >= H or abs(dx) >= W:
         raise ValueError(f"shift by ({dy}, {dx}) moves a {H}x{W} image out of its frame")
