@@ -93,8 +93,8 @@ def random_erase(x, rng, p=0.5, area=(0.02, 0.25), fill=None):
 
     The network can no longer lean on any one part of a picture (the collar, a heel),
     so it learns to use them all.  Each erased image draws the rectangle's share of
-    the image's area from ``area`` and its aspect ratio (height / width) from 1/3..3,
-    both uniformly, and a position where it fits whole; the rectangle gets ``fill``
+    the image's area uniformly from ``area``, its aspect ratio (height / width)
+    log-uniformly from 1/3..3, and a position where it fits whole; the rectangle gets ``fill``
     (default: the smallest value of the batch, the background).
 
     Parameters
