@@ -18,11 +18,18 @@ every product of the engine on one BLAS thread, the BLAS threads never wake and
 sleep, whatever the environment, so a plain script gets the same split as
 ``minicnn train``.
 
+A model whose every layer treats each example on its own goes further
+(``minicnn.nn.model.Sequential``): ``batch_parts`` cuts its batch into
+``threads()`` parts of at least ``MIN_EXAMPLES`` examples and ``run_batch_parts``
+runs each part's whole forward (then backward) on one thread, so a step makes
+two hand-offs instead of one per pass.
+
 ``threads()`` starts as the number of threads NumPy's OpenBLAS was given
 (``OPENBLAS_NUM_THREADS``, else the cores), or 1 where NumPy's OpenBLAS is not
 found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
 per part run whole on the calling thread.
 """
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from minicnn.engine import cblas
 
 MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
+MIN_EXAMPLES = 16               # examples per part below which a model does not split its batch (``batch_parts``)
 
 
 def default_threads():
@@ -127,3 +135,29 @@ def in_chunks(fn, lo, hi, numbers_per_image):
 def over_rows(fn, n, size_per_row=1):
     """``fn(lo, hi)`` over ``threads()`` parts of ``range(n)``; replaces one call ``fn(0, n)``."""
     return run(fn, parts(n, size_per_row))
+
+
+def batch_parts(n):
+    """The [lo, hi) parts a model splits a batch of ``n`` examples into: ``threads()`` parts of at least
+    ``MIN_EXAMPLES`` examples, or fewer (one inside a part).
+    """
+    return parts(n, 1, MIN_EXAMPLES)
+
+
+def run_batch_parts(fn, ranges):
+    """``fn(k, lo, hi)`` for each part k of a batch, on the pool, with BLAS on one thread; results in order.
+
+    Each part runs in a copy of the caller's ``contextvars`` context (so a part
+    sees the caller's ``use_engine``), and inside a part nothing splits again.
+    """
+    if len(ranges) == 1:
+        return [fn(0, *ranges[0])]
+    index = {r: k for k, r in enumerate(ranges)}
+    contexts = [contextvars.copy_context() for _ in ranges]
+
+    def part(lo, hi):
+        k = index[(lo, hi)]
+        return contexts[k].run(fn, k, lo, hi)
+
+    with cblas.single_threaded_blas():
+        return run(part, ranges)

@@ -33,6 +33,7 @@ class ReLU(_Elementwise):
     """Elementwise max(x, 0); backward ``dout * (x > 0)``.  Shape: x (any) -> out (same shape and dtype as x)"""
 
     op = "relu"
+    batch_separable = True
 
 
 class LeakyReLU(_Elementwise):
@@ -46,6 +47,7 @@ class LeakyReLU(_Elementwise):
     """
 
     op = "leaky_relu"
+    batch_separable = True
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
@@ -67,6 +69,7 @@ class Tanh(_Elementwise):
     """
 
     op = "tanh"
+    batch_separable = True
 
 
 class Sigmoid(_Elementwise):
@@ -78,3 +81,4 @@ class Sigmoid(_Elementwise):
     """
 
     op = "sigmoid"
+    batch_separable = True

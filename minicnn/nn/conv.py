@@ -49,6 +49,7 @@ class Conv2D(Layer):
     """
 
     op = "conv2d"
+    batch_separable = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  *, rng=None, dtype=np.float32):

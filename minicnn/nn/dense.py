@@ -26,6 +26,7 @@ class Dense(Layer):
     """
 
     op = "dense"
+    batch_separable = True
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
         super().__init__()

@@ -34,6 +34,11 @@ class Dropout(Layer):
         self.rng = check_rng(rng)
         self._identity = True
 
+    @property
+    def batch_separable(self):
+        """In training a mask is drawn for the whole batch from ``rng``; in evaluation each example goes through alone."""
+        return not self.training or self.p == 0
+
     def config(self):
         return {"p": self.p}
 

@@ -15,6 +15,7 @@ class Flatten(Layer):
     """
 
     op = "flatten"
+    batch_separable = True
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)

@@ -33,6 +33,9 @@ class Layer:
     """
 
     op = None
+    # True when forward and backward treat every example on its own (no statistic across the batch, no
+    # random draw), so that ``Sequential`` may run parts of a batch on different threads.
+    batch_separable = False
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)

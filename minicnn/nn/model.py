@@ -3,7 +3,7 @@ import inspect
 
 import numpy as np
 
-from minicnn.nn import ops
+from minicnn.nn import ops, split
 
 
 def _takes_need_dx(layer):
@@ -13,6 +13,20 @@ def _takes_need_dx(layer):
     except (TypeError, ValueError):
         return False
     return any(p.name == "need_dx" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _backward_through(layers, dout, need_input_grad):
+    """Walk ``layers`` in reverse from ``dout``; the first layer's dx, or None unless ``need_input_grad``."""
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        if i == 0 and not need_input_grad:
+            if _takes_need_dx(layer):
+                layer.backward(dout, need_dx=False)
+            else:
+                layer.backward(dout)
+            return None
+        dout = layer.backward(dout)
+    return dout
 
 
 class Sequential:
@@ -27,6 +41,9 @@ class Sequential:
 
     ``train()`` and ``eval()`` set every layer's ``training`` flag (layers such
     as dropout and batch norm behave differently in the two modes).
+
+    With several engine threads, a batch whose layers all treat each example on
+    its own is split between the threads, whole model per part (``minicnn.nn.split``).
 
     Parameters
     ----------
@@ -44,6 +61,8 @@ class Sequential:
             if both:
                 raise ValueError(f"layer {i} ({type(layer).__name__}) has {both} both as parameters and as buffers")
         self.layers = layers
+        self._split = None            # the last forward's split.Split, when it ran split
+        self._part_grads = {}         # the split parts' gradients, kept between steps
 
     def train(self, mode=True):
         """Put every layer in training mode (``mode=False``: evaluation mode); returns the model."""
@@ -63,6 +82,10 @@ class Sequential:
         return all(getattr(layer, "training", True) for layer in self.layers)
 
     def forward(self, x):
+        ranges = split.batch_parts(self.layers, x)
+        self._split = None if ranges is None else split.Split(self.layers, ranges, self._part_grads)
+        if self._split is not None:
+            return self._split.forward(x)
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -79,16 +102,9 @@ class Sequential:
 
         Shape: dout (N, ...) like the last layer's output -> None, or dx like the input
         """
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0 and not need_input_grad:
-                if _takes_need_dx(layer):
-                    layer.backward(dout, need_dx=False)
-                else:
-                    layer.backward(dout)
-                return None
-            dout = layer.backward(dout)
-        return dout
+        if self._split is not None:
+            return self._split.backward(dout, _backward_through, need_input_grad)
+        return _backward_through(self.layers, dout, need_input_grad)
 
     def parameters(self):
         """Yield ``(name, param, grad)`` for every parameter, in layer order."""

@@ -37,6 +37,11 @@ class _BatchNorm(Layer):
         self.buffers = {"running_mean": np.zeros(C, dtype), "running_var": np.ones(C, dtype)}
         self._x_shape = None
 
+    @property
+    def batch_separable(self):
+        """In training the statistics are taken over the batch; in evaluation each example uses the running ones."""
+        return not self.training
+
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum, "affine": self.affine}
 

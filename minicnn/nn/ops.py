@@ -33,7 +33,7 @@ import types
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from minicnn.engine import conv, dense, elementwise, normalization, pool, update
+from minicnn.engine import conv, dense, elementwise, normalization, pool, threads, update
 from minicnn.nn import reference, textbook
 
 
@@ -263,6 +263,23 @@ def use_engine(name):
         yield name
     finally:
         _engine.reset(token)
+
+
+def batch_parts(n):
+    """The [lo, hi) parts a model may split a batch of ``n`` examples into, one per engine thread.
+
+    One part, ``[(0, n)]``, unless the fast implementation runs with several
+    threads (``minicnn.engine.threads``) and the batch is big enough; the parts
+    are fixed by ``n`` and the thread count, so one setting gives one result.
+    """
+    if _engine.get() != "fast":
+        return [(0, n)]
+    return threads.batch_parts(n)
+
+
+def run_parts(fn, ranges):
+    """``fn(k, lo, hi)`` for each part k of ``batch_parts``, at once on the engine's threads; their results in order."""
+    return threads.run_batch_parts(fn, ranges)
 
 
 def _forward(op):

@@ -76,6 +76,7 @@ class MaxPool2D(_Pool2D):
     """
 
     op = "maxpool2d"
+    batch_separable = True
     _padded = False
 
     def __init__(self, kernel_size, stride=None):
@@ -109,6 +110,7 @@ class AvgPool2D(_Pool2D):
     """
 
     op = "avgpool2d"
+    batch_separable = True
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__(kernel_size, stride, padding)
@@ -133,6 +135,7 @@ class GlobalAvgPool2D(Layer):
     """
 
     op = "global_avgpool2d"
+    batch_separable = True
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:

@@ -174,3 +174,29 @@ def test_single_threaded_scopes_nest_and_overlap():
         assert cblas.blas_threads() == 2
     finally:
         cblas.set_blas_threads(before)
+
+
+def test_batch_parts_keep_at_least_min_examples_per_part():
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        assert threads.batch_parts(64) == [(0, 32), (32, 64)]
+        assert threads.batch_parts(2 * threads.MIN_EXAMPLES - 1) == [(0, 2 * threads.MIN_EXAMPLES - 1)]
+        threads.set_threads(1)
+        assert threads.batch_parts(256) == [(0, 256)]
+    finally:
+        threads.set_threads(previous)
+
+
+def test_run_batch_parts_gives_each_part_its_index_and_the_callers_context():
+    import contextvars
+    seen = contextvars.ContextVar("seen", default="not set")
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        token = seen.set("the caller's")
+        got = threads.run_batch_parts(lambda k, lo, hi: (k, lo, hi, seen.get(), threads.in_part()), [(0, 3), (3, 5)])
+        seen.reset(token)
+        assert got == [(0, 0, 3, "the caller's", True), (1, 3, 5, "the caller's", True)]
+    finally:
+        threads.set_threads(previous)

@@ -181,3 +181,16 @@ def test_two_layers_of_one_shape_keep_their_own_buffers():
     np.testing.assert_allclose(results["fast"][0], results["textbook"][0], rtol=1e-12, atol=1e-12)
     for name, g in results["fast"][1].items():
         np.testing.assert_allclose(g, results["textbook"][1][name], rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_only_the_fast_engine_splits_a_batch():
+    from minicnn.engine import threads
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        assert ops.batch_parts(64) == [(0, 32), (32, 64)]
+        for name in ("textbook", "loops"):
+            with ops.use_engine(name):
+                assert ops.batch_parts(64) == [(0, 64)]
+    finally:
+        threads.set_threads(previous)

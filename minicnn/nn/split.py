@@ -1,0 +1,89 @@
+"""A batch split over the engine's threads, for ``Sequential``: each part runs every layer alone on its thread.
+
+With several engine threads (``minicnn.engine.threads``) the fast implementation
+already cuts each big pass of a layer over the batch, but that costs a hand-off
+to the other thread at every pass.  When every layer treats each example on its
+own (``Layer.batch_separable``), the whole model can be split instead: each
+thread takes a part of the batch through every layer's forward, then through
+every backward, on *copies* of the layers that share the parameters and keep
+their own cache and ``grads``; each gradient is then the sum of the parts', in
+order.  Two hand-offs per pass instead of one per layer.
+
+The output and the input's gradient are the unsplit batch's, example by example;
+each parameter's gradient is the same sum with its terms grouped by part (one
+more rounding).  The parts are fixed by the batch size and the thread count
+(``ops.batch_parts``), so one thread setting gives one result.
+"""
+import copy
+
+import numpy as np
+
+from minicnn.nn import ops
+
+
+def splits(layer):
+    """Whether ``layer`` may run on a part of the batch alone: one of minicnn's own layers that says so.
+
+    A layer of your own class never splits: its forward might keep state, or look across the batch.
+    """
+    return type(layer).__module__.startswith("minicnn.") and getattr(layer, "batch_separable", False)
+
+
+def batch_parts(layers, x):
+    """The [lo, hi) parts to split the batch ``x`` into, or None to run it whole."""
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or not all(splits(layer) for layer in layers):
+        return None
+    ranges = ops.batch_parts(len(x))
+    return ranges if len(ranges) > 1 else None
+
+
+class Split:
+    """One split forward, kept for its backward: the parts' ranges, their copies of the layers, the output's shape."""
+
+    def __init__(self, layers, ranges, part_grads):
+        self.layers, self.ranges = layers, ranges
+        # part_grads[(k, i)] is the grads dict of part k's copy of layer i, kept between steps (filled in place).
+        self.copies = [[self._copy(layer, part_grads.setdefault((k, i), {})) for i, layer in enumerate(layers)]
+                       for k in range(len(ranges))]
+        self.out_shape = None
+
+    @staticmethod
+    def _copy(layer, grads):
+        part = copy.copy(layer)                 # the same params (and buffers) dicts, read only
+        part.grads, part._cache = grads, None
+        return part
+
+    def forward(self, x):
+        """Shape: x (N, ...) -> the last layer's output (N, ...), a new array."""
+        for layer in self.layers:
+            layer._forget()                     # the parts' copies keep the caches now
+
+        def part(k, lo, hi):
+            h = x[lo:hi]
+            for layer in self.copies[k]:
+                h = layer.forward(h)
+            return h
+
+        out = np.concatenate(ops.run_parts(part, self.ranges))
+        self.out_shape = out.shape
+        return out
+
+    def backward(self, dout, walk, need_input_grad):
+        """``walk(layers, dout_part, need_input_grad)`` on every part; the layers' grads become the parts' sums.
+
+        Shape: dout like the output -> None, or dx (N, ...) like the input
+        """
+        if np.shape(dout) != self.out_shape:
+            raise ValueError(f"Sequential.backward expected dout of the forward output's shape {self.out_shape}, "
+                             f"got {np.shape(dout)}")
+        dxs = ops.run_parts(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), self.ranges)
+        for i, layer in enumerate(self.layers):
+            for key, param in layer.params.items():
+                parts = [copies[i].grads[key] for copies in self.copies]
+                total = layer.grads.get(key)
+                if total is None or total.shape != param.shape or total.dtype != param.dtype:
+                    total = layer.grads[key] = np.empty_like(param)
+                np.add(parts[0], parts[1], out=total)          # the parts' sum, in order
+                for more in parts[2:]:
+                    np.add(total, more, out=total)
+        return np.concatenate(dxs) if need_input_grad else None
