@@ -82,10 +82,17 @@ class Sequential:
         return all(getattr(layer, "training", True) for layer in self.layers)
 
     def forward(self, x):
+        self._split = None
         ranges = split.batch_parts(self.layers, x)
-        self._split = None if ranges is None else split.Split(self.layers, ranges, self._part_grads)
-        if self._split is not None:
-            return self._split.forward(x)
+        if ranges is not None:
+            parts = split.Split(self.layers, ranges, self._part_grads)
+            try:
+                out = parts.forward(x)
+            except Exception:
+                pass                  # run the whole batch below: its error names the batch as it was given
+            else:
+                self._split = parts
+                return out
         for layer in self.layers:
             x = layer.forward(x)
         return x

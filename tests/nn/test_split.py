@@ -1,0 +1,113 @@
+"""The batch split over the engine's threads (minicnn.nn.split), through Sequential: same numbers, whole where it must be."""
+import numpy as np
+import pytest
+
+from minicnn import Conv2D, Flatten, Sequential, current_engine
+from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
+
+pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
+
+
+@pytest.fixture
+def two_threads():
+    from minicnn.engine import threads
+    previous = threads.threads()
+    threads.set_threads(2)
+    yield
+    threads.set_threads(previous)
+
+
+def _step(model, x, y, need_input_grad=False):
+    from minicnn.nn.losses import softmax_cross_entropy
+    logits = model.forward(x)
+    dx = model.backward(softmax_cross_entropy(logits, y)[1], need_input_grad=need_input_grad)
+    return logits, dx, {name: g.copy() for name, _, g in model.parameters()}
+
+
+def _split_case(dtype=np.float64, batch=40):
+    rng = np.random.default_rng(5)
+    model = small_cnn(rng, dtype=dtype, channels=2, classes=4)
+    x, y = rng.standard_normal((batch, 2, 8, 8)).astype(dtype), rng.integers(0, 4, size=batch)
+    return model, x, y
+
+
+def test_a_batch_splits_over_the_fast_engines_threads_and_gives_the_whole_batchs_numbers(two_threads):
+    from minicnn.engine import threads
+    model, x, y = _split_case()
+    logits, dx, grads = _step(model, x, y, need_input_grad=True)
+    assert (model._split is not None) == (current_engine() == "fast")   # only the fast engine has threads
+    threads.set_threads(1)
+    whole = _step(small_cnn(np.random.default_rng(5), channels=2, classes=4), x, y, need_input_grad=True)
+    # Every example runs through the same code alone in its part, so the output and dx are the same numbers;
+    # each gradient is the sum of the two parts' sums, one more rounding in float64.
+    np.testing.assert_array_equal(logits, whole[0])
+    np.testing.assert_array_equal(dx, whole[1])
+    assert grads.keys() == whole[2].keys()
+    for name in grads:
+        np.testing.assert_allclose(grads[name], whole[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_a_split_model_passes_the_gradient_check(two_threads, monkeypatch):
+    from minicnn.engine import threads
+    if current_engine() != "fast":
+        pytest.skip("only the fast engine splits a batch")
+    monkeypatch.setattr(threads, "MIN_EXAMPLES", 2)       # parts of 2 examples: a small batch splits too
+    model, x, y = _split_case(batch=4)
+    errors = check_model(model, x, y)
+    assert model._split is not None
+    assert max(errors.values()) < MODEL_TOL, errors
+
+
+def test_a_split_step_is_reproducible_and_backward_twice_gives_the_same_grads(two_threads):
+    model, x, y = _split_case(np.float32)
+    first = _step(model, x, y)
+    again = _step(small_cnn(np.random.default_rng(5), dtype=np.float32, channels=2, classes=4), x, y)
+    np.testing.assert_array_equal(first[0], again[0])
+    for name in first[2]:
+        np.testing.assert_array_equal(first[2][name], again[2][name])
+    from minicnn.nn.losses import softmax_cross_entropy
+    model.backward(softmax_cross_entropy(first[0], y)[1])
+    for name, _, g in model.parameters():
+        np.testing.assert_array_equal(g, first[2][name])
+    assert first[1] is None                       # no dx unless asked for, split or not
+
+
+def test_what_cannot_run_on_part_of_a_batch_stays_whole(two_threads):
+    from minicnn import BatchNorm2D, Dropout, Layer
+    from minicnn.nn.activations import ReLU as MinicnnReLU
+
+    class Mine(MinicnnReLU, register=False):      # your own class: its forward might look across the batch
+        pass
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1, 8, 8))
+    bn = Sequential([Conv2D(1, 2, 3, rng=rng, dtype=np.float64), BatchNorm2D(2, dtype=np.float64), Flatten()])
+    bn.forward(x)
+    assert bn._split is None                       # batch norm in training takes statistics over the batch
+    bn.eval().forward(x)
+    assert (bn._split is not None) == (current_engine() == "fast")
+    dropout = Sequential([Flatten(), Dropout(0.5, rng=rng)])
+    dropout.forward(x)
+    assert dropout._split is None                  # a mask drawn for the whole batch from one generator
+    assert Sequential([Mine(), Flatten()]).forward(x) is not None
+    mine = Sequential([Mine(), Flatten()])
+    mine.forward(x)
+    assert mine._split is None and isinstance(mine.layers[0], Layer)
+    small = Sequential([Flatten()])
+    small.forward(x[:31])                          # fewer than 16 examples per thread
+    assert small._split is None
+
+
+def test_a_split_backward_says_which_shape_it_expected(two_threads):
+    model, x, y = _split_case()
+    model.forward(x)
+    with pytest.raises(ValueError, match=r"expected dout of the forward output's shape \(40, 4\), got \(39, 4\)"
+                       if model._split is not None else "shape"):
+        model.backward(np.zeros((39, 4)))
+
+
+def test_a_bad_batch_is_named_as_given_not_as_a_part(two_threads):
+    model, x, _ = _split_case()
+    with pytest.raises(ValueError, match=r"\(40, 3, 8, 8\)"):     # three channels where the first conv takes two
+        model.forward(np.zeros((40, 3, 8, 8)))
+    assert model._split is None
