@@ -19,6 +19,7 @@ import copy
 import numpy as np
 
 from minicnn.nn import ops
+from minicnn.nn.weights import set_grad
 
 
 def splits(layer):
@@ -78,12 +79,9 @@ class Split:
                              f"got {np.shape(dout)}")
         dxs = ops.run_parts(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), self.ranges)
         for i, layer in enumerate(self.layers):
-            for key, param in layer.params.items():
-                parts = [copies[i].grads[key] for copies in self.copies]
-                total = layer.grads.get(key)
-                if total is None or total.shape != param.shape or total.dtype != param.dtype:
-                    total = layer.grads[key] = np.empty_like(param)
-                np.add(parts[0], parts[1], out=total)          # the parts' sum, in order
-                for more in parts[2:]:
-                    np.add(total, more, out=total)
+            for key in layer.params:
+                first, *more = [copies[i].grads[key] for copies in self.copies]
+                set_grad(layer, key, first)
+                for part in more:                              # the parts' sum, in order
+                    np.add(layer.grads[key], part, out=layer.grads[key])
         return np.concatenate(dxs) if need_input_grad else None
