@@ -200,3 +200,27 @@ def test_run_batch_parts_gives_each_part_its_index_and_the_callers_context():
         assert got == [(0, 0, 3, "the caller's", True), (1, 3, 5, "the caller's", True)]
     finally:
         threads.set_threads(previous)
+
+
+def test_in_chunks_covers_the_images_once_with_longer_chunks_inside_a_part():
+    def chunks(numbers_per_image):
+        seen = []
+        threads.in_chunks(lambda a, b: seen.append((a, b)), 3, 1000, numbers_per_image)
+        return seen
+
+    def check(seen, step):
+        assert seen[0][0] == 3 and seen[-1][1] == 1000
+        assert all(b == a_next for (_, b), (a_next, _) in zip(seen, seen[1:]))
+        assert all(b - a == step for a, b in seen[:-1]) and 0 < seen[-1][1] - seen[-1][0] <= step
+
+    per_image = 1000
+    check(chunks(per_image), threads.CHUNK_NUMBERS // per_image)
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        inside = threads.run_batch_parts(lambda k, lo, hi: chunks(per_image), [(0, 1), (1, 2)])
+    finally:
+        threads.set_threads(previous)
+    for seen in inside:                            # another thread runs beside a part: fewer, longer calls
+        check(seen, threads.CHUNK_NUMBERS_IN_PART // per_image)
+    assert threads.CHUNK_NUMBERS_IN_PART > threads.CHUNK_NUMBERS
