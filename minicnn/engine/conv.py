@@ -3,8 +3,8 @@
 Three ways to build the products, picked by shape:
 
 - stride 1 with ``WIDTH_WINDOW_MIN_CHANNELS`` or more input channels: no
-  im2col at all, KH products over the width windows of the padded batch
-  (``windows.width_windows``, ``windows.product_rows``);
+  im2col at all, KH products over the width windows of the batch stacked into
+  one tall padded image (``windows.stack_padded``, ``windows.output_width_windows``);
 - one input channel: im2col offset by offset into long rows, handed to BLAS transposed;
 - otherwise: a channels-last im2col and one product.
 
@@ -24,9 +24,10 @@ from minicnn.engine.windows import (
     col2im_channels_last,
     im2col_channels_last,
     im2col_offsets_first,
+    output_width_windows,
     pad_channels_last,
-    product_rows,
-    width_windows,
+    stack_layout,
+    stack_padded,
 )
 
 # With fewer input channels than this, KH thin width-window products cost more than one im2col copy.
@@ -57,17 +58,13 @@ def run_groups(fn, groups):
         return threads.run(lambda g, _: fn(g), [(g, g + 1) for g in range(len(groups))])
 
 
-def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
-    """dx of a width-window convolution, a block of rows at a time; replaces two whole-batch passes.
+def _gather_dwide(W_rows, d, shift, dwide):
+    """``dwide[r] = sum_i d[r - i*shift] @ W_i.T``, a block of rows at a time (each block gathers what
+    reaches its rows, so blocks never overlap): the products of a width-window convolution's dx.
 
-    ``dwide[r] = sum_i d[r - i*Wp] @ W_i.T`` (each block gathers what reaches its
-    rows, so blocks never overlap), then the adjoint of ``width_windows``:
-    ``dx_rows[r] = sum_j dwide[r - j, j*C:(j+1)*C]``.
-
-    Shape: W_rows KH x (KW*C, F), d (M, F), dwide (R, KW*C), dx_rows (R + KW - 1, C)
+    Shape: W_rows KH x (KW*C, F), d (M, F), dwide (R, KW*C)
     """
-    M, R, C = d.shape[0], dwide.shape[0], dx_rows.shape[1]
-    KW = dwide.shape[1] // C
+    M, R = d.shape[0], dwide.shape[0]
     groups = block_groups(R)
 
     def gather(g):
@@ -78,23 +75,41 @@ def _width_windows_dx(W_rows, d, Wp, dwide, dx_rows):
             if hi > max(lo, M):
                 dwide[max(lo, M):hi] = 0                   # rows past M only gather from kernel rows i >= 1
             for i in range(1, len(W_rows)):
-                first, last = max(lo, i * Wp), min(hi, M + i * Wp)
+                first, last = max(lo, i * shift), min(hi, M + i * shift)
                 if first < last:
-                    gemm(d[first - i * Wp:last - i * Wp], W_rows[i].T, dwide[first:last], accumulate=True)
-
-    def adjoint(g):                                        # reads the rows of dwide just before its own too
-        for lo, hi in groups[g]:
-            dx_rows[lo:hi] = dwide[lo:hi, :C]
-            for j in range(1, KW):
-                first = max(lo, j)
-                dx_rows[first:hi] += dwide[first - j:hi - j, j * C:(j + 1) * C]
+                    gemm(d[first - i * shift:last - i * shift], W_rows[i].T, dwide[first:last], accumulate=True)
 
     run_groups(gather, groups)
-    run_groups(adjoint, groups)
-    dx_rows[R:] = 0                                        # the last KW - 1 rows: only offsets j reach them
-    for j in range(1, KW):
-        dx_rows[R:R + j] += dwide[R - j:R, j * C:(j + 1) * C]
-    return dx_rows
+    return dwide
+
+
+def _width_windows_adjoint(dwide, stack, padding, dx):
+    """dx of the input from dx of its output width windows: the adjoint of ``output_width_windows`` and
+    ``stack_padded`` at once, ``dx[n, y, x] = sum_j dwide[(n*step + top + y, x + left - j), j]``.
+
+    Shape: dwide (R*W_out, KW*C), dx (N, H, W, C) -> dx
+    """
+    N, H, W, C = dx.shape
+    top, _, left, _ = padding
+    KW = dwide.shape[1] // C
+    W_out = dwide.shape[0] // stack.rows
+    wide = dwide[:N * stack.step * W_out].reshape(N, stack.step, W_out, KW, C)[:, top:top + H]
+
+    def adjoint(a, b):
+        for j in range(KW):
+            lo = max(0, j - left)
+            hi = max(lo, min(W, W_out + j - left))
+            if j == 0:                                  # the first term is written, not added to zeros
+                dx[a:b, :, :lo] = 0
+                dx[a:b, :, hi:] = 0
+                if lo < hi:
+                    dx[a:b, :, lo:hi] = wide[a:b, :, lo + left:hi + left, 0]
+            elif lo < hi:
+                dx[a:b, :, lo:hi] += wide[a:b, :, lo + left - j:hi + left - j, j]
+
+    # Chunks of images whose dx and dwide stay in the cache across the KW passes.
+    threads.over_rows(lambda lo, hi: threads.in_chunks(adjoint, lo, hi, H * W * C * (KW + 1)), N, H * W * C)
+    return dx
 
 
 class ConvCache(NamedTuple):
@@ -102,10 +117,10 @@ class ConvCache(NamedTuple):
     x_shape: tuple          # (N, C, H, W)
     stride: tuple           # (SH, SW)
     padding: tuple          # (top, bottom, left, right)
-    xp: np.ndarray          # (N, Hp, Wp, C): the padded input, channels-last
+    xp: np.ndarray          # the padded input, channels-last: (N, Hp, Wp, C), or stacked (stack.rows + 1, Wp, C)
     W_k: np.ndarray         # (KH, KW, C, F): the filters, offsets first
-    windows: np.ndarray     # the width windows (N*Hp*Wp - KW + 1, KW*C), or the im2col rows
-    width_windows: bool     # which of the two ``windows`` holds
+    windows: np.ndarray     # the width windows (stack.rows*W_out, KW*C), or the im2col rows
+    stack: object           # the ``windows.Stack`` of the width windows, None with im2col rows
     has_bias: bool
 
 
@@ -118,27 +133,31 @@ def conv2d_forward(x, W, b, stride, padding):
     N, C, H, W_in = x.shape
     F, _, KH, KW = W.shape
     SH, SW = stride
+    top, bottom, left, right = padding
     dtype = x.dtype
-    xp = pad_channels_last(x.transpose(0, 2, 3, 1), padding, "conv.xp")             # (N, Hp, Wp, C)
-    H_out, W_out = (xp.shape[1] - KH) // SH + 1, (xp.shape[2] - KW) // SW + 1
+    H_out, W_out = (H + top + bottom - KH) // SH + 1, (W_in + left + right - KW) // SW + 1
     W_k = W.transpose(2, 3, 1, 0)                                                 # (KH, KW, C, F)
-    use_width_windows = tuple(stride) == (1, 1) and C >= WIDTH_WINDOW_MIN_CHANNELS
-    if use_width_windows:
-        M, Wp = product_rows(xp.shape, (KH, KW)), xp.shape[2]
-        windows = width_windows(xp, KW, buffer("conv.wide", (xp.size // C - KW + 1, KW * C), dtype))
-        out = buffer("conv.out", (xp.size // C, F), dtype)                          # (N*Hp*Wp, F); rows past M unread
-        W_rows, groups = [W_k[i].reshape(KW * C, F) for i in range(KH)], block_groups(M)
+    stack = None
+    if tuple(stride) == (1, 1) and C >= WIDTH_WINDOW_MIN_CHANNELS:
+        stack = stack_layout(x.shape, KH, padding)
+        xp = stack_padded(x.transpose(0, 2, 3, 1), padding, stack, "conv.xs")       # (stack.rows + 1, Wp, C)
+        windows = output_width_windows(xp, KW, W_out, buffer("conv.wide", (stack.rows * W_out, KW * C), dtype))
+        out = buffer("conv.out", (N * stack.step * W_out, F), dtype)               # rows past M unread
+        M, W_rows = stack.out_rows * W_out, [W_k[i].reshape(KW * C, F) for i in range(KH)]
+        groups = block_groups(M)
 
-        def products(g):                                # out[r] = sum_i wide[r + i*Wp] @ W_i, a block at a time
+        def products(g):                                # out[r] = sum_i wide[r + i*W_out] @ W_i, a block at a time
             for lo, hi in groups[g]:
                 if b is not None:
                     fill_rows(out[lo:hi], b)
                 for i in range(KH):
-                    gemm(windows[i * Wp + lo:i * Wp + hi], W_rows[i], out[lo:hi], accumulate=b is not None or i > 0)
+                    gemm(windows[i * W_out + lo:i * W_out + hi], W_rows[i], out[lo:hi],
+                         accumulate=b is not None or i > 0)
 
         run_groups(products, groups)
-        out = out.reshape(xp.shape[:3] + (F,))[:, :H_out, :W_out, :]
+        out = out.reshape(N, stack.step, W_out, F)[:, :H_out]
     else:
+        xp = pad_channels_last(x.transpose(0, 2, 3, 1), padding, "conv.xp")         # (N, Hp, Wp, C)
         K, rows = KH * KW * C, N * H_out * W_out
         if C == 1:
             # With a bias, one more row of ones: the bias is then the product's last term (no pass of its own).
@@ -156,7 +175,7 @@ def conv2d_forward(x, W, b, stride, padding):
                 fill_rows(out, b)
             gemm(windows, W_k.reshape(-1, F), out, accumulate=b is not None)
         out = out.reshape(N, H_out, W_out, F)
-    cache = ConvCache(x.shape, tuple(stride), tuple(padding), xp, W_k, windows, use_width_windows, b is not None)
+    cache = ConvCache(x.shape, tuple(stride), tuple(padding), xp, W_k, windows, stack, b is not None)
     return out.transpose(0, 3, 1, 2), cache                                        # (N, F, H_out, W_out) view
 
 
@@ -166,35 +185,36 @@ def conv2d_backward(dout, cache, need_dx):
     Shape: dout (N, F, H_out, W_out) -> dx (N, C, H, W), dW (F, C, KH, KW), db (F,)
     """
     N, C, H, W_in = cache.x_shape
-    xp, W_k = cache.xp, cache.W_k
+    xp, W_k, stack = cache.xp, cache.W_k, cache.stack
     KH, KW, _, F = W_k.shape
     dtype = xp.dtype
     H_out, W_out = dout.shape[2:]
+    top, _, left, _ = cache.padding
     dout_hwc = dout.transpose(0, 2, 3, 1)                                          # (N, H_out, W_out, F) view
     dW_k = buffer("conv.dW", (KH, KW, C, F), dtype)
-    dxp = db = None
-    if cache.width_windows:
-        M, Wp, wide = product_rows(xp.shape, (KH, KW)), xp.shape[2], cache.windows
-        # dout on the padded grid, zero on the rows past the output (a border no caller with this tag writes).
-        dpad = buffer("conv.dpad", xp.shape[:3] + (F,), dtype, zeros=True, tag=(H_out, W_out))
-        dpad[:, :H_out, :W_out, :] = dout_hwc
-        d = dpad.reshape(-1, F)[:M]                                                # (M, F)
+    dx = db = None
+    if stack is not None:
+        M, wide = stack.out_rows * W_out, cache.windows
+        # dout on the stacked output rows, zero on the rows between images (a border no caller with this tag writes).
+        dpad = buffer("conv.dpad", (N * stack.step * W_out, F), dtype, zeros=True, tag=(H_out, stack))
+        dpad.reshape(N, stack.step, W_out, F)[:, :H_out] = dout_hwc
+        d = dpad[:M]                                                               # (M, F)
         groups = block_groups(M)
         partial = [dW_k] + [buffer(f"conv.dW{g}", dW_k.shape, dtype) for g in range(1, len(groups))]
 
-        def products(g):                                # dW_i = sum_r wide[r + i*Wp]^T d[r], a block at a time
+        def products(g):                                # dW_i = sum_r wide[r + i*W_out]^T d[r], a block at a time
             for n, (lo, hi) in enumerate(groups[g]):
                 for i in range(KH):
-                    gemm(wide[i * Wp + lo:i * Wp + hi].T, d[lo:hi], partial[g][i].reshape(KW * C, F),
+                    gemm(wide[i * W_out + lo:i * W_out + hi].T, d[lo:hi], partial[g][i].reshape(KW * C, F),
                          accumulate=n > 0)
 
         run_groups(products, groups)
         for p in partial[1:]:                           # each thread's share of the sum, added in order
             dW_k += p
         if need_dx:
-            dwide = buffer("conv.dwide", wide.shape, dtype)
-            dxp = buffer("conv.dx", xp.shape, dtype)
-            _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, Wp, dwide, dxp.reshape(-1, C))
+            dwide = _gather_dwide([W_k[i].reshape(KW * C, F) for i in range(KH)], d, W_out,
+                                  buffer("conv.dwide", wide.shape, dtype))
+            dx = _width_windows_adjoint(dwide, stack, cache.padding, buffer("conv.dx", (N, H, W_in, C), dtype))
     else:
         d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
         K, cols = KH * KW * C, cache.windows
@@ -211,10 +231,9 @@ def conv2d_backward(dout, cache, need_dx):
         if need_dx:
             dcols = gemm(d, W_k.reshape(-1, F).T, buffer("conv.dcols", cols.shape, dtype))
             dxp = col2im_channels_last(dcols, (KH, KW), cache.stride, buffer("conv.dx", xp.shape, dtype))
+            dx = dxp[:, top:top + H, left:left + W_in, :]
     if cache.has_bias and db is None:
         db = column_sums(d)
-    dx = None
-    if need_dx:
-        top, _, left, _ = cache.padding
-        dx = dxp[:, top:top + H, left:left + W_in, :].transpose(0, 3, 1, 2)       # (N, C, H, W) view
+    if dx is not None:
+        dx = dx.transpose(0, 3, 1, 2)                                              # (N, C, H, W) view
     return dx, dW_k.transpose(3, 2, 0, 1), db

@@ -4,6 +4,8 @@ Activations are stored (N, H, W, C) in memory, so every window slice copies
 whole runs of C numbers; these functions take that layout and write into
 buffers the caller gives.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from minicnn.engine.buffers import buffer
@@ -71,34 +73,58 @@ def col2im_channels_last(rows, kernel_size, stride, dxp):
     return dxp
 
 
-def product_rows(padded_shape, kernel_size):
-    """For a stride-1 convolution on a flattened padded batch: M, the number of rows each kernel-row product covers.
+class Stack(NamedTuple):
+    """Where a stride-1 convolution finds its batch stacked into one tall padded image (``stack_padded``).
 
-    Flatten xp (N, Hp, Wp, C) to rows r = (n*Hp + y)*Wp + x.  Output (n, y, x)
-    then reads input row r + i*Wp + j for kernel offset (i, j), so with the
-    width windows side by side (``width_windows``) the convolution is
-    ``out[:M] = sum_i wide[i*Wp : i*Wp + M] @ W_i``: KH matrix products on
-    contiguous slices.  Rows whose x or y lie past the output (in the padding)
-    are computed and never read.  M is one past the last valid output row.
+    Image n's first row is stacked row ``n*step + top``: the images follow each other
+    ``step`` rows apart, so one image's bottom padding is the next one's top padding
+    and no row of zeros is stored (or multiplied) twice.  Output row y of image n is
+    stacked output row ``n*step + y``, and it reads stacked input rows ``n*step + y + i``
+    for the kernel rows i.
     """
-    N, Hp, Wp, C = padded_shape
-    KH, KW = kernel_size
-    return N * Hp * Wp - (KH - 1) * Wp - (KW - 1)
+    step: int          # stacked rows per image: H + max(top, bottom), or H_out if that is more
+    rows: int          # stacked input rows the products read: (N - 1)*step + Hp
+    out_rows: int      # stacked output rows computed: (N - 1)*step + H_out
 
 
-def width_windows(xp, KW, out):
-    """The KW neighbours along the width of every position, side by side: an im2col of the width axis only.
+def stack_layout(x_shape, kernel_height, padding):
+    """The ``Stack`` of a stride-1 convolution of x (N, C, H, W) by kernels KH rows high, padded (top, bottom, ...)."""
+    N, _, H, _ = x_shape
+    top, bottom = padding[:2]
+    H_out = H + top + bottom - kernel_height + 1
+    step = max(H + max(top, bottom), H_out)
+    return Stack(step, (N - 1) * step + H + top + bottom, (N - 1) * step + H_out)
 
-    ``out[r] = [rows[r], rows[r + 1], ..., rows[r + KW - 1]]`` for the rows of xp
-    flattened to (N*Hp*Wp, C).  Each kernel row i of a stride-1 convolution is then
-    one product ``out[i*Wp : i*Wp + M] @ W[:, :, i].reshape(KW*C, F)``: KH
+
+def stack_padded(x_hwc, padding, stack, name):
+    """Copy (N, H, W, C) into a pooled zero buffer, the images stacked ``stack.step`` rows apart (``Stack``).
+
+    The buffer has one row of zeros more than the products read, so that
+    ``output_width_windows`` can view every row's windows in one piece.
+
+    Shape: x_hwc (N, H, W, C) -> (stack.rows + 1, W + left + right, C)
+    """
+    top, _, left, right = padding
+    N, H, W, C = x_hwc.shape
+    xs = buffer(name, (stack.rows + 1, W + left + right, C), x_hwc.dtype, zeros=True, tag=(tuple(padding), stack))
+    xs[:N * stack.step].reshape(N, stack.step, -1, C)[:, top:top + H, left:left + W, :] = x_hwc
+    return xs
+
+
+def output_width_windows(xs, KW, W_out, out):
+    """The KW neighbours along the width of every output position, side by side: an im2col of the width only.
+
+    ``out[r*W_out + x] = xs[r, x:x + KW, :]`` flattened, for the first ``out.shape[0] // W_out``
+    rows r of xs.  Each kernel row i of a stride-1 convolution is then one product
+    ``out[i*W_out : i*W_out + M] @ W[:, :, i].reshape(KW*C, F)`` on contiguous rows: KH
     products of depth KW*C instead of KH*KW thin ones, for a copy of KW times the input.
 
-    Shape: xp (N, Hp, Wp, C), out (N*Hp*Wp - KW + 1, KW*C) -> out
+    Shape: xs (R + 1, Wp, C) with W_out <= Wp - KW + 1, out (R*W_out, KW*C) -> out
     """
-    C = xp.shape[3]
-    # Row r of out is the run flat[r*C : r*C + KW*C] of the flattened batch: one copy from a read-only
-    # window view (each row one run of KW*C numbers) rather than KW copies of C-number pieces.
-    flat = np.ascontiguousarray(xp).reshape(-1)
-    np.copyto(out, np.lib.stride_tricks.sliding_window_view(flat, KW * C)[::C])
+    rows, Wp, C = xs.shape[0] - 1, xs.shape[1], xs.shape[2]
+    # Window p is the run flat[p*C : p*C + KW*C] of the flattened rows: one copy from a read-only view
+    # (each window one run of KW*C numbers) rather than KW copies of C-number pieces.
+    flat = xs.reshape(-1)
+    view = np.lib.stride_tricks.sliding_window_view(flat, KW * C)[::C][:rows * Wp]
+    np.copyto(out.reshape(rows, W_out, KW * C), view.reshape(rows, Wp, KW * C)[:, :W_out])
     return out

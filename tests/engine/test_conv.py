@@ -43,6 +43,8 @@ CONV_CASES = [
     (3, 2, (3, 2), (2, 3), (0, 2), (11, 7)),
     (2, 5, 3, 3, 0, (3, 3)),
     (4, 4, (1, 3), (1, 2), (1, 0), (5, 8)),
+    (2, 3, 3, 1, 3, (4, 5)),           # padding past the kernel's reach: more output rows than input rows
+    (3, 2, (3, 7), 1, (1, 3), (5, 2)),  # two columns padded 3 each side: the kernel's first column never sees input
 ]
 
 
