@@ -47,6 +47,22 @@ def _share(rows, lo, hi):
     return np.add.reduce(rows[lo:hi], axis=tuple(range(rows.ndim - 1)))
 
 
+def _chunked(fn, rows):
+    """``fn(a, b)`` over chunks of a part's examples that stay in the cache across the passes ``fn`` makes;
+    the part returns the chunks' results in order.  Replaces one call ``fn(lo, hi)`` for a part [lo, hi).
+    """
+    def part(lo, hi):
+        results = []
+        threads.in_chunks(lambda a, b: results.append(fn(a, b)), lo, hi, 2 * rows[:1].size)
+        return results
+    return part
+
+
+def _flat(lists):
+    """The chunks' results of every part, in order."""
+    return [item for results in lists for item in results]
+
+
 def _add_shares(shares, C, out):
     """The threads' shares of a per-channel sum, added in order, then the W positions of each channel. -> out (C,)"""
     along = shares[0] if len(shares) == 1 else np.add.reduce(np.stack(shares), axis=0)   # (W*C,)
@@ -93,7 +109,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
             np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi])   # out as scratch for the squares
             return _share(out_rows, lo, hi)
 
-    squares = threads.run(centre, parts)
+    squares = _flat(threads.run(_chunked(centre, rows), parts))
     if training:
         var = _add_shares(squares, C, np.empty(C, dtype))
         var *= dtype.type(1 / n)
@@ -107,7 +123,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
         np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
 
-    threads.run(scale, parts)
+    threads.run(_chunked(scale, rows), parts)
     return _channels_first(out), running_mean, running_var, BatchNormCache(xhat, inv_std, gamma, training)
 
 
@@ -128,7 +144,7 @@ def batchnorm_backward(dout, cache, need_dx):
         np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi])           # dx as scratch
         return _share(d_rows, lo, hi), _share(dx_rows, lo, hi)
 
-    shares = threads.run(sums, parts)
+    shares = _flat(threads.run(_chunked(sums, d_rows), parts))
     dbeta = _add_shares([s[0] for s in shares], C, np.empty(C, dtype))
     dgamma = _add_shares([s[1] for s in shares], C, np.empty(C, dtype))
     if not need_dx:
@@ -145,5 +161,5 @@ def batchnorm_backward(dout, cache, need_dx):
     else:
         def part(lo, hi):
             np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
-    threads.run(part, parts)
+    threads.run(_chunked(part, d_rows), parts)
     return _channels_first(dx), dgamma, dbeta
