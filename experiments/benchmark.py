@@ -4,6 +4,7 @@
     python experiments/benchmark.py --quick                      # a smoke test in a few seconds
     python experiments/benchmark.py --networks bn-cnn --torch    # only BN-CNN in sections 2, 3 and 5
     python experiments/benchmark.py --plain --threads 1 --torch  # only the README's loop, as a user writes it
+    python experiments/benchmark.py --plain --torch --torch-python ../torchvenv/bin/python  # PyTorch in a venv of its own
 
 The networks are in experiments/benchmarking.py (REF-CNN: conv-ReLU-pool twice,
 dense 128, dense 10; BN-CNN: conv-BN-ReLU-pool twice, dense 10, in training mode).
@@ -72,6 +73,9 @@ def parse_args(argv):
     p.add_argument("--epoch", action="store_true", help="also time one real 60,000-image epoch (default: off)")
     p.add_argument("--plain", action="store_true",
                    help="only the plain-script comparison (section 6), in fresh processes (default: off)")
+    p.add_argument("--torch-python", type=str, default=None,
+                   help="with --plain: the Python that runs PyTorch's processes, e.g. a venv of its own, so that "
+                        "neither framework's libraries are installed beside the other's (default: this one)")
     p.add_argument("--engine", choices=("loops", "textbook", "fast"), default="fast",
                    help="the implementation minicnn runs on (minicnn.nn.ops; default: fast)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="(default: 0)")
@@ -144,10 +148,18 @@ def _plain_env(threads):
     return {k: v for k, v in _child_env(threads).items() if k != "OPENBLAS_THREAD_TIMEOUT"}
 
 
-def _plain(network, batch, steps, rounds, threads, frameworks):
-    """The README's loop as a user's script runs it, each framework in fresh processes, alternated."""
+def _torch_in(python):
+    """PyTorch's version in the interpreter ``python``, or None if it cannot import it."""
+    out = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _plain(network, batch, steps, rounds, threads, frameworks, torch_python=None):
+    """The README's loop as a user's script runs it, each framework in fresh processes, alternated
+    (PyTorch's in ``torch_python`` when given)."""
     def run_one(fw):
-        out = subprocess.run([sys.executable, str(Path(bench.__file__).resolve()), "plain", fw, str(batch), str(steps),
+        python = torch_python if fw == "torch" and torch_python else sys.executable
+        out = subprocess.run([python, str(Path(bench.__file__).resolve()), "plain", fw, str(batch), str(steps),
                               str(threads), network], env=_plain_env(threads), capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])["step_ms"]
     return _comparison(network, batch, steps, rounds, _alternated(run_one, frameworks, rounds))
@@ -186,16 +198,28 @@ def _run_plain(args, argv):
     """Section 6 alone: the README's loop in fresh processes, each framework's min/median/max and the ratio."""
     batches = [8, 16] if args.quick else [int(b) for b in args.batches.split(",")]
     steps, rounds = (5, 1) if args.quick else (max(args.repeats, 40), args.rounds)
-    frameworks = ("minicnn", "torch") if args.torch and bench.torch_available() else ("minicnn",)
+    versions = bench.versions()
+    if args.torch_python:
+        versions.pop("torch", None)
+        torch_version = _torch_in(args.torch_python) if args.torch else None
+        if torch_version:
+            versions["torch"] = f"{torch_version} (in {args.torch_python})"
+    else:
+        torch_version = bench.torch_available() if args.torch else None
+    frameworks = ("minicnn", "torch") if torch_version else ("minicnn",)
+    from minicnn.engine import cblas
     result = {"command": "python experiments/benchmark.py " + " ".join(argv), "threads": args.threads,
-              "machine": bench.machine_info(), "versions": bench.versions(), "frameworks": list(frameworks)}
-    result["plain"] = [_plain(net, b, steps, rounds, args.threads, frameworks) for net in args.networks for b in batches]
+              "machine": bench.machine_info(), "versions": versions, "blas": cblas.BACKEND,
+              "frameworks": list(frameworks)}
+    result["plain"] = [_plain(net, b, steps, rounds, args.threads, frameworks, args.torch_python)
+                       for net in args.networks for b in batches]
     print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; threads {args.threads}; "
-          f"{result['versions']}\n\n6. the README's training step as a user's script writes it, {rounds} fresh "
+          f"{versions}; minicnn's BLAS: {cblas.BACKEND}\n\n6. the README's training step as a user's script writes it, {rounds} fresh "
           f"processes per framework, alternated ({steps} steps each; ms per step)\n"
           + _table(result["plain"], _spread_columns(frameworks)))
     if args.torch and len(frameworks) == 1:
-        print("PyTorch is not installed: minicnn alone.  Get it with `pip install torch==2.13.0` (CPU build).")
+        print(f"PyTorch is not installed{' in ' + args.torch_python if args.torch_python else ''}: minicnn alone.  "
+              "Get it with `pip install torch==2.13.0` (CPU build).")
     path = Path(args.json) if args.json else Path(args.out) / "plain.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))

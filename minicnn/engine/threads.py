@@ -42,7 +42,7 @@ MIN_EXAMPLES = 16               # examples per part below which a model does not
 
 def default_threads():
     """NumPy's OpenBLAS thread count (``OPENBLAS_NUM_THREADS`` or the cores), or 1 without that library."""
-    return cblas.blas_threads() if cblas.BACKEND == "numpy-openblas" else 1
+    return cblas.blas_threads()
 
 
 _lock = threading.Lock()

@@ -7,21 +7,45 @@ from minicnn.engine.blas import column_sums, gemm
 from tests.tolerances import assert_close, product_tolerance, sum_tolerance
 
 
-@pytest.fixture(params=["chosen", "scipy"], autouse=True)
+@pytest.fixture(params=["chosen", "numpy-openblas", "scipy"], autouse=True)
 def backend(request, monkeypatch):
-    """Every test runs on the BLAS the engine chose (NumPy's OpenBLAS where found) and on SciPy's fallback."""
+    """Every test runs on the BLAS the engine chose (oneMKL with the mkl extra, else NumPy's OpenBLAS where
+    found), on NumPy's OpenBLAS, and on SciPy's fallback."""
     if request.param == "scipy":
-        monkeypatch.setattr(cblas, "_FUNCTIONS", None)
+        monkeypatch.setattr(cblas, "_GEMM", None)
+    elif request.param == "numpy-openblas":
+        if not cblas.NUMPY_OPENBLAS:
+            pytest.skip("NumPy's OpenBLAS was not found")
+        monkeypatch.setattr(cblas, "_GEMM", cblas._FUNCTIONS)
     return request.param
 
 
 def test_the_backend_is_named_and_numpys_openblas_is_found_beside_numpys_wheel():
-    assert cblas.BACKEND in ("numpy-openblas", "scipy")
     import glob
     import os
     bundled = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs", "libscipy_openblas64_*"))
     if bundled:                     # NumPy's Linux wheels: the library is there, so it must have been taken
-        assert cblas.BACKEND == "numpy-openblas"
+        assert cblas.NUMPY_OPENBLAS
+    mkl = cblas._mkl_library() is not None and os.environ.get("MINICNN_BLAS", "").strip().lower() != "openblas"
+    assert cblas.BACKEND == ("mkl" if mkl else "numpy-openblas" if cblas.NUMPY_OPENBLAS else "scipy")
+
+
+def test_minicnn_blas_chooses_the_library_and_says_what_it_takes(monkeypatch):
+    with pytest.raises(ValueError, match="MINICNN_BLAS must be 'mkl' or 'openblas'.*got 'atlas'"):
+        cblas._choose("atlas")
+    monkeypatch.setattr(cblas, "_mkl_library", lambda: None)                    # as without the mkl extra
+    with pytest.raises(ImportError, match=r"no working oneMKL.*pip install 'minicnn-numpy\[mkl\]'"):
+        cblas._choose("mkl")
+    expected = "numpy-openblas" if cblas.NUMPY_OPENBLAS else "scipy"
+    assert cblas._choose("")[1] == expected and cblas._choose("openblas")[1] == expected
+
+
+@pytest.mark.skipif(cblas._mkl_library() is None, reason="oneMKL is not installed (the mkl extra)")
+def test_onemkl_is_taken_when_installed_unless_openblas_is_asked_for():
+    functions, name = cblas._choose("")
+    assert name == "mkl" and cblas._checks_out(functions)
+    assert cblas._choose("mkl")[1] == "mkl"
+    assert cblas._choose("openblas")[1] == ("numpy-openblas" if cblas.NUMPY_OPENBLAS else "scipy")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -136,7 +136,7 @@ def test_a_forked_child_splits_on_a_pool_of_its_own(split_small_passes):
     pytest.fail("the forked child hung waiting for a worker thread it does not have")
 
 
-needs_numpy_openblas = pytest.mark.skipif(cblas.BACKEND != "numpy-openblas",
+needs_numpy_openblas = pytest.mark.skipif(not cblas.NUMPY_OPENBLAS,
                                           reason="the BLAS thread count is set on NumPy's OpenBLAS only")
 
 

@@ -109,6 +109,31 @@ def test_plain_mode_runs_the_readme_loop_in_fresh_processes_with_nothing_tuned(t
         assert 0 < spread["min"] <= spread["median"] <= spread["max"] and len(row["minicnn_runs_ms"]) == row["rounds"]
 
 
+def test_plain_mode_names_the_blas_and_asks_the_torch_python_for_pytorch(tmp_path, capfd):
+    import subprocess
+
+    from minicnn.engine import cblas
+    has_torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    path = tmp_path / "plain.json"
+    assert script.main(["--plain", "--quick", "--threads", "1", "--networks", "ref-cnn", "--torch",
+                        "--torch-python", sys.executable, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert result["blas"] == cblas.BACKEND and f"minicnn's BLAS: {cblas.BACKEND}" in capfd.readouterr().out
+    if has_torch:
+        assert result["frameworks"] == ["minicnn", "torch"] and sys.executable in result["versions"]["torch"]
+    else:
+        assert result["frameworks"] == ["minicnn"] and "torch" not in result["versions"]
+
+
+def test_plain_mode_without_pytorch_in_the_torch_python_says_so(tmp_path, capfd):
+    bare = tmp_path / "python-without-torch"
+    bare.write_text("#!/bin/sh\nexit 1\n")
+    bare.chmod(0o755)
+    assert script.main(["--plain", "--quick", "--threads", "1", "--networks", "ref-cnn", "--torch",
+                        "--torch-python", str(bare), "--json", str(tmp_path / "plain.json")]) == 0
+    assert f"PyTorch is not installed in {bare}: minicnn alone" in capfd.readouterr().out
+
+
 def test_plain_worker_reports_its_environment_and_the_default_backward(capsys, monkeypatch):
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     calls = []
