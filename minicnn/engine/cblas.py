@@ -13,7 +13,7 @@ With the optional ``mkl`` extra (``pip install "minicnn-numpy[mkl]"``: Intel's o
 from PyPI, in ``<prefix>/lib``), the products go to oneMKL's ``cblas_sgemm`` instead,
 in its sequential layer (the engine's own threads share the work, as they do with
 OpenBLAS on one thread): on a Sapphire Rapids Xeon it runs the convolutions' thin
-products about 1.5x as fast (docs/performance.md).  ``BACKEND`` is then ``"mkl"``.
+products about 1.4x as fast (docs/performance.md).  ``BACKEND`` is then ``"mkl"``.
 ``MINICNN_BLAS=openblas`` keeps NumPy's OpenBLAS even with oneMKL installed (on
 other CPUs, measure: oneMKL is tuned for Intel's), and ``MINICNN_BLAS=mkl`` makes a
 missing oneMKL an error instead of a quiet fallback.  NumPy's own products
@@ -171,6 +171,9 @@ def gemm_row_major(a, trans_a, b, trans_b, out, beta=0.0):
     Shape: op(a) (m, k), op(b) (k, n), out (m, n)
     """
     fn = None if _GEMM is None else _GEMM.get(out.dtype)
+    if (fn is not None and _GEMM_MAX_SIZE < 2**63 - 1
+            and max(out.shape + a.shape + b.shape + (_leading(a), _leading(b), _leading(out))) > _GEMM_MAX_SIZE):
+        fn = None                                            # a size past the library's integers: SciPy's BLAS
     if fn is None:
         _call_scipy(a, trans_a, b, trans_b, out, beta)
     else:
@@ -187,7 +190,7 @@ def _checks_out(functions):
             for trans_b in (False, True):
                 out = np.full((5, 4), 1.0, dtype)
                 _call_cblas(fn, np.ascontiguousarray(a.T) if trans_a else a, trans_a,
-                                     np.ascontiguousarray(b.T) if trans_b else b, trans_b, out, 1.0)
+                            np.ascontiguousarray(b.T) if trans_b else b, trans_b, out, 1.0)
                 if not np.allclose(out, a @ b + 1, rtol=1e-4, atol=1e-4):
                     return False
     return True
@@ -216,3 +219,5 @@ if _FUNCTIONS is not None and not _checks_out(_FUNCTIONS):
     _FUNCTIONS = _THREAD_COUNT = None
 NUMPY_OPENBLAS = _FUNCTIONS is not None           # NumPy's OpenBLAS was found (its thread count is the engine's default)
 _GEMM, BACKEND = _choose(os.environ.get("MINICNN_BLAS", "").strip().lower())
+# The largest size or row stride the chosen library takes: oneMKL's LP64 interface has 32-bit integers.
+_GEMM_MAX_SIZE = 2**31 - 1 if BACKEND == "mkl" else 2**63 - 1

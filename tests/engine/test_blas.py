@@ -128,3 +128,16 @@ def test_gemm_cut_by_rows_over_two_threads_matches_matmul(dtype, a_order, b_orde
     gemm(a, b, out, accumulate=True)
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     assert_close(out, a64 @ b64 + start, product_tolerance(a, b, 6 + 1))
+
+
+def test_a_size_past_the_librarys_integers_goes_to_scipy(monkeypatch):
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((7, 5)).astype(np.float32), rng.standard_normal((5, 6)).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(cblas, "_call_scipy", lambda *args: calls.append(args) or np.matmul(args[0], args[2], out=args[4]))
+    monkeypatch.setattr(cblas, "_GEMM_MAX_SIZE", 6)                      # as if 7 rows were past 32-bit sizes
+    out = cblas.gemm_row_major(a, False, b, False, np.empty((7, 6), np.float32))
+    assert len(calls) == 1 and np.array_equal(out, a @ b)
+    monkeypatch.setattr(cblas, "_GEMM_MAX_SIZE", 7)
+    cblas.gemm_row_major(a, False, b, False, out)
+    assert len(calls) == (1 if cblas._GEMM is not None else 2)
