@@ -204,9 +204,10 @@ def _run_plain(args, argv):
         torch_version = _torch_in(args.torch_python) if args.torch else None
         if torch_version:
             versions["torch"] = f"{torch_version} (in {args.torch_python})"
+        have_torch = bool(torch_version)
     else:
-        torch_version = bench.torch_available() if args.torch else None
-    frameworks = ("minicnn", "torch") if torch_version else ("minicnn",)
+        have_torch = args.torch and bench.torch_available()
+    frameworks = ("minicnn", "torch") if have_torch else ("minicnn",)
     from minicnn.engine import cblas
     result = {"command": "python experiments/benchmark.py " + " ".join(argv), "threads": args.threads,
               "machine": bench.machine_info(), "versions": versions, "blas": cblas.BACKEND,

@@ -42,6 +42,16 @@ def _numpy_openblas_library():
     return None
 
 
+def _declare_gemm(functions, size):
+    """Give each cblas ``?gemm`` of {dtype: function} its C signature, sizes and row strides of ctypes type ``size``."""
+    enum = ctypes.c_int
+    for dtype, fn in functions.items():
+        scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+        fn.argtypes = [enum, enum, enum, size, size, size, scalar, ctypes.c_void_p, size,
+                       ctypes.c_void_p, size, scalar, ctypes.c_void_p, size]
+        fn.restype = None
+
+
 def _numpy_openblas(lib):
     """({dtype: cblas gemm function}, (get, set) of its thread count) from that library, or None."""
     try:
@@ -49,12 +59,7 @@ def _numpy_openblas(lib):
         get, put = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
     except AttributeError:
         return None
-    int64, enum = ctypes.c_int64, ctypes.c_int               # the ILP64 interface: 64-bit sizes
-    for dtype, fn in functions.items():
-        scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-        fn.argtypes = [enum, enum, enum, int64, int64, int64, scalar, ctypes.c_void_p, int64,
-                       ctypes.c_void_p, int64, scalar, ctypes.c_void_p, int64]
-        fn.restype = None
+    _declare_gemm(functions, ctypes.c_int64)                 # the ILP64 interface: 64-bit sizes
     get.argtypes, get.restype = [], ctypes.c_int
     put.argtypes, put.restype = [ctypes.c_int], None
     return functions, (get, put)
@@ -86,12 +91,7 @@ def _mkl(lib):
         return None
     layer.argtypes, layer.restype = [ctypes.c_int], ctypes.c_int
     layer(_MKL_SEQUENTIAL)                                   # before any other call into the library
-    int32, enum = ctypes.c_int, ctypes.c_int
-    for dtype, fn in functions.items():
-        scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-        fn.argtypes = [enum, enum, enum, int32, int32, int32, scalar, ctypes.c_void_p, int32,
-                       ctypes.c_void_p, int32, scalar, ctypes.c_void_p, int32]
-        fn.restype = None
+    _declare_gemm(functions, ctypes.c_int)
     return functions
 
 
