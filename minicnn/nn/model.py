@@ -4,6 +4,7 @@ import inspect
 import numpy as np
 
 from minicnn.nn import ops, split
+from minicnn.nn.order import run_order
 
 
 def _takes_need_dx(layer):
@@ -44,6 +45,8 @@ class Sequential:
 
     With several engine threads, a batch whose layers all treat each example on
     its own is split between the threads, whole model per part (``minicnn.nn.split``).
+    On the fast engine a max-pool that follows a ReLU runs before it, which
+    gives the same numbers with a ReLU on the smaller map (``minicnn.nn.order``).
 
     Parameters
     ----------
@@ -62,6 +65,7 @@ class Sequential:
                 raise ValueError(f"layer {i} ({type(layer).__name__}) has {both} both as parameters and as buffers")
         self.layers = layers
         self._split = None            # the last forward's split.Split, when it ran split
+        self._ran = self.layers       # the order the last forward ran the layers in (nn.order); backward reverses it
         self._part_grads = {}         # the split parts' gradients, kept between steps
 
     def train(self, mode=True):
@@ -83,9 +87,10 @@ class Sequential:
 
     def forward(self, x):
         self._split = None
-        ranges = split.batch_parts(self.layers, x)
+        self._ran = layers = run_order(self.layers)
+        ranges = split.batch_parts(layers, x)
         if ranges is not None:
-            parts = split.Split(self.layers, ranges, self._part_grads)
+            parts = split.Split(layers, ranges, self._part_grads)
             try:
                 out = parts.forward(x)
             except Exception:
@@ -93,7 +98,7 @@ class Sequential:
             else:
                 self._split = parts
                 return out
-        for layer in self.layers:
+        for layer in layers:
             x = layer.forward(x)
         return x
 
@@ -111,7 +116,7 @@ class Sequential:
         """
         if self._split is not None:
             return self._split.backward(dout, _backward_through, need_input_grad)
-        return _backward_through(self.layers, dout, need_input_grad)
+        return _backward_through(self._ran, dout, need_input_grad)
 
     def parameters(self):
         """Yield ``(name, param, grad)`` for every parameter, in layer order."""
