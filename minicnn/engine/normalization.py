@@ -6,6 +6,13 @@ along the last axis and, for the channels-last activations that conv and pool
 hand on, every pass runs along rows of W*C numbers (``_rows``).  The
 normalised input ``xhat`` (kept for backward, in the cache) and the outputs live
 in pooled buffers; the output is written in x's memory layout.
+
+In a part of a batch split over the threads whole model per part
+(``threads.run_batch_parts(..., together=True)``), each per-channel sum and the
+count n are added over the parts (``threads.sum_over_parts``): every part
+normalises by the whole batch's statistics and its dx goes through them, while
+dgamma and dbeta are the part's own shares, which the split adds up like any
+other parameter's gradient.
 """
 from typing import NamedTuple
 
@@ -92,12 +99,15 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     v = _channels_last(x)
     C, dtype = v.shape[-1], x.dtype
     n = v.size // C
+    if training:   # another part's layer may write the running statistics once the last sum is made
+        running_mean, running_var = running_mean.copy(), running_var.copy()
     xhat = buffer_like("bn.xhat", v)
     out = buffer_like("bn.out", v)
     rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
     parts = threads.parts(len(rows), rows[0].size)   # the same parts for every pass: 3 hand-offs in training
     if training:
         mean = _add_shares(threads.run(lambda lo, hi: _share(rows, lo, hi), parts), C, np.empty(C, dtype))
+        mean, n = threads.sum_over_parts(mean, n)
         mean *= dtype.type(1 / n)
     else:
         mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
@@ -111,7 +121,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
 
     squares = _flat(threads.run(_chunked(centre, rows), parts))
     if training:
-        var = _add_shares(squares, C, np.empty(C, dtype))
+        var, = threads.sum_over_parts(_add_shares(squares, C, np.empty(C, dtype)))
         var *= dtype.type(1 / n)
         running_mean = _running_update(running_mean, mean, momentum)
         running_var = _running_update(running_var, var * (n / (n - 1)), momentum)   # the unbiased variance
@@ -151,7 +161,8 @@ def batchnorm_backward(dout, cache, need_dx):
         return None, dgamma, dbeta
     scale_t = _tiled(cache.gamma * cache.inv_std, d_rows)
     if cache.training:
-        k_xhat, k_const = _tiled(dgamma * dtype.type(1 / n), d_rows), _tiled(dbeta * dtype.type(1 / n), d_rows)
+        all_dgamma, all_dbeta, n = threads.sum_over_parts(dgamma, dbeta, n)   # the whole batch's, in a split
+        k_xhat, k_const = _tiled(all_dgamma * dtype.type(1 / n), d_rows), _tiled(all_dbeta * dtype.type(1 / n), d_rows)
 
         def part(lo, hi):
             np.multiply(xhat_rows[lo:hi], k_xhat, out=dx_rows[lo:hi])

@@ -29,6 +29,7 @@ two hand-offs instead of one per pass.
 found; ``set_threads(n)`` changes it.  Passes smaller than ``MIN_PART`` numbers
 per part run whole on the calling thread.
 """
+import contextlib
 import contextvars
 import os
 import threading
@@ -147,20 +148,72 @@ def batch_parts(n):
     return parts(n, 1, MIN_EXAMPLES)
 
 
-def run_batch_parts(fn, ranges):
+class _Together:
+    """The parts of one batch that add their shares of a sum together (``sum_over_parts``)."""
+
+    def __init__(self, count):
+        self.barrier = threading.Barrier(count)
+        # Two rows of slots, used in turn: a part that has passed the barrier of one sum and gone on to write
+        # its share of the next cannot overwrite a share that a slower part is still adding up.
+        self.slots = [[None] * count, [None] * count]
+        self.sums_made = [0] * count
+
+    def sum(self, k, shares):
+        row = self.slots[self.sums_made[k] % 2]
+        self.sums_made[k] += 1
+        row[k] = shares
+        self.barrier.wait()
+        totals = list(row[0])
+        for other in row[1:]:                      # in part order, the same in every part
+            totals = [a + b for a, b in zip(totals, other)]
+        return tuple(totals)
+
+
+_together_lock = threading.Lock()    # one batch at a time whose parts wait for each other (so none waits for a worker)
+
+
+def sum_over_parts(*shares):
+    """Each share (an array or a number) added over the parts of the batch this thread runs a part of.
+
+    In a part of ``run_batch_parts(..., together=True)`` every part must call it
+    the same number of times; it waits for the others, then returns the sums,
+    added in part order (the same numbers in every part).  Anywhere else it
+    returns the shares as they are.  Returns a tuple, one sum per share.
+    """
+    place = getattr(_local, "together", None)
+    if place is None:
+        return shares
+    group, k = place
+    return group.sum(k, shares)
+
+
+def run_batch_parts(fn, ranges, together=False):
     """``fn(k, lo, hi)`` for each part k of a batch, on the pool, with BLAS on one thread; results in order.
 
     Each part runs in a copy of the caller's ``contextvars`` context (so a part
     sees the caller's ``use_engine``), and inside a part nothing splits again.
+    With ``together``, the parts may add their shares of a sum with
+    ``sum_over_parts`` (a batch norm's statistics); then one such batch runs at a
+    time, and a part that fails releases the others (``threading.BrokenBarrierError``).
     """
     if len(ranges) == 1:
         return [fn(0, *ranges[0])]
     index = {r: k for k, r in enumerate(ranges)}
     contexts = [contextvars.copy_context() for _ in ranges]
+    group = _Together(len(ranges)) if together else None
 
     def part(lo, hi):
         k = index[(lo, hi)]
-        return contexts[k].run(fn, k, lo, hi)
+        if group is None:
+            return contexts[k].run(fn, k, lo, hi)
+        _local.together = (group, k)
+        try:
+            return contexts[k].run(fn, k, lo, hi)
+        except BaseException:
+            group.barrier.abort()
+            raise
+        finally:
+            _local.together = None
 
-    with cblas.single_threaded_blas():
+    with cblas.single_threaded_blas(), (_together_lock if together else contextlib.nullcontext()):
         return run(part, ranges)

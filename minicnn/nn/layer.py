@@ -36,6 +36,9 @@ class Layer:
     # True when forward and backward treat every example on its own (no statistic across the batch, no
     # random draw), so that ``Sequential`` may run parts of a batch on different threads.
     batch_separable = False
+    # True when the only thing forward and backward take across the batch is sums (a batch norm's statistics),
+    # which the fast engine adds over the parts of a split batch: ``Sequential`` may then split it too.
+    sums_over_parts = False
 
     def __init_subclass__(cls, register=True, **kwargs):
         super().__init_subclass__(**kwargs)

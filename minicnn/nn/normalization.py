@@ -17,6 +17,7 @@ class _BatchNorm(Layer):
     """What BatchNorm2D and BatchNorm1D share; they differ only in the axes a channel is averaged over."""
 
     op = "batchnorm"
+    sums_over_parts = True      # the batch's statistics are sums: on a split batch the parts add theirs
     _ndim, _layout, _example = None, None, None
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, *, dtype=np.float32):

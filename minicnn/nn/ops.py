@@ -283,9 +283,12 @@ def batch_parts(n):
     return threads.batch_parts(n)
 
 
-def run_parts(fn, ranges):
-    """``fn(k, lo, hi)`` for each part k of ``batch_parts``, at once on the engine's threads; their results in order."""
-    return threads.run_batch_parts(fn, ranges)
+def run_parts(fn, ranges, together=False):
+    """``fn(k, lo, hi)`` for each part k of ``batch_parts``, at once on the engine's threads; their results in order.
+
+    ``together``: the parts add their shares of a batch norm's sums to each other (``Layer.sums_over_parts``).
+    """
+    return threads.run_batch_parts(fn, ranges, together)
 
 
 def _forward(op):

@@ -9,9 +9,16 @@ every backward, on *copies* of the layers that share the parameters and keep
 their own cache and ``grads``; each gradient is then the sum of the parts', in
 order.  Two hand-offs per pass instead of one per layer.
 
-The output and the input's gradient are the unsplit batch's, example by example;
-each parameter's gradient is the same sum with its terms grouped by part (one
-more rounding).  The parts are fixed by the batch size and the thread count
+A batch norm in training looks across the batch, but only through sums (its
+mean and variance, and in backward the sums of dout and dout * xhat): it splits
+too (``Layer.sums_over_parts``).  Its parts then run *together*: at each such
+sum they wait for each other and add their shares (``threads.sum_over_parts``),
+so every part normalises by the whole batch's statistics.
+
+The output and the input's gradient are the unsplit batch's, example by example
+(with a batch norm, up to the rounding of its sums, now grouped by part); each
+parameter's gradient is the same sum with its terms grouped by part (one more
+rounding).  The parts are fixed by the batch size and the thread count
 (``ops.batch_parts``), so one thread setting gives one result.
 """
 import copy
@@ -23,11 +30,18 @@ from minicnn.nn.weights import set_grad
 
 
 def splits(layer):
-    """Whether ``layer`` may run on a part of the batch alone: one of minicnn's own layers that says so.
+    """Whether ``layer`` may run on a part of the batch: one of minicnn's own layers that treats each example
+    alone (``batch_separable``), or whose only look across the batch is sums the parts add (``sums_over_parts``).
 
     A layer of your own class never splits: its forward might keep state, or look across the batch.
     """
-    return type(layer).__module__.startswith("minicnn.") and getattr(layer, "batch_separable", False)
+    return type(layer).__module__.startswith("minicnn.") and (
+        getattr(layer, "batch_separable", False) or getattr(layer, "sums_over_parts", False))
+
+
+def _together(layers):
+    """Whether the parts must add their sums to each other: some layer looks across the batch (through sums)."""
+    return any(not getattr(layer, "batch_separable", False) for layer in layers)
 
 
 def batch_parts(layers, x):
@@ -47,6 +61,7 @@ class Split:
         self.copies = [[self._copy(layer, part_grads.setdefault((k, i), {})) for i, layer in enumerate(layers)]
                        for k in range(len(ranges))]
         self.out_shape = None
+        self.together = _together(layers)
 
     @staticmethod
     def _copy(layer, grads):
@@ -65,7 +80,7 @@ class Split:
                 h = layer.forward(h)
             return h
 
-        out = np.concatenate(ops.run_parts(part, self.ranges))
+        out = np.concatenate(ops.run_parts(part, self.ranges, self.together))
         self.out_shape = out.shape
         return out
 
@@ -77,7 +92,8 @@ class Split:
         if np.shape(dout) != self.out_shape:
             raise ValueError(f"Sequential.backward expected dout of the forward output's shape {self.out_shape}, "
                              f"got {np.shape(dout)}")
-        dxs = ops.run_parts(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), self.ranges)
+        dxs = ops.run_parts(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), self.ranges,
+                            self.together)
         for i, layer in enumerate(self.layers):
             for key in layer.params:
                 first, *more = [copies[i].grads[key] for copies in self.copies]

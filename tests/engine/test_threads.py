@@ -224,3 +224,70 @@ def test_in_chunks_covers_the_images_once_with_longer_chunks_inside_a_part():
     for seen in inside:                            # another thread runs beside a part: fewer, longer calls
         check(seen, threads.CHUNK_NUMBERS_IN_PART // per_image)
     assert threads.CHUNK_NUMBERS_IN_PART > threads.CHUNK_NUMBERS
+
+
+def test_sum_over_parts_adds_the_parts_shares_in_order_and_is_the_identity_elsewhere():
+    assert threads.sum_over_parts(np.array([1.0]), 3) == (np.array([1.0]), 3)      # no split: the shares
+    previous = threads.threads()
+    try:
+        threads.set_threads(3)
+
+        def part(k, lo, hi):
+            first = threads.sum_over_parts(np.full(2, float(k)), hi - lo)           # parts of 3, 2 and 4 examples
+            second = threads.sum_over_parts(np.array([10.0 ** k]))                  # the slots serve sum after sum
+            return first[0].tolist(), first[1], second[0].tolist()
+
+        got = threads.run_batch_parts(part, [(0, 3), (3, 5), (5, 9)], together=True)
+        assert got == [([3.0, 3.0], 9, [111.0])] * 3
+    finally:
+        threads.set_threads(previous)
+
+
+def test_many_sums_in_a_row_never_mix_one_sum_with_the_next():
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+
+        def part(k, lo, hi):
+            totals = []
+            for i in range(300):
+                if k == 1 and i % 7 == 0:
+                    time.sleep(0.0005)                         # one part lags now and then
+                totals.append(threads.sum_over_parts(i * 10 + k)[0])
+            return totals
+
+        a, b = threads.run_batch_parts(part, [(0, 1), (1, 2)], together=True)
+        assert a == b == [i * 20 + 1 for i in range(300)]
+    finally:
+        threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_part_that_fails_releases_the_parts_that_wait_for_its_share(failing):
+    import threading
+    previous = threads.threads()
+    outcome = []
+
+    def part(k, lo, hi):
+        if k == failing:
+            raise ValueError(f"part {k} failed")
+        return threads.sum_over_parts(1.0)
+
+    def call():
+        try:
+            threads.run_batch_parts(part, [(0, 1), (1, 2)], together=True)
+        except Exception as error:                   # noqa: BLE001 - which error comes first depends on the part
+            outcome.append(error)
+
+    try:
+        threads.set_threads(2)
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=20)
+        assert not caller.is_alive(), "the parts still wait for each other"
+        assert len(outcome) == 1 and isinstance(outcome[0], (ValueError, threading.BrokenBarrierError))
+        # ... and the next batch whose parts add their sums runs as usual
+        assert threads.run_batch_parts(lambda k, lo, hi: threads.sum_over_parts(k + 1)[0], [(0, 1), (1, 2)],
+                                       together=True) == [3, 3]
+    finally:
+        threads.set_threads(previous)

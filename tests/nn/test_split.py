@@ -82,10 +82,10 @@ def test_what_cannot_run_on_part_of_a_batch_stays_whole(two_threads):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 1, 8, 8))
     bn = Sequential([Conv2D(1, 2, 3, rng=rng, dtype=np.float64), BatchNorm2D(2, dtype=np.float64), Flatten()])
-    bn.forward(x)
-    assert bn._split is None                       # batch norm in training takes statistics over the batch
+    bn.forward(x)                                  # batch norm's statistics are sums: its parts add them together
+    assert (bn._split is not None and bn._split.together) == (current_engine() == "fast")
     bn.eval().forward(x)
-    assert (bn._split is not None) == (current_engine() == "fast")
+    assert (bn._split is not None and not bn._split.together) == (current_engine() == "fast")
     dropout = Sequential([Flatten(), Dropout(0.5, rng=rng)])
     dropout.forward(x)
     assert dropout._split is None                  # a mask drawn for the whole batch from one generator
@@ -111,3 +111,54 @@ def test_a_bad_batch_is_named_as_given_not_as_a_part(two_threads):
     with pytest.raises(ValueError, match=r"\(40, 3, 8, 8\)"):     # three channels where the first conv takes two
         model.forward(np.zeros((40, 3, 8, 8)))
     assert model._split is None
+
+
+def _bn_case(dtype=np.float64, batch=40):
+    from minicnn import BatchNorm1D, BatchNorm2D, Dense, MaxPool2D, ReLU
+    rng = np.random.default_rng(6)
+    model = Sequential([
+        Conv2D(2, 3, 3, padding=1, bias=False, rng=rng, dtype=dtype), BatchNorm2D(3, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), BatchNorm1D(48, dtype=dtype), Dense(48, 4, rng=rng, dtype=dtype)])
+    for layer in (model.layers[1], model.layers[5]):          # gamma and beta away from 1 and 0
+        layer.params["gamma"][:] = rng.uniform(0.5, 1.5, layer.num_features)
+        layer.params["beta"][:] = rng.uniform(-0.5, 0.5, layer.num_features)
+    x, y = rng.standard_normal((batch, 2, 8, 8)).astype(dtype), rng.integers(0, 4, size=batch)
+    return model, x, y
+
+
+def test_batch_norm_splits_and_gives_the_whole_batchs_numbers_up_to_the_grouping_of_its_sums(two_threads):
+    from minicnn.engine import threads
+    if current_engine() != "fast":
+        pytest.skip("only the fast engine splits a batch")
+    model, x, y = _bn_case(batch=41)                          # parts of 20 and 21 examples: n differs per part
+    logits, dx, grads = _step(model, x, y, need_input_grad=True)
+    assert model._split is not None and model._split.together
+    running = {name: v.copy() for name, v in model.buffers()}
+    threads.set_threads(1)
+    whole_model = _bn_case(batch=41)[0]
+    whole = _step(whole_model, x, y, need_input_grad=True)
+    assert whole_model._split is None
+    # Every sum is the same terms grouped by part: float64 rounding, far below these tolerances.
+    np.testing.assert_allclose(logits, whole[0], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dx, whole[1], rtol=1e-10, atol=1e-14)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], whole[2][name], rtol=1e-10, atol=1e-14, err_msg=name)
+    for name, value in whole_model.buffers():              # the running statistics moved once, not once per part
+        np.testing.assert_allclose(running[name], value, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_a_split_batch_norm_model_passes_the_gradient_check_and_repeats_itself(two_threads, monkeypatch):
+    from minicnn.engine import threads
+    if current_engine() != "fast":
+        pytest.skip("only the fast engine splits a batch")
+    monkeypatch.setattr(threads, "MIN_EXAMPLES", 3)
+    model, x, y = _bn_case(batch=7)
+    errors = check_model(model, x, y)
+    assert model._split is not None and model._split.together
+    assert max(errors.values()) < MODEL_TOL, errors
+    model32, x32, y32 = _bn_case(np.float32)
+    first = _step(model32, x32, y32)
+    again = _step(_bn_case(np.float32)[0], x32, y32)
+    np.testing.assert_array_equal(first[0], again[0])
+    for name in first[2]:
+        np.testing.assert_array_equal(first[2][name], again[2][name], err_msg=name)
