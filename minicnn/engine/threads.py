@@ -39,6 +39,9 @@ from minicnn.engine import cblas
 
 MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
 MIN_EXAMPLES = 16               # examples per part below which a model does not split its batch (``batch_parts``)
+# Examples per part above which a thread's share of a model's batch is cut again, into parts it runs in turn:
+# a part's activations then stay in the cache from one layer to the next (a step at batch 256 on one thread: 0.91x).
+MAX_EXAMPLES = 128
 
 
 def default_threads():
@@ -141,11 +144,20 @@ def over_rows(fn, n, size_per_row=1):
     return run(fn, parts(n, size_per_row))
 
 
-def batch_parts(n):
-    """The [lo, hi) parts a model splits a batch of ``n`` examples into: ``threads()`` parts of at least
-    ``MIN_EXAMPLES`` examples, or fewer (one inside a part).
+def batch_parts(n, in_turn=True):
+    """The [lo, hi) parts a model splits a batch of ``n`` examples into, in order.
+
+    One share per thread (``threads()`` shares of at least ``MIN_EXAMPLES``
+    examples, or fewer; one inside a part), and with ``in_turn`` each share cut
+    into the fewest equal parts of at most ``MAX_EXAMPLES`` examples, which its
+    thread runs one after the other (``run_batch_parts``).  Every share is cut
+    into the same number of parts.
     """
-    return parts(n, 1, MIN_EXAMPLES)
+    shares = parts(n, 1, MIN_EXAMPLES)
+    per_share = -(-max(hi - lo for lo, hi in shares) // MAX_EXAMPLES) if in_turn and not in_part() else 1
+    count = len(shares) * per_share
+    bounds = [n * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class _Together:
@@ -190,20 +202,30 @@ def sum_over_parts(*shares):
 def run_batch_parts(fn, ranges, together=False):
     """``fn(k, lo, hi)`` for each part k of a batch, on the pool, with BLAS on one thread; results in order.
 
-    Each part runs in a copy of the caller's ``contextvars`` context (so a part
-    sees the caller's ``use_engine``), and inside a part nothing splits again.
-    With ``together``, the parts may add their shares of a sum with
-    ``sum_over_parts`` (a batch norm's statistics); then one such batch runs at a
+    The parts are shared out in order: with P parts on T threads, thread j runs
+    parts ``j*P//T`` to ``(j+1)*P//T - 1`` one after the other (the calling thread
+    takes the first ones).  Each part runs in a copy of the caller's
+    ``contextvars`` context (so a part sees the caller's ``use_engine``), and
+    inside a part nothing splits again.  With ``together``, the parts may add
+    their shares of a sum with ``sum_over_parts`` (a batch norm's statistics):
+    they must then run at once, at most one per thread; one such batch runs at a
     time, and a part that fails releases the others (``threading.BrokenBarrierError``).
     """
+    if together and len(ranges) > _threads:
+        raise ValueError(f"parts that add their sums together run at once: at most {_threads} (one per thread), "
+                         f"got {len(ranges)}")
     if len(ranges) == 1:
         return [fn(0, *ranges[0])]
-    index = {r: k for k, r in enumerate(ranges)}
     contexts = [contextvars.copy_context() for _ in ranges]
     group = _Together(len(ranges)) if together else None
+    count = min(_threads, len(ranges))
+    turns = [(len(ranges) * j // count, len(ranges) * (j + 1) // count) for j in range(count)]
 
-    def part(lo, hi):
-        k = index[(lo, hi)]
+    def in_turn(first, last):                   # parts first..last-1, one after the other, as parts
+        return _as_part(lambda a, b: [part(k) for k in range(a, b)], first, last)
+
+    def part(k):
+        lo, hi = ranges[k]
         if group is None:
             return contexts[k].run(fn, k, lo, hi)
         _local.together = (group, k)
@@ -216,4 +238,4 @@ def run_batch_parts(fn, ranges, together=False):
             _local.together = None
 
     with cblas.single_threaded_blas(), (_together_lock if together else contextlib.nullcontext()):
-        return run(part, ranges)
+        return [result for results in run(in_turn, turns) for result in results]

@@ -271,20 +271,21 @@ def use_engine(name):
         _engine.reset(token)
 
 
-def batch_parts(n):
-    """The [lo, hi) parts a model may split a batch of ``n`` examples into, one per engine thread.
+def batch_parts(n, in_turn=True):
+    """The [lo, hi) parts a model may split a batch of ``n`` examples into: a share per engine thread,
+    and with ``in_turn`` each share cut into parts of at most ``threads.MAX_EXAMPLES`` that its thread runs in turn.
 
-    One part, ``[(0, n)]``, unless the fast implementation runs with several
-    threads (``minicnn.engine.threads``) and the batch is big enough; the parts
-    are fixed by ``n`` and the thread count, so one setting gives one result.
+    One part, ``[(0, n)]``, unless the fast implementation runs and the batch is
+    big enough (``minicnn.engine.threads``); the parts are fixed by ``n`` and the
+    thread count, so one setting gives one result.
     """
     if _engine.get() != "fast":
         return [(0, n)]
-    return threads.batch_parts(n)
+    return threads.batch_parts(n, in_turn)
 
 
 def run_parts(fn, ranges, together=False):
-    """``fn(k, lo, hi)`` for each part k of ``batch_parts``, at once on the engine's threads; their results in order.
+    """``fn(k, lo, hi)`` for each part k of ``batch_parts`` on the engine's threads; their results in order.
 
     ``together``: the parts add their shares of a batch norm's sums to each other (``Layer.sums_over_parts``).
     """

@@ -48,7 +48,7 @@ def batch_parts(layers, x):
     """The [lo, hi) parts to split the batch ``x`` into, or None to run it whole."""
     if not isinstance(x, np.ndarray) or x.ndim == 0 or not all(splits(layer) for layer in layers):
         return None
-    ranges = ops.batch_parts(len(x))
+    ranges = ops.batch_parts(len(x), in_turn=not _together(layers))   # parts that add sums must run at once
     return ranges if len(ranges) > 1 else None
 
 

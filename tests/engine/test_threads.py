@@ -182,8 +182,56 @@ def test_batch_parts_keep_at_least_min_examples_per_part():
         threads.set_threads(2)
         assert threads.batch_parts(64) == [(0, 32), (32, 64)]
         assert threads.batch_parts(2 * threads.MIN_EXAMPLES - 1) == [(0, 2 * threads.MIN_EXAMPLES - 1)]
+        assert threads.batch_parts(2 * threads.MAX_EXAMPLES) == [(0, 128), (128, 256)]
         threads.set_threads(1)
-        assert threads.batch_parts(256) == [(0, 256)]
+        assert threads.batch_parts(threads.MAX_EXAMPLES) == [(0, 128)]
+        assert threads.batch_parts(256) == [(0, 128), (128, 256)]          # parts the one thread runs in turn
+        assert threads.batch_parts(256, in_turn=False) == [(0, 256)]
+    finally:
+        threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 31, 32, 128, 129, 256, 257, 300, 1000])
+def test_batch_parts_cut_each_threads_share_into_equal_numbers_of_parts_of_at_most_max_examples(count, n):
+    previous = threads.threads()
+    try:
+        threads.set_threads(count)
+        got = threads.batch_parts(n)
+        assert got[0][0] == 0 and got[-1][1] == n and all(b == c for (_, b), (c, _) in zip(got, got[1:]))
+        shares = threads.batch_parts(n, in_turn=False)
+        assert len(shares) <= count and len(got) % len(shares) == 0      # the same number of parts per share
+        if len(shares) > 1:
+            assert min(hi - lo for lo, hi in shares) >= threads.MIN_EXAMPLES
+        assert max(hi - lo for lo, hi in got) <= max(threads.MAX_EXAMPLES, threads.MIN_EXAMPLES * 2)
+        per_share = len(got) // len(shares)
+        assert per_share == 1 or max(hi - lo for lo, hi in got) > threads.MAX_EXAMPLES // 2     # the fewest parts
+    finally:
+        threads.set_threads(previous)
+
+
+def test_each_thread_runs_its_run_of_parts_in_turn_and_the_results_come_in_order():
+    import threading
+    previous = threads.threads()
+    try:
+        threads.set_threads(2)
+        seen = []
+
+        def part(k, lo, hi):
+            seen.append((k, threading.get_ident()))
+            return k, lo, hi, threads.in_part()
+
+        ranges = [(0, 2), (2, 4), (4, 6), (6, 8)]
+        assert threads.run_batch_parts(part, ranges) == [(k, lo, hi, True) for k, (lo, hi) in enumerate(ranges)]
+        where = dict(seen)
+        assert where[0] == where[1] == threading.get_ident() and where[2] == where[3] != where[0]
+        assert [k for k, _ in seen if where[k] == where[2]] == [2, 3]                   # one after the other
+        threads.set_threads(1)
+        seen.clear()
+        assert [r[0] for r in threads.run_batch_parts(part, ranges)] == [0, 1, 2, 3]
+        assert {ident for _, ident in seen} == {threading.get_ident()}
+        with pytest.raises(ValueError, match="at most 1 .one per thread., got 4"):
+            threads.run_batch_parts(part, ranges, together=True)
     finally:
         threads.set_threads(previous)
 

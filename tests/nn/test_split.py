@@ -162,3 +162,34 @@ def test_a_split_batch_norm_model_passes_the_gradient_check_and_repeats_itself(t
     np.testing.assert_array_equal(first[0], again[0])
     for name in first[2]:
         np.testing.assert_array_equal(first[2][name], again[2][name], err_msg=name)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_big_batch_runs_in_parts_of_at_most_max_examples_with_the_whole_batchs_numbers(count, monkeypatch):
+    from minicnn.engine import threads
+    if current_engine() != "fast":
+        pytest.skip("only the fast engine splits a batch")
+    monkeypatch.setattr(threads, "MIN_EXAMPLES", 2)
+    monkeypatch.setattr(threads, "MAX_EXAMPLES", 6)
+    previous = threads.threads()
+    try:
+        threads.set_threads(count)
+        model, x, y = _split_case(batch=25)
+        logits, dx, grads = _step(model, x, y, need_input_grad=True)
+        assert model._split is not None and len(model._split.ranges) == (5 if count == 1 else 6)
+        assert max(hi - lo for lo, hi in model._split.ranges) <= 6
+        bn, bx, by = _bn_case(batch=25)
+        _step(bn, bx, by)
+        assert (bn._split is None) == (count == 1)                 # parts that add sums run at once, one per thread
+        assert bn._split is None or len(bn._split.ranges) == count
+        monkeypatch.setattr(threads, "MAX_EXAMPLES", 1000)
+        threads.set_threads(1)
+        whole_model = small_cnn(np.random.default_rng(5), channels=2, classes=4)
+        whole = _step(whole_model, x, y, need_input_grad=True)
+        assert whole_model._split is None
+    finally:
+        threads.set_threads(previous)
+    np.testing.assert_array_equal(logits, whole[0])
+    np.testing.assert_array_equal(dx, whole[1])
+    for name in grads:                               # the parts' sums, in order: one more rounding each
+        np.testing.assert_allclose(grads[name], whole[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
