@@ -3,9 +3,11 @@
 Everything is computed on a channels-last view of the batch (``x.transpose(0, 2, 3, 1)``
 for (N, C, H, W), x itself for (N, D)), so the per-channel vectors broadcast
 along the last axis and, for the channels-last activations that conv and pool
-hand on, every pass runs along rows of W*C numbers (``_rows``).  The
-normalised input ``xhat`` (kept for backward, in the cache) and the outputs live
-in pooled buffers; the output is written in x's memory layout.
+hand on, every pass runs along rows of W*C numbers (``_rows``).  The centred
+input (kept for backward, in the cache) and the outputs live in pooled buffers;
+the output is written in x's memory layout.  A sum of products (the variance's
+squares, dout times the centred input) is one ``np.einsum`` pass, with no array
+of the products.
 
 In a part of a batch split over the threads whole model per part
 (``threads.run_batch_parts(..., together=True)``), each per-channel sum and the
@@ -77,7 +79,7 @@ def _add_shares(shares, C, out):
 
 
 class BatchNormCache(NamedTuple):
-    xhat: np.ndarray        # the normalised input, channels-last
+    centred: np.ndarray     # x - mean, channels-last (the normalised input is centred * inv_std)
     inv_std: np.ndarray     # (C,)
     gamma: np.ndarray       # (C,)
     training: bool          # whether the batch's own statistics normalised (then dx goes through them)
@@ -88,11 +90,20 @@ def _running_update(running, batch, momentum):
     return running * (1 - momentum) + momentum * batch.astype(running.dtype)
 
 
+def _dot_share(a, b, lo, hi):
+    """One share of a per-channel sum of products: ``sum(a * b)`` over examples lo:hi and all but the last axis,
+    in one pass with no array of the products."""
+    axes = "abcdefgh"[:a.ndim - 1] + "z"                    # e.g. "abz,abz->z": every axis but the last summed
+    return np.einsum(f"{axes},{axes}->z", a[lo:hi], b[lo:hi])
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """Normalise per channel: in training by the batch's statistics (and update the running ones), else by the running ones.
 
     Returns (out, running_mean, running_var, cache), the running statistics new arrays
     (the same ones in evaluation), as ``minicnn.nn.textbook.batchnorm_forward``.
+    The cache keeps the centred input ``x - mean`` and ``inv_std`` rather than their
+    product xhat: ``out = centred * (gamma * inv_std) + beta`` then takes two passes, not three.
 
     Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,) -> out like x, in x's memory layout
     """
@@ -101,9 +112,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     n = v.size // C
     if training:   # another part's layer may write the running statistics once the last sum is made
         running_mean, running_var = running_mean.copy(), running_var.copy()
-    xhat = buffer_like("bn.xhat", v)
+    centred = buffer_like("bn.centred", v)
     out = buffer_like("bn.out", v)
-    rows, xhat_rows, out_rows = _rows(v), _rows(xhat), _rows(out)
+    rows, centred_rows, out_rows = _rows(v), _rows(centred), _rows(out)
     parts = threads.parts(len(rows), rows[0].size)   # the same parts for every pass: 3 hand-offs in training
     if training:
         mean = _add_shares(threads.run(lambda lo, hi: _share(rows, lo, hi), parts), C, np.empty(C, dtype))
@@ -113,11 +124,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
     mean_t = _tiled(mean, rows)
 
-    def centre(lo, hi):                                  # xhat = x - mean; in training, the share of sum(xhat^2)
-        np.subtract(rows[lo:hi], mean_t, out=xhat_rows[lo:hi])
+    def centre(lo, hi):                                  # centred = x - mean; in training, the share of sum(centred^2)
+        np.subtract(rows[lo:hi], mean_t, out=centred_rows[lo:hi])
         if training:
-            np.multiply(xhat_rows[lo:hi], xhat_rows[lo:hi], out=out_rows[lo:hi])   # out as scratch for the squares
-            return _share(out_rows, lo, hi)
+            return _dot_share(centred_rows, centred_rows, lo, hi)
 
     squares = _flat(threads.run(_chunked(centre, rows), parts))
     if training:
@@ -126,46 +136,48 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         running_mean = _running_update(running_mean, mean, momentum)
         running_var = _running_update(running_var, var * (n / (n - 1)), momentum)   # the unbiased variance
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
-    inv_std_t, gamma_t, beta_t = _tiled(inv_std, rows), _tiled(gamma, rows), _tiled(beta, rows)
+    scale_t, beta_t = _tiled(gamma * inv_std, rows), _tiled(beta, rows)
 
     def scale(lo, hi):
-        np.multiply(xhat_rows[lo:hi], inv_std_t, out=xhat_rows[lo:hi])
-        np.multiply(xhat_rows[lo:hi], gamma_t, out=out_rows[lo:hi])
+        np.multiply(centred_rows[lo:hi], scale_t, out=out_rows[lo:hi])
         np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
 
     threads.run(_chunked(scale, rows), parts)
-    return _channels_first(out), running_mean, running_var, BatchNormCache(xhat, inv_std, gamma, training)
+    return _channels_first(out), running_mean, running_var, BatchNormCache(centred, inv_std, gamma, training)
 
 
 def batchnorm_backward(dout, cache, need_dx):
     """-> (dx, dgamma, dbeta); dx None without need_dx.
 
-    Training: ``dx = gamma * inv_std / n * (n * dout - dbeta - xhat * dgamma)`` per channel;
+    With xhat = centred * inv_std: ``dgamma = sum(dout * xhat) = inv_std * sum(dout * centred)``,
+    ``dbeta = sum(dout)`` per channel.  Training:
+    ``dx = gamma * inv_std * (dout - dbeta / n - centred * (inv_std * dgamma / n))``;
     evaluation (fixed statistics): ``dx = dout * gamma * inv_std``.
     """
-    dv, xhat = _channels_last(dout), cache.xhat
+    dv, centred = _channels_last(dout), cache.centred
     C, dtype = dv.shape[-1], dout.dtype
     n = dv.size // C
-    dx = buffer_like("bn.dx", xhat)
-    d_rows, xhat_rows, dx_rows = _rows(dv), _rows(xhat), _rows(dx)
+    dx = buffer_like("bn.dx", centred)
+    d_rows, centred_rows, dx_rows = _rows(dv), _rows(centred), _rows(dx)
     parts = threads.parts(len(d_rows), d_rows[0].size)   # the same parts for both passes: 2 hand-offs
 
-    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * xhat)
-        np.multiply(d_rows[lo:hi], xhat_rows[lo:hi], out=dx_rows[lo:hi])           # dx as scratch
-        return _share(d_rows, lo, hi), _share(dx_rows, lo, hi)
+    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * centred)
+        return _share(d_rows, lo, hi), _dot_share(d_rows, centred_rows, lo, hi)
 
     shares = _flat(threads.run(_chunked(sums, d_rows), parts))
     dbeta = _add_shares([s[0] for s in shares], C, np.empty(C, dtype))
     dgamma = _add_shares([s[1] for s in shares], C, np.empty(C, dtype))
+    dgamma *= cache.inv_std
     if not need_dx:
         return None, dgamma, dbeta
     scale_t = _tiled(cache.gamma * cache.inv_std, d_rows)
     if cache.training:
         all_dgamma, all_dbeta, n = threads.sum_over_parts(dgamma, dbeta, n)   # the whole batch's, in a split
-        k_xhat, k_const = _tiled(all_dgamma * dtype.type(1 / n), d_rows), _tiled(all_dbeta * dtype.type(1 / n), d_rows)
+        k_centred = _tiled(all_dgamma * cache.inv_std * dtype.type(1 / n), d_rows)
+        k_const = _tiled(all_dbeta * dtype.type(1 / n), d_rows)
 
         def part(lo, hi):
-            np.multiply(xhat_rows[lo:hi], k_xhat, out=dx_rows[lo:hi])
+            np.multiply(centred_rows[lo:hi], k_centred, out=dx_rows[lo:hi])
             np.subtract(d_rows[lo:hi], dx_rows[lo:hi], out=dx_rows[lo:hi])
             np.subtract(dx_rows[lo:hi], k_const, out=dx_rows[lo:hi])
             np.multiply(dx_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
