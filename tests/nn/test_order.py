@@ -91,9 +91,7 @@ def test_the_swapped_pair_gives_the_numbers_of_the_written_order_with_ties_and_w
     got = _through_model(model, x, y)
     assert _names(model._ran) == ["MaxPool2D", "ReLU", "Flatten", "Dense"]
     assert model.layers[0]._cache.saved.shape == (12, 2, 3, 3)          # the ReLU ran on the pooled map
-    with ops.use_engine("textbook"):
-        want = _as_written(model.layers, x, y)
-    _assert_same(got, want)
+    _assert_same(got, _as_written(model.layers, x, y))                 # the same layers called as written
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -112,9 +110,14 @@ def test_a_cnn_gives_the_numbers_of_the_written_order(threads, monkeypatch):
         engine_threads.set_threads(previous)
     assert _names(model._ran)[:6] == ["Conv2D", "MaxPool2D", "ReLU", "Conv2D", "MaxPool2D", "ReLU"]
     want = _as_written(model.layers, x, y)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
-    for name in got[2]:                            # two parts: each gradient is the sum of theirs, one more rounding
+    if threads == 1:
+        _assert_same(got, want)
+        return
+    # Two parts of 5 examples: OpenBLAS gives each row of a product the same sum at any number of rows, oneMKL
+    # may not (the mkl extra); and each gradient is the sum of the parts', one more rounding.
+    for a, b in zip(got[:2], want[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    for name in got[2]:
         np.testing.assert_allclose(got[2][name], want[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
 
 
