@@ -226,12 +226,6 @@ def resolve(op, engine=None):
     return _resolve(_check_engine(engine or current_engine()), op).name
 
 
-def all_fast(*op_names):
-    """Whether every op named (e.g. ``"relu", "maxpool2d"``) runs on the fast implementation under the current engine."""
-    engine = _engine.get()
-    return all(_resolve(engine, op).name == "fast" for op in op_names)
-
-
 def plan(engine=None):
     """{op: the implementation that runs it} under ``engine`` (default: the current one)."""
     return {op: resolve(op, engine) for op in OPS}

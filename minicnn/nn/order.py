@@ -9,7 +9,7 @@ in the other.  With the max-pool first, the ReLU's forward and backward run on
 the pooled map: a quarter of the values for a 2x2 pool.
 
 ``run_order`` swaps each such pair when both operations run on the fast engine
-(``ops.all_fast``): on the textbook and the loops, and with your own
+(``ops.resolve``): on the textbook and the loops, and with your own
 implementations registered, the layers run exactly as written.  Only minicnn's
 own ``ReLU`` and ``MaxPool2D`` swap, not a subclass.  The layers themselves do
 not change: each keeps the cache of its own forward, and ``Sequential.backward``
@@ -23,7 +23,7 @@ from minicnn.nn.pooling import MaxPool2D
 def run_order(layers):
     """``layers`` as a new list, with each ``ReLU`` that is followed by a ``MaxPool2D`` moved after it (fast engine only)."""
     order = list(layers)
-    if not ops.all_fast("relu", "maxpool2d"):
+    if ops.resolve("relu") != "fast" or ops.resolve("maxpool2d") != "fast":
         return order
     i = 0
     while i < len(order) - 1:

@@ -19,8 +19,8 @@ The output and the input's gradient are the unsplit batch's, example by example
 (with a batch norm, up to the rounding of its sums, now grouped by part; on
 oneMKL, the ``mkl`` extra, up to the rounding of a product of fewer rows, which
 it may sum in another order); each parameter's gradient is the same sum with its
-terms grouped by part (one more rounding).  The parts are fixed by the batch size and the thread count
-(``ops.batch_parts``), so one thread setting gives one result.
+terms grouped by part (one more rounding).  The parts are fixed by the batch size
+and the thread count (``ops.batch_parts``), so one thread setting gives one result.
 """
 import copy
 
