@@ -199,6 +199,31 @@ def sum_over_parts(*shares):
     return group.sum(k, shares)
 
 
+def run_parts_here(fn, ranges, first=0, sums=None):
+    """``fn(first + j, lo, hi)`` for each range j, one after the other on the calling thread, as parts (nothing
+    splits again, BLAS on one thread); results in order.  This process's share of a split whose other shares
+    run in worker processes (``minicnn.engine.workers``).
+
+    ``sums``: an object whose ``sum(k, shares)`` adds shares over every part of the batch (``workers.HubSums``
+    or ``WorkerSums``); ``sum_over_parts`` then goes through it.  There must then be one range.
+    """
+    if sums is not None and len(ranges) != 1:
+        raise ValueError(f"parts that add their sums together run at once: one per process, got {len(ranges)}")
+
+    def one(j):
+        lo, hi = ranges[j]
+        if sums is None:
+            return fn(first + j, lo, hi)
+        _local.together = (sums, first + j)
+        try:
+            return fn(first + j, lo, hi)
+        finally:
+            _local.together = None
+
+    with cblas.single_threaded_blas():
+        return _as_part(lambda a, b: [one(j) for j in range(a, b)], 0, len(ranges))
+
+
 def run_batch_parts(fn, ranges, together=False):
     """``fn(k, lo, hi)`` for each part k of a batch, on the pool, with BLAS on one thread; results in order.
 

@@ -90,7 +90,9 @@ class Sequential:
         self._ran = layers = run_order(self.layers)
         ranges = split.batch_parts(layers, x)
         if ranges is not None:
-            parts = split.Split(layers, ranges, self._part_grads)
+            team = split.team_for(self, _backward_through)
+            parts = split.Split(layers, ranges, self._part_grads) if team is None else \
+                split.ProcessSplit(self, layers, ranges, team)
             try:
                 out = parts.forward(x)
             except Exception:

@@ -33,7 +33,7 @@ import types
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from minicnn.engine import conv, dense, elementwise, normalization, pool, threads, update
+from minicnn.engine import conv, dense, elementwise, normalization, pool, threads, update, workers
 from minicnn.nn import reference, textbook
 
 
@@ -284,6 +284,22 @@ def run_parts(fn, ranges, together=False):
     ``together``: the parts add their shares of a batch norm's sums to each other (``Layer.sums_over_parts``).
     """
     return threads.run_batch_parts(fn, ranges, together)
+
+
+def run_parts_here(fn, ranges, first=0, sums=None):
+    """``fn(first + j, lo, hi)`` for each range j on the calling thread, one after the other, as parts of a split
+    whose other parts run in worker processes; ``sums`` adds a batch norm's shares over all of them."""
+    return threads.run_parts_here(fn, ranges, first, sums)
+
+
+def processes():
+    """Whether a model's split runs its other parts in worker processes (``ops.workers``, Linux) or threads."""
+    return workers.available()
+
+
+def engine_threads():
+    """How many threads (or processes) the fast implementation shares a batch out to."""
+    return threads.threads()
 
 
 def _forward(op):

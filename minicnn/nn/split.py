@@ -22,12 +22,17 @@ it may sum in another order); each parameter's gradient is the same sum with its
 terms grouped by part (one more rounding).  The parts are fixed by the batch size
 and the thread count (``ops.batch_parts``), so one thread setting gives one result.
 """
+import collections
 import copy
+import weakref
 
 import numpy as np
 
 from minicnn.nn import ops
+from minicnn.nn.order import run_order
 from minicnn.nn.weights import set_grad
+
+MAX_TEAMS = 4        # models with worker processes at once; the longest unused loses its workers to a fifth
 
 
 def splits(layer):
@@ -56,8 +61,11 @@ def batch_parts(layers, x):
 class Split:
     """One split forward, kept for its backward: the parts' ranges, their copies of the layers, the output's shape."""
 
-    def __init__(self, layers, ranges, part_grads):
+    def __init__(self, layers, ranges, part_grads, sums=False):
         self.layers, self.ranges = layers, ranges
+        # sums False: the parts run on the engine's threads; None or a workers.HubSums / WorkerSums: they run
+        # here, one after the other, as this process's share of a split over processes (ProcessSplit).
+        self.sums = sums
         # part_grads[(k, i)] is the grads dict of part k's copy of layer i, kept between steps (filled in place).
         self.copies = [[self._copy(layer, part_grads.setdefault((k, i), {})) for i, layer in enumerate(layers)]
                        for k in range(len(ranges))]
@@ -81,9 +89,16 @@ class Split:
                 h = layer.forward(h)
             return h
 
-        out = np.concatenate(ops.run_parts(part, self.ranges, self.together))
+        out = np.concatenate(self._run(part))
         self.out_shape = out.shape
         return out
+
+    def _run(self, part):
+        if self.sums is False:
+            return ops.run_parts(part, self.ranges, self.together)
+        lo = self.ranges[0][0]             # here, the ranges index the share this process runs
+        return ops.run_parts_here(lambda k, a, b: part(k, a - lo, b - lo), self.ranges, 0,
+                                  self.sums if self.together else None)
 
     def backward(self, dout, walk, need_input_grad):
         """``walk(layers, dout_part, need_input_grad)`` on every part; the layers' grads become the parts' sums.
@@ -93,12 +108,172 @@ class Split:
         if np.shape(dout) != self.out_shape:
             raise ValueError(f"Sequential.backward expected dout of the forward output's shape {self.out_shape}, "
                              f"got {np.shape(dout)}")
-        dxs = ops.run_parts(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), self.ranges,
-                            self.together)
+        dxs = self._run(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad))
         for i, layer in enumerate(self.layers):
             for key in layer.params:
                 first, *more = [copies[i].grads[key] for copies in self.copies]
                 set_grad(layer, key, first)
                 for part in more:                              # the parts' sum, in order
                     np.add(layer.grads[key], part, out=layer.grads[key])
+        return np.concatenate(dxs) if need_input_grad else None
+
+
+# -- the split over worker processes -----------------------------------------------------------------------
+#
+# With worker processes (``ops.workers``, Linux) each share of the batch after the first runs in a worker: a
+# copy of this process forked with the model, so only numbers travel.  The parameters and buffers go to the
+# workers, and their gradients come back, through memory they share with this process (the arena); the
+# share's input and output, and a batch norm's sums, as messages.  The shares and their parts are those of the
+# threads, and each gradient is the same sum of the parts', grouped by share.
+
+_teams = weakref.WeakKeyDictionary()     # model -> (its signature, its ops.workers.Team)
+_recent = collections.deque()            # weak references to the open teams, the last used last
+
+
+def _signature(model):
+    """What a worker copied at its fork and must still hold: the thread count, the layers and their settings,
+    the shapes and dtypes of their parameters and buffers.  Their values go with every forward."""
+    def arrays(d):
+        return tuple((key, a.shape, a.dtype.str) for key, a in (d or {}).items())
+    return (ops.engine_threads(), tuple(
+        (id(layer), type(layer), layer.config() if hasattr(layer, "config") else None,
+         arrays(layer.params), arrays(getattr(layer, "buffers", None))) for layer in model.layers))
+
+
+def _arena_names(model, workers):
+    """[(name, shape, dtype)]: each parameter ("p") and buffer ("b") once, each parameter's gradient per worker."""
+    specs = []
+    for i, layer in enumerate(model.layers):
+        for key, a in layer.params.items():
+            specs.append((f"p{i}.{key}", a.shape, a.dtype))
+            specs += [(f"g{k}.{i}.{key}", a.shape, a.dtype) for k in range(1, workers + 1)]
+        for key, a in (getattr(layer, "buffers", None) or {}).items():
+            specs.append((f"b{i}.{key}", a.shape, a.dtype))
+    return specs
+
+
+def team_for(model, walk):
+    """The model's worker team, forked now if it has none or the model changed since; None without workers."""
+    if not ops.processes() or ops.engine_threads() < 2:
+        return None
+    signature = _signature(model)
+    held = _teams.get(model)
+    if held is not None and held[0] == signature and not held[1].closed:
+        team = held[1]
+    else:
+        if held is not None:
+            held[1].close()
+        while len(_recent) >= MAX_TEAMS:
+            old = _recent.popleft()()
+            if old is not None:
+                old.close()
+        team = ops.workers.Team(signature[0], _arena_names(model, signature[0] - 1),
+                                lambda team, k, conn: _worker(model, walk, team.arena, k, conn))
+        _teams[model] = (signature, team)
+        weakref.finalize(model, team.close)     # a model that is gone ends its workers
+    for ref in list(_recent):
+        if ref() is None or ref() is team:
+            _recent.remove(ref)
+    _recent.append(weakref.ref(team))
+    return team
+
+
+def _own_arrays(model, prefix):
+    """(arena name, the model's array) for every parameter ("p") or buffer ("b")."""
+    for i, layer in enumerate(model.layers):
+        source = layer.params if prefix == "p" else (getattr(layer, "buffers", None) or {})
+        for key, a in source.items():
+            yield f"{prefix}{i}.{key}", a
+
+
+def _worker(model, walk, arena, k, conn):
+    """Worker k's handler: runs its share of each forward and backward on its copy of ``model``."""
+    held = {}
+
+    def handle(header, arrays):
+        if header["do"] == "forward":
+            for prefix in "pb":
+                for name, a in _own_arrays(model, prefix):
+                    np.copyto(a, arena[name])
+            for layer, flag in zip(model.layers, header["training"]):
+                layer.training = flag
+            with ops.use_engine(header["engine"]):
+                layers = run_order(model.layers)
+                sums = ops.workers.WorkerSums(conn) if header["together"] else None
+                part = Split(layers, [tuple(r) for r in header["ranges"]], model._part_grads, sums)
+                held["split"] = None
+                out = part.forward(arrays[0])
+            held["split"] = part
+            return {"do": "out"}, [out]
+        if header["do"] == "backward":
+            part = held.get("split")
+            if part is None:
+                raise RuntimeError("backward before a forward")
+            dx = part.backward(arrays[0], walk, header["need_input_grad"])
+            for i, layer in enumerate(model.layers):
+                for key in layer.params:
+                    np.copyto(arena[f"g{k}.{i}.{key}"], layer.grads[key])
+            return {"do": "dx"}, [] if dx is None else [dx]
+        raise ValueError(f"unknown message {header['do']!r}")
+    return handle
+
+
+class ProcessSplit:
+    """One split forward whose first share runs here and every other in a worker of ``team``; kept for backward."""
+
+    def __init__(self, model, layers, ranges, team):
+        count = min(team.count, len(ranges))
+        turns = [(len(ranges) * j // count, len(ranges) * (j + 1) // count) for j in range(count)]   # as threads
+        self.model, self.team, self.together, self.ranges = model, team, _together(layers), ranges
+        self.shares = [ranges[a:b] for a, b in turns]
+        sums = ops.workers.HubSums(team.conns[:count - 1]) if self.together else None
+        self.own = Split(layers, self.shares[0], model._part_grads, sums)
+        self.out_shape = None
+
+    def _bounds(self, j):
+        return self.shares[j][0][0], self.shares[j][-1][1]
+
+    def forward(self, x):
+        """Shape: x (N, ...) -> the last layer's output (N, ...), a new array."""
+        try:
+            for prefix in "pb":
+                for name, a in _own_arrays(self.model, prefix):
+                    np.copyto(self.team.arena[name], a)
+            header = {"do": "forward", "engine": ops.current_engine(), "together": self.together,
+                      "training": [bool(getattr(layer, "training", True)) for layer in self.model.layers]}
+            for j in range(1, len(self.shares)):
+                lo, hi = self._bounds(j)
+                ops.workers.send(self.team.conns[j - 1],
+                                 {**header, "ranges": [[a - lo, b - lo] for a, b in self.shares[j]]}, [x[lo:hi]])
+            outs = [self.own.forward(x[:self._bounds(0)[1]])]
+            outs += [ops.workers.recv(self.team.conns[j - 1], ops.workers.SPIN)[1][0] for j in range(1, len(self.shares))]
+        except BaseException:
+            self.team.close()            # a worker may be half way through: start again with new ones
+            raise
+        out = np.concatenate(outs)
+        self.out_shape = out.shape
+        return out
+
+    def backward(self, dout, walk, need_input_grad):
+        """Like ``Split.backward``: the layers' grads become the parts' sums (this share's, then each worker's)."""
+        if np.shape(dout) != self.out_shape:
+            raise ValueError(f"Sequential.backward expected dout of the forward output's shape {self.out_shape}, "
+                             f"got {np.shape(dout)}")
+        if self.team.closed:
+            raise RuntimeError("the worker processes of this forward were ended (another model took their place, "
+                               "or the thread count changed): run the forward again")
+        try:
+            for j in range(1, len(self.shares)):
+                lo, hi = self._bounds(j)
+                ops.workers.send(self.team.conns[j - 1], {"do": "backward", "need_input_grad": need_input_grad},
+                                 [dout[lo:hi]])
+            dxs = [self.own.backward(dout[:self._bounds(0)[1]], walk, need_input_grad)]
+            dxs += [(ops.workers.recv(self.team.conns[j - 1], ops.workers.SPIN)[1] or [None])[0] for j in range(1, len(self.shares))]
+        except BaseException:
+            self.team.close()
+            raise
+        for j in range(1, len(self.shares)):
+            for i, layer in enumerate(self.model.layers):
+                for key in layer.params:
+                    np.add(layer.grads[key], self.team.arena[f"g{j}.{i}.{key}"], out=layer.grads[key])
         return np.concatenate(dxs) if need_input_grad else None

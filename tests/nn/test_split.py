@@ -1,4 +1,5 @@
-"""The batch split over the engine's threads (minicnn.nn.split), through Sequential: same numbers, whole where it must be."""
+"""The batch split over the engine's threads or worker processes (minicnn.nn.split), through Sequential: same numbers,
+whole where it must be."""
 import numpy as np
 import pytest
 
@@ -8,13 +9,18 @@ from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
 
 
-@pytest.fixture
-def two_threads():
-    from minicnn.engine import threads
-    previous = threads.threads()
+@pytest.fixture(params=["processes", "threads"])
+def two_threads(request):
+    """Two engine threads; the whole-model split's second part in a worker process (on Linux) or a thread."""
+    from minicnn.engine import threads, workers
+    previous, processes = threads.threads(), workers.available()
     threads.set_threads(2)
-    yield
+    workers.set_processes(request.param == "processes")
+    if request.param == "processes" and not workers.available():
+        pytest.skip("worker processes need Linux")
+    yield request.param
     threads.set_threads(previous)
+    workers.set_processes(processes)
 
 
 def _step(model, x, y, need_input_grad=False):
@@ -195,3 +201,93 @@ def test_a_big_batch_runs_in_parts_of_at_most_max_examples_with_the_whole_batchs
     np.testing.assert_allclose(dx, whole[1], rtol=1e-12, atol=1e-14)
     for name in grads:
         np.testing.assert_allclose(grads[name], whole[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+# -- the split over worker processes ----------------------------------------------------------------------------
+
+@pytest.fixture
+def processes(two_threads):
+    if two_threads != "processes" or current_engine() != "fast":
+        pytest.skip("worker processes: the fast engine's split, on Linux")
+
+
+def test_a_split_runs_its_second_part_in_a_worker_that_sees_every_new_value(processes):
+    from minicnn.nn import split
+    model, x, y = _split_case()
+    first = _step(model, x, y, need_input_grad=True)
+    assert isinstance(model._split, split.ProcessSplit)
+    team = model._split.team
+    state = {name: v * 0.5 for name, v in model.state_dict().items()}
+    model.load_state_dict(state)                       # new values, same arrays: the same worker takes them
+    second = _step(model, x, y, need_input_grad=True)
+    assert model._split.team is team
+    whole_model = _split_case()[0]
+    whole_model.load_state_dict(state)
+    whole_model.layers = list(whole_model.layers)
+    from minicnn.engine import threads
+    threads.set_threads(1)
+    whole = _step(whole_model, x, y, need_input_grad=True)
+    np.testing.assert_array_equal(second[0], whole[0])
+    np.testing.assert_array_equal(second[1], whole[1])
+    assert not np.array_equal(first[0], second[0])
+    for name in whole[2]:
+        np.testing.assert_allclose(second[2][name], whole[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_a_changed_model_or_thread_count_gets_new_workers(processes):
+    from minicnn import Dense
+    from minicnn.engine import threads
+    model, x, y = _split_case()
+    _step(model, x, y)
+    team = model._split.team
+    model.layers[-1] = Dense(model.layers[-1].in_features, 4, rng=np.random.default_rng(1), dtype=np.float64)
+    _step(model, x, y)
+    assert model._split.team is not team and team.closed
+    team = model._split.team
+    threads.set_threads(3)
+    _step(model, x, y)
+    assert model._split.team is not team and model._split.team.count == 3 and len(model._split.ranges) == 2
+
+
+def test_a_killed_worker_costs_one_whole_batch_and_the_next_step_forks_again(processes):
+    import os
+    import signal
+    model, x, y = _split_case()
+    _step(model, x, y)
+    team = model._split.team
+    os.kill(team.pids[0], signal.SIGKILL)
+    os.waitpid(team.pids[0], 0)
+    logits = _step(model, x, y)[0]
+    assert model._split is None and team.closed       # that batch ran whole, with the whole batch's numbers
+    _step(model, x, y)
+    assert model._split is not None and model._split.team is not team and not model._split.team.closed
+    np.testing.assert_array_equal(model.forward(x), logits)
+
+
+def test_at_most_max_teams_models_keep_workers(processes):
+    from minicnn.nn import split
+    models = [_split_case()[0] for _ in range(split.MAX_TEAMS + 2)]
+    x = _split_case()[1]
+    teams = []
+    for model in models:
+        model.forward(x)
+        teams.append(model._split.team)
+    assert [t.closed for t in teams] == [True, True] + [False] * split.MAX_TEAMS
+    del models, model
+    import gc
+    gc.collect()
+    assert all(t.closed for t in teams)                # a model that is gone ends its workers
+
+
+def test_batch_norm_in_evaluation_takes_the_running_statistics_of_this_process(processes):
+    from minicnn.engine import threads
+    model, x, y = _bn_case(batch=41)
+    _step(model, x, y)
+    model.eval()
+    for layer in (model.layers[1], model.layers[5]):
+        layer.buffers["running_var"][:] = np.linspace(0.5, 2.0, layer.num_features)
+    out = model.forward(x)
+    assert model._split is not None and not model._split.together
+    threads.set_threads(1)
+    np.testing.assert_array_equal(out, model.forward(x))
+    assert model._split is None

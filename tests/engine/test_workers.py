@@ -1,0 +1,151 @@
+"""Worker processes (minicnn.engine.workers): messages of arrays, the shared arena, sums over parts, ending well."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from minicnn.engine import workers
+
+pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processes need Linux's fork")
+
+
+def test_a_message_carries_a_header_and_arrays_of_any_dtype_and_shape():
+    from multiprocessing.connection import Pipe
+    a, b = Pipe()
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), np.zeros((0, 5)), np.array(2.5),
+              np.arange(6, dtype=np.int64).reshape(2, 3).T]          # not contiguous: sent as its values
+    workers.send(a, {"do": "x", "n": 3}, arrays)
+    header, got = workers.recv(b, spin=1e-3)
+    assert header == {"do": "x", "n": 3}
+    for sent, came in zip(arrays, got):
+        assert came.dtype == sent.dtype and came.shape == sent.shape and came.flags.writeable
+        np.testing.assert_array_equal(came, sent)
+    workers.send(a, {"error": "ValueError: no"})
+    with pytest.raises(workers.WorkerError, match="ValueError: no"):
+        workers.recv(b)
+
+
+def _doubler(team, k, conn):
+    def handle(header, arrays):
+        team.arena["out"][:] = 2 * team.arena["in"] + k
+        return {"do": "done", "pid": os.getpid()}, [arrays[0] * 10]
+    return handle
+
+
+def test_a_team_forks_workers_that_share_the_arena_and_answer_messages():
+    team = workers.Team(2, [("in", (3,), np.float32), ("out", (3,), np.float32)], _doubler)
+    try:
+        assert team.count == 2 and len(team.pids) == 1
+        team.arena["in"][:] = [1, 2, 3]
+        workers.send(team.conns[0], {"do": "go"}, [np.ones(2)])
+        header, (reply,) = workers.recv(team.conns[0], workers.SPIN)
+        assert header["pid"] == team.pids[0] != os.getpid()
+        np.testing.assert_array_equal(reply, [10, 10])
+        np.testing.assert_array_equal(team.arena["out"], [3, 5, 7])      # written by the worker
+    finally:
+        team.close()
+    assert team.closed and team.pids == []
+
+
+def _failing(team, k, conn):
+    def handle(header, arrays):
+        raise KeyError("no such thing")
+    return handle
+
+
+def test_a_failing_handler_is_an_error_in_the_caller_and_the_worker_stays_ready():
+    team = workers.Team(2, [], _failing)
+    try:
+        for _ in range(2):
+            workers.send(team.conns[0], {"do": "go"})
+            with pytest.raises(workers.WorkerError, match="KeyError"):
+                workers.recv(team.conns[0])
+    finally:
+        team.close()
+
+
+def _gone(pid, seconds=10.0):
+    """Whether process ``pid`` (our child) has ended, waiting up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if done:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_worker_ignores_ctrl_c_keeps_no_inherited_file_and_leaves_when_its_socket_closes():
+    read, write = os.pipe()                        # a file of the caller's, open at the fork
+    team = workers.Team(2, [("in", (3,), np.float32), ("out", (3,), np.float32)], _doubler)
+    pid = team.pids[0]
+    try:
+        os.close(write)
+        assert os.read(read, 1) == b""             # end of file: the worker did not keep the write end
+        os.kill(pid, signal.SIGINT)
+        workers.send(team.conns[0], {"do": "go"}, [np.ones(1)])
+        assert workers.recv(team.conns[0])[0]["do"] == "done"
+        team.conns[0].close()                       # the caller's end closes: the worker leaves by itself
+        assert _gone(pid)
+    finally:
+        os.close(read)
+        team.pids.clear()
+        team.close()
+
+
+def test_a_team_that_is_dropped_ends_its_workers():
+    team = workers.Team(3, [], _failing)
+    pids = list(team.pids)
+    assert len(pids) == 2
+    del team
+    import gc
+    gc.collect()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def _adder(team, k, conn):
+    sums = workers.WorkerSums(conn)
+
+    def handle(header, arrays):
+        totals = sums.sum(k, [arrays[0], float(k)])
+        return {"do": "done"}, list(totals)
+    return handle
+
+
+def test_sums_over_parts_add_in_part_order_and_every_part_gets_the_same_numbers():
+    team = workers.Team(3, [], _adder)
+    try:
+        rng = np.random.default_rng(0)
+        shares = [rng.standard_normal(5).astype(np.float32) * 10.0 ** rng.integers(-3, 4, 5) for _ in range(3)]
+        for k in (1, 2):
+            workers.send(team.conns[k - 1], {"do": "sum"}, [shares[k]])
+        mine = workers.HubSums(team.conns).sum(0, [shares[0], 0.0])
+        theirs = [workers.recv(conn)[1] for conn in team.conns]
+        expected = (shares[0] + shares[1]) + shares[2]
+        np.testing.assert_array_equal(mine[0], expected)
+        assert float(mine[1]) == 3.0
+        for got in theirs:
+            np.testing.assert_array_equal(got[0], mine[0])
+            assert got[1] == mine[1]
+    finally:
+        team.close()
+
+
+def test_without_fork_the_split_says_so():
+    previous = workers.available()
+    workers.set_processes(False)
+    try:
+        assert not workers.available()
+        with pytest.raises(RuntimeError, match="fork"):
+            workers.Team(2, [], _failing)
+        with pytest.raises(ValueError, match="True or False"):
+            workers.set_processes("yes")
+    finally:
+        workers.set_processes(previous)
