@@ -160,6 +160,20 @@ def batch_parts(n, in_turn=True):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def add_in_part_order(rows):
+    """The sums of each position over ``rows`` (one tuple of shares per part), added in part order: the same
+    numbers wherever they are added (every thread of a split, or the calling process for its workers)."""
+    totals = list(rows[0])
+    for other in rows[1:]:
+        totals = [a + b for a, b in zip(totals, other)]
+    return tuple(totals)
+
+
+def shares_of(count_parts, count):
+    """The [first, last) runs of parts each of ``count`` threads (or processes) takes, in order."""
+    return [(count_parts * j // count, count_parts * (j + 1) // count) for j in range(count)]
+
+
 class _Together:
     """The parts of one batch that add their shares of a sum together (``sum_over_parts``)."""
 
@@ -175,10 +189,7 @@ class _Together:
         self.sums_made[k] += 1
         row[k] = shares
         self.barrier.wait()
-        totals = list(row[0])
-        for other in row[1:]:                      # in part order, the same in every part
-            totals = [a + b for a, b in zip(totals, other)]
-        return tuple(totals)
+        return add_in_part_order(row)
 
 
 _together_lock = threading.Lock()    # one batch at a time whose parts wait for each other (so none waits for a worker)
@@ -199,29 +210,22 @@ def sum_over_parts(*shares):
     return group.sum(k, shares)
 
 
-def run_parts_here(fn, ranges, first=0, sums=None):
-    """``fn(first + j, lo, hi)`` for each range j, one after the other on the calling thread, as parts (nothing
-    splits again, BLAS on one thread); results in order.  This process's share of a split whose other shares
-    run in worker processes (``minicnn.engine.workers``).
+def run_parts_here(fn, ranges, sums=None):
+    """``fn(k, lo, hi)`` for each range k, one after the other on the calling thread, as parts (nothing splits
+    again, BLAS on one thread); results in order.  This process's share of a split whose other shares run in
+    worker processes (``minicnn.engine.workers``).
 
     ``sums``: an object whose ``sum(k, shares)`` adds shares over every part of the batch (``workers.HubSums``
     or ``WorkerSums``); ``sum_over_parts`` then goes through it.  There must then be one range.
     """
     if sums is not None and len(ranges) != 1:
         raise ValueError(f"parts that add their sums together run at once: one per process, got {len(ranges)}")
-
-    def one(j):
-        lo, hi = ranges[j]
-        if sums is None:
-            return fn(first + j, lo, hi)
-        _local.together = (sums, first + j)
-        try:
-            return fn(first + j, lo, hi)
-        finally:
-            _local.together = None
-
-    with cblas.single_threaded_blas():
-        return _as_part(lambda a, b: [one(j) for j in range(a, b)], 0, len(ranges))
+    _local.together = None if sums is None else (sums, 0)
+    try:
+        with cblas.single_threaded_blas():
+            return _as_part(lambda a, b: [fn(k, *ranges[k]) for k in range(a, b)], 0, len(ranges))
+    finally:
+        _local.together = None
 
 
 def run_batch_parts(fn, ranges, together=False):
@@ -244,7 +248,7 @@ def run_batch_parts(fn, ranges, together=False):
     contexts = [contextvars.copy_context() for _ in ranges]
     group = _Together(len(ranges)) if together else None
     count = min(_threads, len(ranges))
-    turns = [(len(ranges) * j // count, len(ranges) * (j + 1) // count) for j in range(count)]
+    turns = shares_of(len(ranges), count)
 
     def in_turn(first, last):                   # parts first..last-1, one after the other, as parts
         return _as_part(lambda a, b: [part(k) for k in range(a, b)], first, last)

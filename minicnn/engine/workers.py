@@ -237,15 +237,16 @@ class HubSums:
         self.conns = conns
 
     def sum(self, k, shares):
-        totals = [np.asarray(s) for s in shares]
-        for conn in self.conns:                   # in part order, as threads._Together adds
+        rows = [[np.asarray(s) for s in shares]]
+        for conn in self.conns:
             header, others = recv(conn, SPIN)
-            if header.get("do") != "sum" or len(others) != len(totals):
+            if header.get("do") != "sum" or len(others) != len(shares):
                 raise WorkerError(f"a worker sent {header} while its share of a sum was due")
-            totals = [a + b for a, b in zip(totals, others)]
+            rows.append(others)
+        totals = threads.add_in_part_order(rows)
         for conn in self.conns:
             send(conn, {"do": "totals"}, totals)
-        return tuple(totals)
+        return totals
 
 
 class WorkerSums:

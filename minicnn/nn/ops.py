@@ -286,10 +286,15 @@ def run_parts(fn, ranges, together=False):
     return threads.run_batch_parts(fn, ranges, together)
 
 
-def run_parts_here(fn, ranges, first=0, sums=None):
-    """``fn(first + j, lo, hi)`` for each range j on the calling thread, one after the other, as parts of a split
+def run_parts_here(fn, ranges, sums=None):
+    """``fn(k, lo, hi)`` for each range k on the calling thread, one after the other, as parts of a split
     whose other parts run in worker processes; ``sums`` adds a batch norm's shares over all of them."""
-    return threads.run_parts_here(fn, ranges, first, sums)
+    return threads.run_parts_here(fn, ranges, sums)
+
+
+def shares_of(count_parts, count):
+    """The [first, last) runs of a split's parts that each of ``count`` threads or processes takes, in order."""
+    return threads.shares_of(count_parts, count)
 
 
 def processes():

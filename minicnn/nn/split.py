@@ -96,9 +96,7 @@ class Split:
     def _run(self, part):
         if self.sums is False:
             return ops.run_parts(part, self.ranges, self.together)
-        lo = self.ranges[0][0]             # here, the ranges index the share this process runs
-        return ops.run_parts_here(lambda k, a, b: part(k, a - lo, b - lo), self.ranges, 0,
-                                  self.sums if self.together else None)
+        return ops.run_parts_here(part, self.ranges, self.sums if self.together else None)
 
     def backward(self, dout, walk, need_input_grad):
         """``walk(layers, dout_part, need_input_grad)`` on every part; the layers' grads become the parts' sums.
@@ -141,15 +139,10 @@ def _signature(model):
 
 
 def _arena_names(model, workers):
-    """[(name, shape, dtype)]: each parameter ("p") and buffer ("b") once, each parameter's gradient per worker."""
-    specs = []
-    for i, layer in enumerate(model.layers):
-        for key, a in layer.params.items():
-            specs.append((f"p{i}.{key}", a.shape, a.dtype))
-            specs += [(f"g{k}.{i}.{key}", a.shape, a.dtype) for k in range(1, workers + 1)]
-        for key, a in (getattr(layer, "buffers", None) or {}).items():
-            specs.append((f"b{i}.{key}", a.shape, a.dtype))
-    return specs
+    """[(name, shape, dtype)]: each parameter and buffer once, under the model's names (``Sequential._arrays``),
+    and each parameter's gradient per worker ("g<k>." before its name)."""
+    specs = [(name, a.shape, a.dtype) for name, a in model._arrays().items()]
+    return specs + [(f"g{k}.{name}", p.shape, p.dtype) for k in range(1, workers + 1) for name, p, _ in model.parameters()]
 
 
 def team_for(model, walk):
@@ -178,23 +171,14 @@ def team_for(model, walk):
     return team
 
 
-def _own_arrays(model, prefix):
-    """(arena name, the model's array) for every parameter ("p") or buffer ("b")."""
-    for i, layer in enumerate(model.layers):
-        source = layer.params if prefix == "p" else (getattr(layer, "buffers", None) or {})
-        for key, a in source.items():
-            yield f"{prefix}{i}.{key}", a
-
-
 def _worker(model, walk, arena, k, conn):
     """Worker k's handler: runs its share of each forward and backward on its copy of ``model``."""
     held = {}
 
     def handle(header, arrays):
         if header["do"] == "forward":
-            for prefix in "pb":
-                for name, a in _own_arrays(model, prefix):
-                    np.copyto(a, arena[name])
+            for name, a in model._arrays().items():
+                np.copyto(a, arena[name])
             for layer, flag in zip(model.layers, header["training"]):
                 layer.training = flag
             with ops.use_engine(header["engine"]):
@@ -210,9 +194,8 @@ def _worker(model, walk, arena, k, conn):
             if part is None:
                 raise RuntimeError("backward before a forward")
             dx = part.backward(arrays[0], walk, header["need_input_grad"])
-            for i, layer in enumerate(model.layers):
-                for key in layer.params:
-                    np.copyto(arena[f"g{k}.{i}.{key}"], layer.grads[key])
+            for name, _, grad in model.parameters():
+                np.copyto(arena[f"g{k}.{name}"], grad)
             return {"do": "dx"}, [] if dx is None else [dx]
         raise ValueError(f"unknown message {header['do']!r}")
     return handle
@@ -223,9 +206,8 @@ class ProcessSplit:
 
     def __init__(self, model, layers, ranges, team):
         count = min(team.count, len(ranges))
-        turns = [(len(ranges) * j // count, len(ranges) * (j + 1) // count) for j in range(count)]   # as threads
         self.model, self.team, self.together, self.ranges = model, team, _together(layers), ranges
-        self.shares = [ranges[a:b] for a, b in turns]
+        self.shares = [ranges[a:b] for a, b in ops.shares_of(len(ranges), count)]   # as the threads share them
         sums = ops.workers.HubSums(team.conns[:count - 1]) if self.together else None
         self.own = Split(layers, self.shares[0], model._part_grads, sums)
         self.out_shape = None
@@ -236,9 +218,8 @@ class ProcessSplit:
     def forward(self, x):
         """Shape: x (N, ...) -> the last layer's output (N, ...), a new array."""
         try:
-            for prefix in "pb":
-                for name, a in _own_arrays(self.model, prefix):
-                    np.copyto(self.team.arena[name], a)
+            for name, a in self.model._arrays().items():
+                np.copyto(self.team.arena[name], a)
             header = {"do": "forward", "engine": ops.current_engine(), "together": self.together,
                       "training": [bool(getattr(layer, "training", True)) for layer in self.model.layers]}
             for j in range(1, len(self.shares)):
@@ -273,7 +254,6 @@ class ProcessSplit:
             self.team.close()
             raise
         for j in range(1, len(self.shares)):
-            for i, layer in enumerate(self.model.layers):
-                for key in layer.params:
-                    np.add(layer.grads[key], self.team.arena[f"g{j}.{i}.{key}"], out=layer.grads[key])
+            for name, _, grad in self.model.parameters():
+                np.add(grad, self.team.arena[f"g{j}.{name}"], out=grad)
         return np.concatenate(dxs) if need_input_grad else None
