@@ -1,17 +1,26 @@
 """Buffers kept between calls, so that a training step allocates (and page-faults) nothing big.
 
-The fast functions take every array they write from one pool, by a key that
-names what the array is for (``"conv.xp"``), its shape, dtype and memory order,
-and whatever else its contents depend on (a ``tag``, e.g. the padding of a
-buffer whose zero border is kept).  A pooled array is handed out again only
-when nobody else holds it: CPython's reference count says the pool is its last
-owner (a view of it counts too, through ``.base``).  So
+The fast functions take every array they write from one pool.  A pooled array
+is handed out again only when nobody else holds it: CPython's reference count
+says the pool is its last owner (a view of it counts too, through ``.base``).
+So
 
 - an output you still hold is never overwritten: you get a new array instead;
 - what a forward keeps for its backward lives in its cache, so it is held until
   the layer lets that cache go (at its next forward), and another layer of the
   same shape, running in between, gets a buffer of its own;
 - two threads never get one buffer (the pool hands out under a lock).
+
+Each call names what its array is for (``"conv.out"``), but an array whose
+contents nobody keeps between calls is pooled by its shape, dtype and memory
+order alone: arrays of one shape that live at different times share memory
+(a batch norm's output, dead once the pooling after it has run, holds that
+pooling's dx in backward).  A step then touches less memory, and more of it is
+still in the cache when it is read again: BN-CNN at batch 256 on one thread
+took about 0.88x the time of one array per name.  Of the free arrays, the one
+handed out last is handed out first.  A buffer whose contents a caller keeps
+(``zeros=True``: a zero border it never writes) is pooled by its name too, and
+by a ``tag`` that says which parts those are.
 
 The pool keeps at most ``MAX_KEYS`` keys (past that it starts afresh), so a run
 that sees many shapes does not grow without bound.
@@ -23,25 +32,28 @@ import numpy as np
 
 MAX_KEYS = 512
 
-_pool = {}                     # key -> list of arrays
+_pool = {}                     # key -> list of arrays, the one handed out last at the end
+_layouts = {}                  # (shape, strides, dtype of like, dtype) -> the strides np.empty_like gives
 _lock = threading.Lock()
 
 
-def _first_unheld(arrays):
-    """The first of ``arrays`` that nobody but the pool's list holds, or None."""
-    for buf in arrays:
+def _last_unheld(arrays):
+    """The last of ``arrays`` that nobody but the pool's list holds, moved to the end; or None."""
+    for i in range(len(arrays) - 1, -1, -1):
+        buf = arrays[i]
         if sys.getrefcount(buf) == _UNHELD:
+            arrays.append(arrays.pop(i))
             return buf
     return None
 
 
 def _references_in(arrays):
-    """sys.getrefcount of the first array as ``_first_unheld`` counts it (its list, the loop, the call)."""
-    for buf in arrays:
-        return sys.getrefcount(buf)
+    """sys.getrefcount of an array as ``_last_unheld`` counts it (its list, the local name, the call)."""
+    buf = arrays[0]
+    return sys.getrefcount(buf)
 
 
-# What _first_unheld sees for an array only the pool's list holds (None: not CPython, nothing is reused).
+# What _last_unheld sees for an array only the pool's list holds (None: not CPython, nothing is reused).
 _UNHELD = _references_in([np.empty(0)]) if sys.implementation.name == "cpython" else None
 
 
@@ -51,9 +63,10 @@ def _take(key, make):
         if arrays is None:
             if len(_pool) >= MAX_KEYS:          # a run that saw very many shapes: start the pool afresh
                 _pool.clear()
+                _layouts.clear()
             arrays = _pool[key] = []
         elif _UNHELD is not None:
-            buf = _first_unheld(arrays)
+            buf = _last_unheld(arrays)
             if buf is not None:
                 return buf
         buf = make()
@@ -62,21 +75,49 @@ def _take(key, make):
         return buf
 
 
+def _key(name, shape, dtype, strides, zeros, tag):
+    """Where the pool keeps an array: by its layout, and by its name too when a caller keeps some of its contents."""
+    return (name, shape, dtype, strides, zeros, tag) if zeros or tag else (shape, dtype, strides)
+
+
+def _c_strides(shape, dtype):
+    strides, step = [], dtype.itemsize
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
 def buffer(name, shape, dtype, *, zeros=False, tag=()):
     """A C-ordered array from the pool that nobody holds, or a new one (zeroed when ``zeros``).
 
-    With ``zeros=True`` a new buffer starts zeroed and the caller keeps the parts
-    it never writes at zero (a padding border): put into ``tag`` whatever decides
-    which parts those are, so that only callers that write the same parts share it.
+    ``name`` says what the array is for.  With ``zeros=True`` a new buffer starts
+    zeroed and the caller keeps the parts it never writes at zero (a padding
+    border): put into ``tag`` whatever decides which parts those are, so that
+    only callers of that name that write the same parts share it.  Without, its
+    contents are anything: write every number you read.
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
-    return _take((name, shape, dtype, None, zeros, tag), lambda: (np.zeros if zeros else np.empty)(shape, dtype))
+    return _take(_key(name, shape, dtype, _c_strides(shape, dtype), zeros, tag),
+                 lambda: (np.zeros if zeros else np.empty)(shape, dtype))
 
 
 def buffer_like(name, like, dtype=None, *, tag=()):
-    """A pooled array shaped like ``like`` and in its memory order (``np.empty_like``), in ``dtype`` (default: like's)."""
+    """A pooled array shaped like ``like`` and in its memory order (``np.empty_like``), in ``dtype`` (default: like's).
+
+    Its contents are anything (a ``tag`` keeps it to callers of this name with that tag).
+    """
     dtype = like.dtype if dtype is None else np.dtype(dtype)
-    return _take((name, like.shape, dtype, like.strides, like.dtype, tag), lambda: np.empty_like(like, dtype=dtype))
+    seen = (like.shape, like.strides, like.dtype, dtype)
+    made = None
+    with _lock:
+        strides = _layouts.get(seen)
+    if strides is None:                      # the first array of this layout: the pool keeps it if it is new
+        made = np.empty_like(like, dtype=dtype)
+        with _lock:
+            strides = _layouts[seen] = made.strides
+    return _take(_key(name, like.shape, dtype, strides, False, tag),
+                 lambda: made if made is not None else np.empty_like(like, dtype=dtype))
 
 
 def filled(name, shape, dtype, value):
@@ -89,3 +130,4 @@ def clear():
     """Let every pooled array go (the next calls allocate afresh)."""
     with _lock:
         _pool.clear()
+        _layouts.clear()

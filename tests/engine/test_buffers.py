@@ -81,17 +81,50 @@ def test_successive_batch_sizes_and_dtypes_in_one_layer():
 
 def test_the_pool_hands_out_only_what_nobody_holds():
     from minicnn.engine import buffers
+    buffers.clear()
     a = buffers.buffer("test.a", (3, 4), np.float32)
     b = buffers.buffer("test.a", (3, 4), np.float32)
     assert a is not b                                        # a is held: b is another array
     view = b[1:]
     del b
-    assert buffers.buffer("test.a", (3, 4), np.float32) is not view.base   # a view holds its buffer too
-    a_id = id(a)
-    del a
-    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == a_id     # let go: the same array again
+    c = buffers.buffer("test.a", (3, 4), np.float32)
+    assert c is not view.base and c is not a                 # a view holds its buffer too
+    a_id, c_id = id(a), id(c)
+    del a, c
+    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == c_id     # let go: the one handed out last first
+    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == c_id     # (dropped at once: the same again)
+    held = buffers.buffer("test.a", (3, 4), np.float32)
+    assert id(held) == c_id and id(buffers.buffer("test.a", (3, 4), np.float32)) == a_id   # then the next free one
     z = buffers.buffer("test.z", (2, 5), np.float64, zeros=True, tag=(1, 1))
     z[:, 1:4] = 7                                            # a caller writes only its middle
     del z
     other = buffers.buffer("test.z", (2, 5), np.float64, zeros=True, tag=(2, 0))
     assert not other.any()                                   # another tag: a border of its own, still zero
+
+
+def test_arrays_of_one_layout_are_shared_across_names_unless_their_contents_are_kept():
+    from minicnn.engine import buffers
+    buffers.clear()
+    out = buffers.buffer("test.out", (4, 6), np.float32)
+    out_id = id(out)
+    del out
+    assert id(buffers.buffer("test.dx", (4, 6), np.float32)) == out_id             # free: any name takes it
+    like = np.empty((4, 6), np.float32)
+    assert id(buffers.buffer_like("test.like", like)) == out_id                    # the same layout by buffer_like
+    channels_last = np.empty((2, 3, 4, 5), np.float32).transpose(0, 3, 1, 2)
+    cl = buffers.buffer_like("test.cl", channels_last)
+    assert cl.strides == np.empty_like(channels_last).strides
+    cl_id = id(cl)
+    del cl
+    plain = buffers.buffer("test.plain", channels_last.shape, np.float32)          # same shape, C order: not it
+    assert id(plain) != cl_id and plain.flags.c_contiguous
+    assert id(buffers.buffer_like("test.cl2", channels_last)) == cl_id
+    assert buffers.buffer("test.int", (4, 6), np.int32).dtype == np.int32          # another dtype: its own
+    border = buffers.buffer("test.border", (4, 6), np.float32, zeros=True, tag=(1,))
+    border[1:3] = 5
+    border_id = id(border)
+    del border
+    assert id(buffers.buffer("test.any", (4, 6), np.float32)) != border_id         # kept contents: never shared
+    assert id(buffers.buffer("test.other", (4, 6), np.float32, zeros=True, tag=(1,))) != border_id
+    again = buffers.buffer("test.border", (4, 6), np.float32, zeros=True, tag=(1,))
+    assert id(again) == border_id and not again[0].any() and (again[1:3] == 5).all()
