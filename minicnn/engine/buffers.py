@@ -75,49 +75,66 @@ def _take(key, make):
         return buf
 
 
-def _key(name, shape, dtype, strides, zeros, tag):
-    """Where the pool keeps an array: by its layout, and by its name too when a caller keeps some of its contents."""
-    return (name, shape, dtype, strides, zeros, tag) if zeros or tag else (shape, dtype, strides)
+def _bytes(nbytes):
+    """Pooled memory of ``nbytes`` bytes that nobody holds: a 1-d uint8 array, whose views hold it."""
+    return _take(("bytes", nbytes), lambda: np.empty(nbytes, np.uint8))
 
 
-def _c_strides(shape, dtype):
-    strides, step = [], dtype.itemsize
-    for size in reversed(shape):
-        strides.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(strides))
+def _axis_order(like, dtype):
+    """The axes of ``np.empty_like(like, dtype=dtype)`` from the slowest in memory to the fastest, or None when
+    that layout is not a C-ordered array's axes in some order (the pool then keeps such arrays by name)."""
+    seen = (like.shape, like.strides, like.dtype, dtype)
+    with _lock:
+        if seen in _layouts:
+            return _layouts[seen]
+    made = np.empty_like(like, dtype=dtype)
+    order = tuple(sorted(range(made.ndim), key=lambda axis: -made.strides[axis]))
+    ours = np.empty([made.shape[a] for a in order], dtype).transpose(np.argsort(order))
+    fits = all(ours.strides[a] == made.strides[a] for a in range(made.ndim) if made.shape[a] > 1)
+    with _lock:
+        _layouts[seen] = order if fits else None
+        return _layouts[seen]
+
+
+def _from_bytes(shape, dtype, order=None):
+    """An array of ``shape`` in pooled memory, C-ordered, or stored with its axes in ``order`` (slowest first)."""
+    if order is None:
+        return _bytes(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize).view(dtype).reshape(shape)
+    stored = [shape[a] for a in order]
+    return _bytes(int(np.prod(stored, dtype=np.int64)) * dtype.itemsize).view(dtype).reshape(stored) \
+        .transpose(np.argsort(order))
 
 
 def buffer(name, shape, dtype, *, zeros=False, tag=()):
     """A C-ordered array from the pool that nobody holds, or a new one (zeroed when ``zeros``).
 
-    ``name`` says what the array is for.  With ``zeros=True`` a new buffer starts
-    zeroed and the caller keeps the parts it never writes at zero (a padding
-    border): put into ``tag`` whatever decides which parts those are, so that
-    only callers of that name that write the same parts share it.  Without, its
-    contents are anything: write every number you read.
+    ``name`` says what the array is for.  Without ``zeros`` its contents are
+    anything (write every number you read), and it may be memory that another
+    name's array of as many bytes used before.  With ``zeros=True`` a new
+    buffer starts zeroed and the caller keeps the parts it never writes at zero
+    (a padding border): it is pooled by ``name``, and by ``tag``, where you put
+    whatever decides which parts those are, so that only callers of that name
+    that write the same parts share it.
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
-    return _take(_key(name, shape, dtype, _c_strides(shape, dtype), zeros, tag),
-                 lambda: (np.zeros if zeros else np.empty)(shape, dtype))
+    if zeros or tag:
+        return _take((name, shape, dtype, zeros, tag), lambda: (np.zeros if zeros else np.empty)(shape, dtype))
+    return _from_bytes(shape, dtype)
 
 
 def buffer_like(name, like, dtype=None, *, tag=()):
     """A pooled array shaped like ``like`` and in its memory order (``np.empty_like``), in ``dtype`` (default: like's).
 
-    Its contents are anything (a ``tag`` keeps it to callers of this name with that tag).
+    Its contents are anything, as ``buffer``'s without ``zeros`` (a ``tag`` keeps it to callers of this name with that tag).
     """
     dtype = like.dtype if dtype is None else np.dtype(dtype)
-    seen = (like.shape, like.strides, like.dtype, dtype)
-    made = None
-    with _lock:
-        strides = _layouts.get(seen)
-    if strides is None:                      # the first array of this layout: the pool keeps it if it is new
-        made = np.empty_like(like, dtype=dtype)
-        with _lock:
-            strides = _layouts[seen] = made.strides
-    return _take(_key(name, like.shape, dtype, strides, False, tag),
-                 lambda: made if made is not None else np.empty_like(like, dtype=dtype))
+    if not tag:
+        if like.flags.c_contiguous:
+            return _from_bytes(like.shape, dtype)
+        order = _axis_order(like, dtype)
+        if order is not None:
+            return _from_bytes(like.shape, dtype, order)
+    return _take((name, like.shape, dtype, like.strides, like.dtype, tag), lambda: np.empty_like(like, dtype=dtype))
 
 
 def filled(name, shape, dtype, value):

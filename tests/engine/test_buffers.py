@@ -79,22 +79,26 @@ def test_successive_batch_sizes_and_dtypes_in_one_layer():
         assert dx.dtype == dtype and dx.shape == x.shape
 
 
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
 def test_the_pool_hands_out_only_what_nobody_holds():
     from minicnn.engine import buffers
     buffers.clear()
     a = buffers.buffer("test.a", (3, 4), np.float32)
     b = buffers.buffer("test.a", (3, 4), np.float32)
-    assert a is not b                                        # a is held: b is another array
+    assert not np.shares_memory(a, b)                        # a is held: b is other memory
     view = b[1:]
     del b
     c = buffers.buffer("test.a", (3, 4), np.float32)
-    assert c is not view.base and c is not a                 # a view holds its buffer too
-    a_id, c_id = id(a), id(c)
+    assert not np.shares_memory(c, view) and not np.shares_memory(c, a)   # a view holds its buffer too
+    a_at, c_at = _address(a), _address(c)
     del a, c
-    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == c_id     # let go: the one handed out last first
-    assert id(buffers.buffer("test.a", (3, 4), np.float32)) == c_id     # (dropped at once: the same again)
+    assert _address(buffers.buffer("test.a", (3, 4), np.float32)) == c_at   # let go: the one handed out last first
+    assert _address(buffers.buffer("test.a", (3, 4), np.float32)) == c_at   # (dropped at once: the same again)
     held = buffers.buffer("test.a", (3, 4), np.float32)
-    assert id(held) == c_id and id(buffers.buffer("test.a", (3, 4), np.float32)) == a_id   # then the next free one
+    assert _address(held) == c_at and _address(buffers.buffer("test.a", (3, 4), np.float32)) == a_at
     z = buffers.buffer("test.z", (2, 5), np.float64, zeros=True, tag=(1, 1))
     z[:, 1:4] = 7                                            # a caller writes only its middle
     del z
@@ -102,29 +106,33 @@ def test_the_pool_hands_out_only_what_nobody_holds():
     assert not other.any()                                   # another tag: a border of its own, still zero
 
 
-def test_arrays_of_one_layout_are_shared_across_names_unless_their_contents_are_kept():
+def test_memory_of_as_many_bytes_is_shared_across_names_unless_its_contents_are_kept():
     from minicnn.engine import buffers
     buffers.clear()
     out = buffers.buffer("test.out", (4, 6), np.float32)
-    out_id = id(out)
+    out_at = _address(out)
     del out
-    assert id(buffers.buffer("test.dx", (4, 6), np.float32)) == out_id             # free: any name takes it
-    like = np.empty((4, 6), np.float32)
-    assert id(buffers.buffer_like("test.like", like)) == out_id                    # the same layout by buffer_like
+    dx = buffers.buffer("test.dx", (4, 6), np.float32)
+    assert _address(dx) == out_at and dx.shape == (4, 6) and dx.flags.c_contiguous   # free: any name takes it
+    del dx
+    assert _address(buffers.buffer("test.flat", (24,), np.float32)) == out_at        # as many bytes, any shape
+    assert _address(buffers.buffer("test.mask", (96,), bool)) == out_at              # or dtype
+    assert _address(buffers.buffer_like("test.like", np.empty((2, 12), np.float32))) == out_at
+    assert _address(buffers.buffer("test.more", (25,), np.float32)) != out_at        # more bytes: other memory
     channels_last = np.empty((2, 3, 4, 5), np.float32).transpose(0, 3, 1, 2)
     cl = buffers.buffer_like("test.cl", channels_last)
-    assert cl.strides == np.empty_like(channels_last).strides
-    cl_id = id(cl)
+    assert cl.shape == channels_last.shape and cl.strides == np.empty_like(channels_last).strides
+    cl_at = _address(cl)
     del cl
-    plain = buffers.buffer("test.plain", channels_last.shape, np.float32)          # same shape, C order: not it
-    assert id(plain) != cl_id and plain.flags.c_contiguous
-    assert id(buffers.buffer_like("test.cl2", channels_last)) == cl_id
-    assert buffers.buffer("test.int", (4, 6), np.int32).dtype == np.int32          # another dtype: its own
+    plain = buffers.buffer("test.plain", channels_last.shape, np.float32)          # C order, in the same memory
+    assert _address(plain) == cl_at and plain.flags.c_contiguous
+    odd = np.empty((4, 6), np.float32)[:, ::2]                                      # not contiguous: like's order
+    assert buffers.buffer_like("test.odd", odd).strides == np.empty_like(odd).strides
     border = buffers.buffer("test.border", (4, 6), np.float32, zeros=True, tag=(1,))
     border[1:3] = 5
-    border_id = id(border)
+    border_at = _address(border)
     del border
-    assert id(buffers.buffer("test.any", (4, 6), np.float32)) != border_id         # kept contents: never shared
-    assert id(buffers.buffer("test.other", (4, 6), np.float32, zeros=True, tag=(1,))) != border_id
+    assert _address(buffers.buffer("test.any", (4, 6), np.float32)) != border_at    # kept contents: never shared
+    assert _address(buffers.buffer("test.other", (4, 6), np.float32, zeros=True, tag=(1,))) != border_at
     again = buffers.buffer("test.border", (4, 6), np.float32, zeros=True, tag=(1,))
-    assert id(again) == border_id and not again[0].any() and (again[1:3] == 5).all()
+    assert _address(again) == border_at and not again[0].any() and (again[1:3] == 5).all()
