@@ -25,6 +25,7 @@ by a ``tag`` that says which parts those are.
 The pool keeps at most ``MAX_KEYS`` keys (past that it starts afresh), so a run
 that sees many shapes does not grow without bound.
 """
+import math
 import sys
 import threading
 
@@ -33,7 +34,8 @@ import numpy as np
 MAX_KEYS = 512
 
 _pool = {}                     # key -> list of arrays, the one handed out last at the end
-_layouts = {}                  # (shape, strides, dtype of like, dtype) -> the strides np.empty_like gives
+_layouts = {}                  # (shape, strides, dtype of like, dtype) -> the axis order np.empty_like gives
+_plans = {}                    # (shape, dtype, axis order) -> (bytes, the stored shape, the axes to show it in)
 _lock = threading.Lock()
 
 
@@ -64,6 +66,7 @@ def _take(key, make):
             if len(_pool) >= MAX_KEYS:          # a run that saw very many shapes: start the pool afresh
                 _pool.clear()
                 _layouts.clear()
+                _plans.clear()
             arrays = _pool[key] = []
         elif _UNHELD is not None:
             buf = _last_unheld(arrays)
@@ -84,9 +87,8 @@ def _axis_order(like, dtype):
     """The axes of ``np.empty_like(like, dtype=dtype)`` from the slowest in memory to the fastest, or None when
     that layout is not a C-ordered array's axes in some order (the pool then keeps such arrays by name)."""
     seen = (like.shape, like.strides, like.dtype, dtype)
-    with _lock:
-        if seen in _layouts:
-            return _layouts[seen]
+    if seen in _layouts:
+        return _layouts[seen]
     made = np.empty_like(like, dtype=dtype)
     order = tuple(sorted(range(made.ndim), key=lambda axis: -made.strides[axis]))
     ours = np.empty([made.shape[a] for a in order], dtype).transpose(np.argsort(order))
@@ -98,11 +100,14 @@ def _axis_order(like, dtype):
 
 def _from_bytes(shape, dtype, order=None):
     """An array of ``shape`` in pooled memory, C-ordered, or stored with its axes in ``order`` (slowest first)."""
-    if order is None:
-        return _bytes(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize).view(dtype).reshape(shape)
-    stored = [shape[a] for a in order]
-    return _bytes(int(np.prod(stored, dtype=np.int64)) * dtype.itemsize).view(dtype).reshape(stored) \
-        .transpose(np.argsort(order))
+    plan = _plans.get((shape, dtype, order))
+    if plan is None:                         # worked out once per layout: a step asks for dozens of arrays
+        stored = shape if order is None else tuple(shape[a] for a in order)
+        axes = None if order is None else tuple(int(a) for a in np.argsort(order))
+        plan = _plans[(shape, dtype, order)] = (math.prod(stored) * dtype.itemsize, stored, axes)
+    nbytes, stored, axes = plan
+    array = _bytes(nbytes).view(dtype).reshape(stored)
+    return array if axes is None else array.transpose(axes)
 
 
 def buffer(name, shape, dtype, *, zeros=False, tag=()):
@@ -148,3 +153,4 @@ def clear():
     with _lock:
         _pool.clear()
         _layouts.clear()
+        _plans.clear()

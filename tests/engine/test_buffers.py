@@ -136,3 +136,35 @@ def test_memory_of_as_many_bytes_is_shared_across_names_unless_its_contents_are_
     assert _address(buffers.buffer("test.other", (4, 6), np.float32, zeros=True, tag=(1,))) != border_at
     again = buffers.buffer("test.border", (4, 6), np.float32, zeros=True, tag=(1,))
     assert _address(again) == border_at and not again[0].any() and (again[1:3] == 5).all()
+
+
+def test_a_model_whose_arrays_share_pooled_memory_gives_the_bits_of_one_that_reuses_nothing(monkeypatch):
+    """Training steps of a batch-norm network, whose conv output, batch norm arrays and pooling dx share memory
+    of one size, against the same steps with every array new (the pool reusing nothing)."""
+    from minicnn.engine import buffers
+    from minicnn.nn import BatchNorm2D, Dense
+    from minicnn.nn.losses import softmax_cross_entropy
+    from minicnn.nn.model import Sequential
+    from minicnn.nn.optim import SGD
+
+    def steps():
+        rng = np.random.default_rng(11)
+        model = Sequential([Conv2D(1, 4, 3, padding=1, bias=False, rng=rng), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                            Conv2D(4, 4, 3, padding=1, bias=False, rng=rng), BatchNorm2D(4), ReLU(), MaxPool2D(2),
+                            Flatten(), Dense(4 * 4 * 4, 10, rng=rng)])
+        optimizer = SGD(model, lr=0.1, momentum=0.9)
+        x, y = rng.standard_normal((12, 1, 16, 16), dtype=np.float32), rng.integers(0, 10, 12)
+        for _ in range(3):
+            loss, dlogits = softmax_cross_entropy(model.forward(x), y)
+            dx = model.backward(dlogits, need_input_grad=True)
+            optimizer.step()
+        return [loss, dx] + [p.copy() for _, p, _ in model.parameters()] + [g.copy() for _, _, g in model.parameters()]
+
+    buffers.clear()
+    shared = steps()
+    sizes = {key[1] for key in buffers._pool if key[0] == "bytes"}
+    assert 12 * 4 * 16 * 16 * 4 in sizes          # the first block's arrays of one size went to pooled bytes
+    monkeypatch.setattr(buffers, "_UNHELD", None)  # nothing reused: every array new
+    fresh = steps()
+    for a, b in zip(shared, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
