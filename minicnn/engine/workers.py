@@ -30,6 +30,7 @@ kills it.  Only on Linux (``available``): elsewhere a fork is not safe with the
 BLAS libraries, and the split runs on threads.
 """
 import json
+import math
 import os
 import signal
 import sys
@@ -44,6 +45,8 @@ from minicnn.engine import cblas, threads
 
 SPIN = 2e-3                 # seconds a process polls for a message due soon before it sleeps (``recv``)
 ALIGN = 64                  # bytes: each array of the arena starts on a cache line
+PACKED_BYTES = 1 << 16      # arrays of at most this many bytes in all travel in one frame with their header
+_PACKED = b"\x00"           # the first byte of such a frame (a JSON header starts with "{")
 _enabled = sys.platform.startswith("linux") and hasattr(os, "fork")
 _teams = weakref.WeakSet()  # every open team of this process (a forked child closes their sockets)
 
@@ -85,9 +88,21 @@ def _arena(specs):
 
 
 def send(conn, header, arrays=()):
-    """Send a JSON ``header`` and ``arrays`` (their dtype and shape go in the header; their bytes as they are)."""
+    """Send a JSON ``header`` and ``arrays`` (their dtype and shape go in the header; their bytes as they are).
+
+    Arrays of at most ``PACKED_BYTES`` in all go in one frame with the header (a batch norm's sums, a share's
+    logits): one write and one read each way instead of one per array.  Bigger ones go in a frame each, uncopied.
+    """
     arrays = [np.asarray(a, order="C") for a in arrays]       # (ascontiguousarray would make a 0-d array 1-d)
     meta = [[a.dtype.str, list(a.shape)] for a in arrays]
+    if sum(a.nbytes for a in arrays) <= PACKED_BYTES:
+        head = json.dumps({**header, "arrays": meta}).encode()
+        head += b" " * (-(5 + len(head)) % 16)            # every array starts 16-byte aligned, like NumPy's own
+        parts = [_PACKED, len(head).to_bytes(4, "little"), head]
+        for a in arrays:
+            parts += [a.tobytes(), bytes(-a.nbytes % 16)]
+        conn.send_bytes(b"".join(parts))
+        return
     conn.send_bytes(json.dumps({**header, "arrays": meta}).encode())
     for a in arrays:
         conn.send_bytes(a.reshape(-1).view(np.uint8) if a.size else b"")
@@ -103,16 +118,27 @@ def recv(conn, spin=0.0):
         deadline = time.perf_counter() + spin
         while not conn.poll() and time.perf_counter() < deadline:
             pass
-    header = json.loads(conn.recv_bytes())
+    frame = conn.recv_bytes()
     arrays = []
-    for dtype, shape in header.pop("arrays"):
-        dtype = np.dtype(dtype)
-        data = bytearray(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-        if data:
-            conn.recv_bytes_into(data)
-        else:
-            conn.recv_bytes()
-        arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
+    if frame[:1] == _PACKED:                     # the header and every array's bytes in this one frame
+        frame = bytearray(frame)                 # (writable, for the arrays viewing it)
+        offset = 5 + int.from_bytes(frame[1:5], "little")
+        header = json.loads(frame[5:offset])
+        for dtype, shape in header.pop("arrays"):
+            dtype = np.dtype(dtype)
+            count = math.prod(shape)
+            arrays.append(np.frombuffer(frame, dtype=dtype, count=count, offset=offset).reshape(shape))
+            offset += count * dtype.itemsize + (-count * dtype.itemsize % 16)
+    else:
+        header = json.loads(frame)
+        for dtype, shape in header.pop("arrays"):
+            dtype = np.dtype(dtype)
+            data = bytearray(math.prod(shape) * dtype.itemsize)
+            if data:
+                conn.recv_bytes_into(data)
+            else:
+                conn.recv_bytes()
+            arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
     if "error" in header:
         raise WorkerError(header["error"])
     return header, arrays

@@ -11,16 +11,25 @@ from minicnn.engine import workers
 pytestmark = pytest.mark.skipif(not workers.available(), reason="worker processes need Linux's fork")
 
 
-def test_a_message_carries_a_header_and_arrays_of_any_dtype_and_shape():
+@pytest.mark.parametrize("big", [False, True], ids=["one frame", "a frame per array"])
+def test_a_message_carries_a_header_and_arrays_of_any_dtype_and_shape(big):
     from multiprocessing.connection import Pipe
     a, b = Pipe()
     arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), np.zeros((0, 5)), np.array(2.5),
-              np.arange(6, dtype=np.int64).reshape(2, 3).T]          # not contiguous: sent as its values
+              np.arange(6, dtype=np.int64).reshape(2, 3).T,            # not contiguous: sent as its values
+              np.arange(3, dtype=np.int8), np.arange(5, dtype=np.float64)]
+    if big:                                                            # past PACKED_BYTES: a frame each
+        arrays.append(np.arange(workers.PACKED_BYTES // 4 + 1, dtype=np.float32))
     workers.send(a, {"do": "x", "n": 3}, arrays)
     header, got = workers.recv(b, spin=1e-3)
     assert header == {"do": "x", "n": 3}
+    assert len(got) == len(arrays)
     for sent, came in zip(arrays, got):
         assert came.dtype == sent.dtype and came.shape == sent.shape and came.flags.writeable
+        assert came.flags.aligned
+        np.testing.assert_array_equal(came, sent)
+    got[0][...] = -1                                                   # each array its own numbers
+    for sent, came in zip(arrays[1:], got[1:]):
         np.testing.assert_array_equal(came, sent)
     workers.send(a, {"error": "ValueError: no"})
     with pytest.raises(workers.WorkerError, match="ValueError: no"):
