@@ -32,6 +32,7 @@ BLAS libraries, and the split runs on threads.
 import json
 import math
 import os
+import platform
 import signal
 import sys
 import time
@@ -47,6 +48,8 @@ SPIN = 2e-3                 # seconds a process polls for a message due soon bef
 ALIGN = 64                  # bytes: each array of the arena starts on a cache line
 PACKED_BYTES = 1 << 16      # arrays of at most this many bytes in all travel in one frame with their header
 _PACKED = b"\x00"           # the first byte of such a frame (a JSON header starts with "{")
+BOARD_SLOT = 1 << 16        # bytes of each slot of the shared board for sums (``_Board``)
+_board = platform.machine().lower() in ("x86_64", "amd64")   # stores seen in order: sums go through the board
 _enabled = sys.platform.startswith("linux") and hasattr(os, "fork")
 _teams = weakref.WeakSet()  # every open team of this process (a forked child closes their sockets)
 
@@ -87,23 +90,44 @@ def _arena(specs):
             for name, (offset, shape, dtype) in places.items()}
 
 
+def _pack(header, arrays):
+    """One frame of ``header`` and ``arrays``: a marker byte, the JSON header's length, the header, each array's bytes
+    (every array 16-byte aligned, like NumPy's own)."""
+    arrays = [np.asarray(a, order="C") for a in arrays]       # (ascontiguousarray would make a 0-d array 1-d)
+    head = json.dumps({**header, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode()
+    head += b" " * (-(5 + len(head)) % 16)
+    parts = [_PACKED, len(head).to_bytes(4, "little"), head]
+    for a in arrays:
+        parts += [a.tobytes(), bytes(-a.nbytes % 16)]
+    return b"".join(parts)
+
+
+def _unpack(frame):
+    """(header, [arrays]) of a ``_pack`` frame (a bytearray: the arrays are writable views of it)."""
+    offset = 5 + int.from_bytes(frame[1:5], "little")
+    header = json.loads(frame[5:offset])
+    arrays = []
+    for dtype, shape in header.pop("arrays"):
+        dtype = np.dtype(dtype)
+        count = math.prod(shape)
+        arrays.append(np.frombuffer(frame, dtype=dtype, count=count, offset=offset).reshape(shape))
+        offset += count * dtype.itemsize + (-count * dtype.itemsize % 16)
+    if "error" in header:
+        raise WorkerError(header["error"])
+    return header, arrays
+
+
 def send(conn, header, arrays=()):
     """Send a JSON ``header`` and ``arrays`` (their dtype and shape go in the header; their bytes as they are).
 
-    Arrays of at most ``PACKED_BYTES`` in all go in one frame with the header (a batch norm's sums, a share's
-    logits): one write and one read each way instead of one per array.  Bigger ones go in a frame each, uncopied.
+    Arrays of at most ``PACKED_BYTES`` in all go in one frame with the header (a share's logits): one write
+    and one read each way instead of one per array.  Bigger ones go in a frame each, uncopied.
     """
-    arrays = [np.asarray(a, order="C") for a in arrays]       # (ascontiguousarray would make a 0-d array 1-d)
-    meta = [[a.dtype.str, list(a.shape)] for a in arrays]
+    arrays = [np.asarray(a, order="C") for a in arrays]
     if sum(a.nbytes for a in arrays) <= PACKED_BYTES:
-        head = json.dumps({**header, "arrays": meta}).encode()
-        head += b" " * (-(5 + len(head)) % 16)            # every array starts 16-byte aligned, like NumPy's own
-        parts = [_PACKED, len(head).to_bytes(4, "little"), head]
-        for a in arrays:
-            parts += [a.tobytes(), bytes(-a.nbytes % 16)]
-        conn.send_bytes(b"".join(parts))
+        conn.send_bytes(_pack(header, arrays))
         return
-    conn.send_bytes(json.dumps({**header, "arrays": meta}).encode())
+    conn.send_bytes(json.dumps({**header, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode())
     for a in arrays:
         conn.send_bytes(a.reshape(-1).view(np.uint8) if a.size else b"")
 
@@ -119,29 +143,88 @@ def recv(conn, spin=0.0):
         while not conn.poll() and time.perf_counter() < deadline:
             pass
     frame = conn.recv_bytes()
-    arrays = []
     if frame[:1] == _PACKED:                     # the header and every array's bytes in this one frame
-        frame = bytearray(frame)                 # (writable, for the arrays viewing it)
-        offset = 5 + int.from_bytes(frame[1:5], "little")
-        header = json.loads(frame[5:offset])
-        for dtype, shape in header.pop("arrays"):
-            dtype = np.dtype(dtype)
-            count = math.prod(shape)
-            arrays.append(np.frombuffer(frame, dtype=dtype, count=count, offset=offset).reshape(shape))
-            offset += count * dtype.itemsize + (-count * dtype.itemsize % 16)
-    else:
-        header = json.loads(frame)
-        for dtype, shape in header.pop("arrays"):
-            dtype = np.dtype(dtype)
-            data = bytearray(math.prod(shape) * dtype.itemsize)
-            if data:
-                conn.recv_bytes_into(data)
-            else:
-                conn.recv_bytes()
-            arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
+        return _unpack(bytearray(frame))
+    header = json.loads(frame)
+    arrays = []
+    for dtype, shape in header.pop("arrays"):
+        dtype = np.dtype(dtype)
+        data = bytearray(math.prod(shape) * dtype.itemsize)
+        if data:
+            conn.recv_bytes_into(data)
+        else:
+            conn.recv_bytes()
+        arrays.append(np.frombuffer(data, dtype=dtype).reshape(shape))
     if "error" in header:
         raise WorkerError(header["error"])
     return header, arrays
+
+
+class _Board:
+    """Shared memory for a batch norm's sums, made before the fork: worker k posts its shares in slot (k, 0) and
+    the calling process the totals in slot (k, 1).
+
+    A slot holds a count of posts, a flag, a table of the arrays (dtype, ndim, shape) and their bytes, each
+    16-byte aligned.  A post writes the table and the bytes, then the count; the reader polls the count (then
+    watches the socket too, so that a worker's error or end is seen).  Only on x86-64, whose stores are seen in
+    the order they were made.  Shares too big for a slot go through the socket (the flag says so)."""
+
+    TABLE = 64                                   # int64 entries of a slot's table of arrays
+
+    def __init__(self, workers):
+        import mmap
+        self.block = np.frombuffer(mmap.mmap(-1, max(1, workers) * 2 * BOARD_SLOT), dtype=np.uint8)
+        self.seen = {}                           # (k, side) -> posts made or read so far, in this process
+
+    def _slot(self, k, side):
+        start = ((k - 1) * 2 + side) * BOARD_SLOT
+        head = self.block[start:start + 16].view(np.int64)                        # the count, the flag
+        table = self.block[start + 64:start + 64 + 8 * self.TABLE].view(np.int64)
+        return head, table, self.block[start + 64 + 8 * self.TABLE:start + BOARD_SLOT]
+
+    def post(self, conn, k, side, arrays):
+        head, table, data = self._slot(k, side)
+        arrays = [np.asarray(a, order="C") for a in arrays]
+        entries = [len(arrays)]
+        for a in arrays:
+            entries += [ord(a.dtype.char), a.ndim, *a.shape]
+        fits = len(entries) <= self.TABLE and sum(a.nbytes + 16 for a in arrays) <= data.size and \
+            all(a.dtype.isnative and np.dtype(a.dtype.char) == a.dtype for a in arrays)
+        self.seen[(k, side)] = self.seen.get((k, side), 0) + 1
+        if fits:
+            table[:len(entries)] = entries
+            offset = 0
+            for a in arrays:
+                data[offset:offset + a.nbytes] = a.reshape(-1).view(np.uint8)
+                offset += a.nbytes + (-a.nbytes % 16)
+            head[1] = 0
+            head[0] = self.seen[(k, side)]
+        else:
+            head[1] = 1                          # the shares follow on the socket (counted first: see take)
+            head[0] = self.seen[(k, side)]
+            send(conn, {"do": "sum"}, arrays)
+
+    def take(self, conn, k, side):
+        """The arrays of the next post in slot (k, side), new and writable."""
+        head, table, data = self._slot(k, side)
+        due = self.seen.get((k, side), 0) + 1
+        deadline = time.perf_counter() + SPIN
+        while head[0] != due:
+            if time.perf_counter() > deadline and conn.poll(1e-3) and head[0] != due:
+                header, _ = recv(conn)           # a worker's error raises WorkerError, its end EOFError
+                raise WorkerError(f"{header} came while a share of a sum was due")
+        self.seen[(k, side)] = due
+        if head[1]:
+            return recv(conn)[1]
+        arrays, at, offset = [], 1, 0
+        for _ in range(int(table[0])):
+            dtype, ndim = np.dtype(chr(table[at])), int(table[at + 1])
+            shape = tuple(int(n) for n in table[at + 2:at + 2 + ndim])
+            at += 2 + ndim
+            nbytes = math.prod(shape) * dtype.itemsize
+            arrays.append(data[offset:offset + nbytes].view(dtype).reshape(shape).copy())
+            offset += nbytes + (-nbytes % 16)
+        return arrays
 
 
 def _close_inherited(keep):
@@ -181,6 +264,7 @@ class Team:
         if not available():
             raise RuntimeError("worker processes need Linux's fork (minicnn.engine.workers.available() is False)")
         self.arena = _arena(specs)
+        self.board = _Board(count - 1) if _board else None
         self.conns, self.pids = [], []
         self.closed = False
         try:
@@ -259,29 +343,38 @@ os.register_at_fork(after_in_child=_close_teams_in_child)
 class HubSums:
     """Sums over the parts for the calling process's part (part 0): the workers' shares come in, the totals go out."""
 
-    def __init__(self, conns):
-        self.conns = conns
+    def __init__(self, team, count):
+        self.team, self.conns = team, team.conns[:count - 1]
 
     def sum(self, k, shares):
+        board = self.team.board
         rows = [[np.asarray(s) for s in shares]]
-        for conn in self.conns:
-            header, others = recv(conn, SPIN)
+        for j, conn in enumerate(self.conns, 1):
+            header, others = ({"do": "sum"}, board.take(conn, j, 0)) if board is not None else recv(conn, SPIN)
             if header.get("do") != "sum" or len(others) != len(shares):
-                raise WorkerError(f"a worker sent {header} while its share of a sum was due")
+                raise WorkerError(f"a worker sent {header} with {len(others)} arrays while its {len(shares)} shares "
+                                  f"of a sum were due")
             rows.append(others)
         totals = threads.add_in_part_order(rows)
-        for conn in self.conns:
-            send(conn, {"do": "totals"}, totals)
+        for j, conn in enumerate(self.conns, 1):
+            if board is not None:
+                board.post(conn, j, 1, totals)
+            else:
+                send(conn, {"do": "totals"}, totals)
         return totals
 
 
 class WorkerSums:
     """Sums over the parts for a worker's part: its shares go to the calling process, the totals come back."""
 
-    def __init__(self, conn):
-        self.conn = conn
+    def __init__(self, team, k, conn):
+        self.board, self.k, self.conn = team.board, k, conn
 
     def sum(self, k, shares):
-        send(self.conn, {"do": "sum"}, [np.asarray(s) for s in shares])
-        header, totals = recv(self.conn, SPIN)
+        if self.board is None:
+            send(self.conn, {"do": "sum"}, [np.asarray(s) for s in shares])
+            header, totals = recv(self.conn, SPIN)
+        else:
+            self.board.post(self.conn, self.k, 0, shares)
+            totals = self.board.take(self.conn, self.k, 1)
         return tuple(totals)

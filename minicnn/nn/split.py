@@ -161,7 +161,7 @@ def team_for(model, walk):
             if old is not None:
                 old.close()
         team = ops.workers.Team(signature[0], _arena_names(model, signature[0] - 1),
-                                lambda team, k, conn: _worker(model, walk, team.arena, k, conn))
+                                lambda team, k, conn: _worker(model, walk, team, k, conn))
         _teams[model] = (signature, team)
         weakref.finalize(model, team.close)     # a model that is gone ends its workers
     for ref in list(_recent):
@@ -171,9 +171,9 @@ def team_for(model, walk):
     return team
 
 
-def _worker(model, walk, arena, k, conn):
+def _worker(model, walk, team, k, conn):
     """Worker k's handler: runs its share of each forward and backward on its copy of ``model``."""
-    held = {}
+    held, arena = {}, team.arena
 
     def handle(header, arrays):
         if header["do"] == "forward":
@@ -183,7 +183,7 @@ def _worker(model, walk, arena, k, conn):
                 layer.training = flag
             with ops.use_engine(header["engine"]):
                 layers = run_order(model.layers)
-                sums = ops.workers.WorkerSums(conn) if header["together"] else None
+                sums = ops.workers.WorkerSums(team, k, conn) if header["together"] else None
                 part = Split(layers, [tuple(r) for r in header["ranges"]], model._part_grads, sums)
                 held["split"] = None
                 out = part.forward(arrays[0])
@@ -208,7 +208,7 @@ class ProcessSplit:
         count = min(team.count, len(ranges))
         self.model, self.team, self.together, self.ranges = model, team, _together(layers), ranges
         self.shares = [ranges[a:b] for a, b in ops.shares_of(len(ranges), count)]   # as the threads share them
-        sums = ops.workers.HubSums(team.conns[:count - 1]) if self.together else None
+        sums = ops.workers.HubSums(team, count) if self.together else None
         self.own = Split(layers, self.shares[0], model._part_grads, sums)
         self.out_shape = None
 

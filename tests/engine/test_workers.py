@@ -120,29 +120,53 @@ def test_a_team_that_is_dropped_ends_its_workers():
 
 
 def _adder(team, k, conn):
-    sums = workers.WorkerSums(conn)
+    sums = workers.WorkerSums(team, k, conn)
 
     def handle(header, arrays):
-        totals = sums.sum(k, [arrays[0], float(k)])
-        return {"do": "done"}, list(totals)
+        if header["do"] == "fail":
+            raise ValueError("no share from this one")
+        got = []
+        for _ in range(header.get("rounds", 1)):      # several sums in a row, as a batch norm's forward makes
+            got.append(sums.sum(k, [arrays[0], float(k)]))
+        return {"do": "done"}, [a for totals in got for a in totals]
     return handle
 
 
-def test_sums_over_parts_add_in_part_order_and_every_part_gets_the_same_numbers():
+@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
+@pytest.mark.parametrize("size", [5, workers.BOARD_SLOT // 4 + 1], ids=["small", "past a slot"])
+def test_sums_over_parts_add_in_part_order_and_every_part_gets_the_same_numbers(monkeypatch, board, size):
+    monkeypatch.setattr(workers, "_board", board and workers._board)
     team = workers.Team(3, [], _adder)
     try:
+        assert (team.board is not None) == (board and workers._board)
         rng = np.random.default_rng(0)
-        shares = [rng.standard_normal(5).astype(np.float32) * 10.0 ** rng.integers(-3, 4, 5) for _ in range(3)]
-        for k in (1, 2):
-            workers.send(team.conns[k - 1], {"do": "sum"}, [shares[k]])
-        mine = workers.HubSums(team.conns).sum(0, [shares[0], 0.0])
-        theirs = [workers.recv(conn)[1] for conn in team.conns]
-        expected = (shares[0] + shares[1]) + shares[2]
-        np.testing.assert_array_equal(mine[0], expected)
-        assert float(mine[1]) == 3.0
-        for got in theirs:
-            np.testing.assert_array_equal(got[0], mine[0])
-            assert got[1] == mine[1]
+        for rounds in (1, 3):
+            shares = [rng.standard_normal(size).astype(np.float32) * 10.0 ** rng.integers(-3, 4, size)
+                      for _ in range(3)]
+            for k in (1, 2):
+                workers.send(team.conns[k - 1], {"do": "sum", "rounds": rounds}, [shares[k]])
+            hub = workers.HubSums(team, 3)
+            mine = [hub.sum(0, [shares[0], 0.0]) for _ in range(rounds)]
+            theirs = [workers.recv(conn, workers.SPIN)[1] for conn in team.conns]
+            expected = (shares[0] + shares[1]) + shares[2]
+            for r in range(rounds):
+                np.testing.assert_array_equal(mine[r][0], expected)
+                assert float(mine[r][1]) == 3.0
+                for got in theirs:
+                    np.testing.assert_array_equal(got[2 * r], mine[r][0])
+                    assert got[2 * r + 1] == mine[r][1]
+    finally:
+        team.close()
+
+
+@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
+def test_a_worker_that_fails_before_its_share_is_an_error_not_a_wait(monkeypatch, board):
+    monkeypatch.setattr(workers, "_board", board and workers._board)
+    team = workers.Team(2, [], _adder)
+    try:
+        workers.send(team.conns[0], {"do": "fail"})
+        with pytest.raises(workers.WorkerError, match="no share from this one"):
+            workers.HubSums(team, 2).sum(0, [np.ones(3)])
     finally:
         team.close()
 
