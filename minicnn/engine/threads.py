@@ -40,8 +40,10 @@ from minicnn.engine import cblas
 MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
 MIN_EXAMPLES = 16               # examples per part below which a model does not split its batch (``batch_parts``)
 # Examples per part above which a thread's share of a model's batch is cut again, into parts it runs in turn:
-# a part's activations then stay in the cache from one layer to the next (a step at batch 256 on one thread: 0.91x).
-MAX_EXAMPLES = 128
+# a part's activations then stay in the cache from one layer to the next.  128 until the buffer pool shared
+# memory by size; since then REF-CNN's step at batch 256 on one thread takes 0.97x the time whole as in two
+# parts of 128, and at batch 512 the same in parts of 256 as of 128 (docs/performance.md, seventh round).
+MAX_EXAMPLES = 256
 
 
 def default_threads():

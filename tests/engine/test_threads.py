@@ -182,11 +182,11 @@ def test_batch_parts_keep_at_least_min_examples_per_part():
         threads.set_threads(2)
         assert threads.batch_parts(64) == [(0, 32), (32, 64)]
         assert threads.batch_parts(2 * threads.MIN_EXAMPLES - 1) == [(0, 2 * threads.MIN_EXAMPLES - 1)]
-        assert threads.batch_parts(2 * threads.MAX_EXAMPLES) == [(0, 128), (128, 256)]
+        assert threads.batch_parts(4 * threads.MAX_EXAMPLES) == [(0, 256), (256, 512), (512, 768), (768, 1024)]
         threads.set_threads(1)
-        assert threads.batch_parts(threads.MAX_EXAMPLES) == [(0, 128)]
-        assert threads.batch_parts(256) == [(0, 128), (128, 256)]          # parts the one thread runs in turn
-        assert threads.batch_parts(256, in_turn=False) == [(0, 256)]
+        assert threads.batch_parts(threads.MAX_EXAMPLES) == [(0, 256)]
+        assert threads.batch_parts(512) == [(0, 256), (256, 512)]          # parts the one thread runs in turn
+        assert threads.batch_parts(512, in_turn=False) == [(0, 512)]
     finally:
         threads.set_threads(previous)
 
