@@ -43,6 +43,23 @@ def test_maxpool_2x2_ties_route_to_first_position_in_every_pattern():
     np.testing.assert_array_equal(dx.sum(axis=1), np.ones(16))
 
 
+def test_maxpool_2x2_ties_in_one_chunk_of_many():
+    # Ties are looked for chunk by chunk (most chunks of real numbers have none): a tie in one image of a batch
+    # that spans several chunks still routes to the first maximum, and the distinct images around it are exact.
+    rng = np.random.default_rng(8)
+    x = distinct_values((24, 16, 28, 28), rng).astype(np.float32)
+    x[21, 5, 10:12, 6:8] = [[0.5, 2.0], [2.0, 1.0]]        # top-right and bottom-left tie: top-right wins
+    x[22, 2, 0:2, 0:2] = [[-1.0, -3.0], [-2.0, -1.0]]      # top-left and bottom-right tie: top-left wins
+    layer = MaxPool2D(2)
+    out = layer.forward(channels_last(x))
+    np.testing.assert_array_equal(out, maxpool2d_naive(x, 2, None)[0])
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(channels_last(dout))
+    np.testing.assert_array_equal(dx, maxpool2d_backward_naive(x, dout, 2, None))
+    assert dx[21, 5, 10, 7] == dout[21, 5, 5, 3] and dx[21, 5, 11, 6] == 0
+    assert dx[22, 2, 0, 0] == dout[22, 2, 0, 0] and dx[22, 2, 1, 1] == 0
+
+
 @pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), ((2, 3), (1, 2)), (2, 3)])
 def test_maxpool_gradient_check(kernel, stride):
     rng = np.random.default_rng(5)

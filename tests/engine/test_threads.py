@@ -339,3 +339,18 @@ def test_a_part_that_fails_releases_the_parts_that_wait_for_its_share(failing):
                                        together=True) == [3, 3]
     finally:
         threads.set_threads(previous)
+
+
+def test_level2_cache_bytes_reads_sysfs_and_the_chunk_follows_it(tmp_path):
+    for index, (level, kind, size) in enumerate([("1", "Data", "48K"), ("1", "Instruction", "32K"),
+                                                 ("2", "Unified", "2048K"), ("3", "Unified", "105M")]):
+        entry = tmp_path / f"index{index}"
+        entry.mkdir()
+        for name, text in (("level", level), ("type", kind), ("size", size)):
+            (entry / name).write_text(text + "\n")
+    assert threads.level2_cache_bytes(tmp_path) == 2 << 20
+    assert threads.level2_cache_bytes(tmp_path / "missing") is None
+    assert [threads._size_bytes(t) for t in ("512K", "1M", "640")] == [512 << 10, 1 << 20, 640]
+    l2 = threads.level2_cache_bytes()
+    assert threads.CHUNK_NUMBERS == max(1 << 17, (l2 or 0) // 8)       # half the L2 in float32, at least 512 KiB
+
