@@ -23,6 +23,9 @@ forked with, and sends the reply.
   x86-64 the shares and totals go through a *board* of shared memory, mapped
   before the fork too (``_Board``): a sum is a handful of memory writes and a
   poll, where a socket's round trip took about 130 us in a training step.
+  A worker's answer (``Team.answer``: a share's logits, its dx) goes on the
+  board the same way, and the caller may leave a share's input in the
+  worker's inbox on the board (its message then carries the header alone).
 
 A worker ignores SIGINT (Ctrl-C stops the caller, which then ends the team),
 closes every file it inherited but its own socket and the standard streams (an
@@ -51,7 +54,8 @@ SPIN = 2e-3                 # seconds a process polls for a message due soon bef
 ALIGN = 64                  # bytes: each array of the arena starts on a cache line
 PACKED_BYTES = 1 << 16      # arrays of at most this many bytes in all travel in one frame with their header
 _PACKED = b"\x00"           # the first byte of such a frame (a JSON header starts with "{")
-BOARD_SLOT = 1 << 16        # bytes of each slot of the shared board for sums (``_Board``)
+BOARD_SLOT = 1 << 16        # bytes of each slot of the shared board for sums and answers (``_Board``)
+INBOX_BYTES = 1 << 24       # bytes of each worker's inbox on the board, for a share's input (memory only where used)
 _board = platform.machine().lower() in ("x86_64", "amd64")   # stores seen in order: sums go through the board
 _enabled = sys.platform.startswith("linux") and hasattr(os, "fork")
 _teams = weakref.WeakSet()  # every open team of this process (a forked child closes their sockets)
@@ -165,7 +169,8 @@ def recv(conn, spin=0.0):
 
 class _Board:
     """Shared memory for a batch norm's sums, made before the fork: worker k posts its shares in slot (k, 0) and
-    the calling process the totals in slot (k, 1).
+    the calling process the totals in slot (k, 1).  Worker k's answers go in slot (k, 0) too, and the input of
+    its share in its inbox, slot (k, 2), of ``INBOX_BYTES``.
 
     A slot holds a count of posts, a flag, a table of the arrays (dtype, ndim, shape) and their bytes, each
     16-byte aligned.  A post writes the table and the bytes, then the count; the reader polls the count (then
@@ -174,18 +179,22 @@ class _Board:
 
     TABLE = 64                                   # int64 entries of a slot's table of arrays
 
+    SIZES = (BOARD_SLOT, BOARD_SLOT, INBOX_BYTES)   # bytes of a worker's slots: shares and answers, totals, inbox
+
     def __init__(self, workers):
         import mmap
-        self.block = np.frombuffer(mmap.mmap(-1, max(1, workers) * 2 * BOARD_SLOT), dtype=np.uint8)
+        self.block = np.frombuffer(mmap.mmap(-1, max(1, workers) * sum(self.SIZES)), dtype=np.uint8)
         self.seen = {}                           # (k, side) -> posts made or read so far, in this process
 
     def _slot(self, k, side):
-        start = ((k - 1) * 2 + side) * BOARD_SLOT
+        start = (k - 1) * sum(self.SIZES) + sum(self.SIZES[:side])
         head = self.block[start:start + 16].view(np.int64)                        # the count, the flag
         table = self.block[start + 64:start + 64 + 8 * self.TABLE].view(np.int64)
-        return head, table, self.block[start + 64 + 8 * self.TABLE:start + BOARD_SLOT]
+        return head, table, self.block[start + 64 + 8 * self.TABLE:start + self.SIZES[side]]
 
-    def post(self, conn, k, side, arrays):
+    def post(self, conn, k, side, arrays, spill=True):
+        """Post ``arrays`` in slot (k, side); those too big for it go on the socket, or with ``spill=False`` are
+        not posted at all.  Returns whether they are on the board."""
         head, table, data = self._slot(k, side)
         arrays = [np.asarray(a, order="C") for a in arrays]
         entries = [len(arrays)]
@@ -193,6 +202,8 @@ class _Board:
             entries += [ord(a.dtype.char), a.ndim, *a.shape]
         fits = len(entries) <= self.TABLE and sum(a.nbytes + 16 for a in arrays) <= data.size and \
             all(a.dtype.isnative and np.dtype(a.dtype.char) == a.dtype for a in arrays)
+        if not (fits or spill):
+            return False
         self.seen[(k, side)] = self.seen.get((k, side), 0) + 1
         if fits:
             table[:len(entries)] = entries
@@ -206,9 +217,11 @@ class _Board:
             head[1] = 1                          # the shares follow on the socket (counted first: see take)
             head[0] = self.seen[(k, side)]
             send(conn, {"do": "sum"}, arrays)
+        return fits
 
-    def take(self, conn, k, side):
-        """The arrays of the next post in slot (k, side), new and writable."""
+    def take(self, conn, k, side, copy=True):
+        """The arrays of the next post in slot (k, side), new and writable (``copy=False``: views of the slot,
+        good until the slot's next post)."""
         head, table, data = self._slot(k, side)
         due = self.seen.get((k, side), 0) + 1
         deadline = time.perf_counter() + SPIN
@@ -225,7 +238,8 @@ class _Board:
             shape = tuple(int(n) for n in table[at + 2:at + 2 + ndim])
             at += 2 + ndim
             nbytes = math.prod(shape) * dtype.itemsize
-            arrays.append(data[offset:offset + nbytes].view(dtype).reshape(shape).copy())
+            view = data[offset:offset + nbytes].view(dtype).reshape(shape)
+            arrays.append(view.copy() if copy else view)
             offset += nbytes + (-nbytes % 16)
         return arrays
 
@@ -237,7 +251,9 @@ def _close_inherited(keep):
 
 
 def _serve(conn, handler):
-    """A worker's life: answer each message with ``handler(header, arrays) -> (header, arrays)`` until the socket closes."""
+    """A worker's life: answer each message with ``handler(header, arrays) -> (header, arrays)`` until the socket
+    closes.  A handler that returns None has answered already (on the board: ``Team.answer``); an error always
+    goes on the socket."""
     while True:
         try:
             header, arrays = recv(conn, SPIN)
@@ -247,6 +263,8 @@ def _serve(conn, handler):
             reply = handler(header, arrays)
         except BaseException as err:             # the caller decides what to do; the worker stays ready
             reply = ({"error": f"{type(err).__name__}: {err}"}, [])
+        if reply is None:
+            continue
         try:
             send(conn, *reply)
         except (OSError, ValueError):
@@ -306,6 +324,21 @@ class Team:
     @property
     def count(self):
         return len(self.conns) + 1
+
+    def answer(self, conn, k, arrays):
+        """In worker k: the answer to the calling process's message, on the board (where the caller polls for it,
+        as for a sum's totals) or else on the socket.  For a handler: ``return team.answer(conn, k, arrays)``."""
+        if self.board is None:
+            return {"do": "answer"}, arrays
+        self.board.post(conn, k, 0, arrays)
+        return None
+
+    def answer_of(self, k):
+        """In the calling process: worker k's ``answer`` (its arrays); a worker's error raises WorkerError."""
+        conn = self.conns[k - 1]
+        if self.board is None:
+            return recv(conn, SPIN)[1]
+        return self.board.take(conn, k, 0)
 
     def close(self):
         """End the workers (they hold nothing to save) and close their sockets; safe to call twice."""

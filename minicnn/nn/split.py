@@ -120,9 +120,10 @@ class Split:
 #
 # With worker processes (``ops.workers``, Linux) each share of the batch after the first runs in a worker: a
 # copy of this process forked with the model, so only numbers travel.  The parameters and buffers go to the
-# workers, and their gradients come back, through memory they share with this process (the arena); the
-# share's input and output, and a batch norm's sums, as messages.  The shares and their parts are those of the
-# threads, and each gradient is the same sum of the parts', grouped by share.
+# workers, and their gradients come back, through memory they share with this process (the arena: a worker's
+# layers write their gradients there); the share's input through the worker's inbox, and its output and a batch
+# norm's sums through the board (``ops.workers``), or as messages where there is no board.  The shares and their
+# parts are those of the threads, and each gradient is the same sum of the parts', grouped by share.
 
 _teams = weakref.WeakKeyDictionary()     # model -> (its signature, its ops.workers.Team)
 _recent = collections.deque()            # weak references to the open teams, the last used last
@@ -174,29 +175,39 @@ def team_for(model, walk):
 def _worker(model, walk, team, k, conn):
     """Worker k's handler: runs its share of each forward and backward on its copy of ``model``."""
     held, arena = {}, team.arena
+    for i, layer in enumerate(model.layers):        # its gradients are written where the calling process reads them
+        for key in layer.params:                    # (``set_grad`` writes in place; names as ``Sequential.parameters``)
+            layer.grads[key] = arena[f"g{k}.{i}.{key}"]
+    arrays_in_arena = [(a, arena[name]) for name, a in model._arrays().items()]   # this copy's, fixed since the fork
 
     def handle(header, arrays):
         if header["do"] == "forward":
-            for name, a in model._arrays().items():
-                np.copyto(a, arena[name])
-            for layer, flag in zip(model.layers, header["training"]):
-                layer.training = flag
+            for a, shared in arrays_in_arena:
+                np.copyto(a, shared)
+            # Only the messages change this copy of the model: a split of the same ranges, engine and modes is
+            # the last one again (its layer copies hold the same parameters, and each forward renews their caches).
+            key = (tuple(map(tuple, header["ranges"])), header["engine"], header["together"], tuple(header["training"]))
+            held["split"] = None
+            if held.get("key") != key:
+                held["key"], held["part"] = None, None
+                for layer, flag in zip(model.layers, header["training"]):
+                    layer.training = flag
+                with ops.use_engine(header["engine"]):
+                    sums = ops.workers.WorkerSums(team, k, conn) if header["together"] else None
+                    held["part"] = Split(run_order(model.layers), list(key[0]), model._part_grads, sums)
+                held["key"] = key
+            part = held["part"]
             with ops.use_engine(header["engine"]):
-                layers = run_order(model.layers)
-                sums = ops.workers.WorkerSums(team, k, conn) if header["together"] else None
-                part = Split(layers, [tuple(r) for r in header["ranges"]], model._part_grads, sums)
-                held["split"] = None
-                out = part.forward(arrays[0])
+                x = team.board.take(conn, k, 2, copy=False)[0] if header.get("inbox") else arrays[0]
+                out = part.forward(x)
             held["split"] = part
-            return {"do": "out"}, [out]
+            return team.answer(conn, k, [out])
         if header["do"] == "backward":
             part = held.get("split")
             if part is None:
                 raise RuntimeError("backward before a forward")
-            dx = part.backward(arrays[0], walk, header["need_input_grad"])
-            for name, _, grad in model.parameters():
-                np.copyto(arena[f"g{k}.{name}"], grad)
-            return {"do": "dx"}, [] if dx is None else [dx]
+            dx = part.backward(arrays[0], walk, header["need_input_grad"])   # the gradients land in the arena
+            return team.answer(conn, k, [] if dx is None else [dx])
         raise ValueError(f"unknown message {header['do']!r}")
     return handle
 
@@ -208,9 +219,8 @@ class ProcessSplit:
         count = min(team.count, len(ranges))
         self.model, self.team, self.together, self.ranges = model, team, _together(layers), ranges
         self.shares = [ranges[a:b] for a, b in ops.shares_of(len(ranges), count)]   # as the threads share them
-        sums = ops.workers.HubSums(team, count) if self.together else None
-        self.own = Split(layers, self.shares[0], model._part_grads, sums)
-        self.out_shape = None
+        self.layers, self.own, self.out_shape = layers, None, None
+        self.sums = ops.workers.HubSums(team, count) if self.together else None
 
     def _bounds(self, j):
         return self.shares[j][0][0], self.shares[j][-1][1]
@@ -222,12 +232,17 @@ class ProcessSplit:
                 np.copyto(self.team.arena[name], a)
             header = {"do": "forward", "engine": ops.current_engine(), "together": self.together,
                       "training": [bool(getattr(layer, "training", True)) for layer in self.model.layers]}
+            board = self.team.board
             for j in range(1, len(self.shares)):
                 lo, hi = self._bounds(j)
+                # The share's input goes in the worker's inbox on the board when it fits (one copy), else on the socket.
+                inbox = board is not None and board.post(self.team.conns[j - 1], j, 2, [x[lo:hi]], spill=False)
                 ops.workers.send(self.team.conns[j - 1],
-                                 {**header, "ranges": [[a - lo, b - lo] for a, b in self.shares[j]]}, [x[lo:hi]])
+                                 {**header, "ranges": [[a - lo, b - lo] for a, b in self.shares[j]], "inbox": inbox},
+                                 [] if inbox else [x[lo:hi]])
+            self.own = Split(self.layers, self.shares[0], self.model._part_grads, self.sums)   # while the workers start
             outs = [self.own.forward(x[:self._bounds(0)[1]])]
-            outs += [ops.workers.recv(self.team.conns[j - 1], ops.workers.SPIN)[1][0] for j in range(1, len(self.shares))]
+            outs += [self.team.answer_of(j)[0] for j in range(1, len(self.shares))]
         except BaseException:
             self.team.close()            # a worker may be half way through: start again with new ones
             raise
@@ -249,7 +264,7 @@ class ProcessSplit:
                 ops.workers.send(self.team.conns[j - 1], {"do": "backward", "need_input_grad": need_input_grad},
                                  [dout[lo:hi]])
             dxs = [self.own.backward(dout[:self._bounds(0)[1]], walk, need_input_grad)]
-            dxs += [(ops.workers.recv(self.team.conns[j - 1], ops.workers.SPIN)[1] or [None])[0] for j in range(1, len(self.shares))]
+            dxs += [(self.team.answer_of(j) or [None])[0] for j in range(1, len(self.shares))]
         except BaseException:
             self.team.close()
             raise

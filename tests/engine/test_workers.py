@@ -171,6 +171,38 @@ def test_a_worker_that_fails_before_its_share_is_an_error_not_a_wait(monkeypatch
         team.close()
 
 
+def _twice(team, k, conn):
+    def handle(header, arrays):
+        if header["do"] == "fail":
+            raise ValueError("nothing to double")
+        return team.answer(conn, k, [a * 2 for a in arrays])
+    return handle
+
+
+@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
+@pytest.mark.parametrize("size", [5, workers.BOARD_SLOT // 4 + 1], ids=["small", "past a slot"])
+def test_a_workers_answer_comes_on_the_board_or_the_socket_and_an_error_is_an_error(monkeypatch, board, size):
+    monkeypatch.setattr(workers, "_board", board and workers._board)
+    team = workers.Team(3, [], _twice)
+    try:
+        rng = np.random.default_rng(1)
+        for _ in range(3):                              # answers in a row: each one its own
+            sent = [rng.standard_normal(size).astype(np.float32) for _ in (1, 2)]
+            for k in (1, 2):
+                workers.send(team.conns[k - 1], {"do": "double"}, [sent[k - 1], np.arange(k)])
+            for k in (1, 2):
+                got = team.answer_of(k)
+                np.testing.assert_array_equal(got[0], sent[k - 1] * 2)
+                np.testing.assert_array_equal(got[1], np.arange(k) * 2)
+        workers.send(team.conns[0], {"do": "fail"})
+        with pytest.raises(workers.WorkerError, match="nothing to double"):
+            team.answer_of(1)
+        workers.send(team.conns[0], {"do": "double"}, [np.ones(2)])   # the worker stays ready
+        np.testing.assert_array_equal(team.answer_of(1)[0], [2.0, 2.0])
+    finally:
+        team.close()
+
+
 def test_without_fork_the_split_says_so():
     previous = workers.available()
     workers.set_processes(False)

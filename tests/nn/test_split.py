@@ -291,3 +291,38 @@ def test_batch_norm_in_evaluation_takes_the_running_statistics_of_this_process(p
     threads.set_threads(1)
     np.testing.assert_array_equal(out, model.forward(x))
     assert model._split is None
+
+
+@pytest.mark.parametrize("route", ["inbox", "socket", "no board"])
+def test_a_workers_input_and_answers_take_any_route_and_its_split_follows_the_modes(processes, monkeypatch, route):
+    # The share's input goes in the worker's inbox on the board when it fits, else on the socket; the worker's
+    # answers come on the board, or without one on the socket.  The worker keeps its split while the ranges and
+    # modes stay, and makes a new one when they change: train, evaluate, train again, as the threads do.
+    from minicnn.engine import workers
+    from minicnn.nn import split
+    if route == "socket":
+        monkeypatch.setattr(workers._Board, "SIZES", (workers.BOARD_SLOT, workers.BOARD_SLOT, 1024))
+    if route == "no board":
+        monkeypatch.setattr(workers, "_board", False)
+    results = []
+    for mode in ("processes", "threads"):
+        workers.set_processes(mode == "processes")
+        model, x, y = _bn_case(batch=41)
+        kind = split.ProcessSplit if mode == "processes" else split.Split
+        seen = [_step(model, x, y, need_input_grad=True)]
+        assert type(model._split) is kind and model._split.together          # not the whole batch after an error
+        if mode == "processes":
+            assert (model._split.team.board is not None) == (route != "no board" and workers._board)
+        model.eval()
+        seen.append((model.forward(x),))
+        assert type(model._split) is kind and not model._split.together
+        model.train()
+        seen.append(_step(model, x, y, need_input_grad=True))
+        assert type(model._split) is kind and model._split.together
+        results.append(seen)
+    for got, expected in zip(*results):
+        for a, b in zip(got[:2], expected[:2]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        for name in (got[2] if len(got) > 2 else {}):
+            np.testing.assert_allclose(got[2][name], expected[2][name], rtol=1e-12, atol=1e-14, err_msg=name)
+
