@@ -333,12 +333,16 @@ class Team:
         self.board.post(conn, k, 0, arrays)
         return None
 
-    def answer_of(self, k):
-        """In the calling process: worker k's ``answer`` (its arrays); a worker's error raises WorkerError."""
+    def answer_of(self, k, do="answer"):
+        """In the calling process: worker k's ``answer`` (its arrays), or its shares of a sum (``do="sum"``), from
+        the board or the socket; a worker's error, or another message on the socket, raises WorkerError."""
         conn = self.conns[k - 1]
-        if self.board is None:
-            return recv(conn, SPIN)[1]
-        return self.board.take(conn, k, 0)
+        if self.board is not None:
+            return self.board.take(conn, k, 0)
+        header, arrays = recv(conn, SPIN)
+        if header.get("do") != do:
+            raise WorkerError(f"a worker sent {header} while its {do!r} was due")
+        return arrays
 
     def close(self):
         """End the workers (they hold nothing to save) and close their sockets; safe to call twice."""
@@ -385,11 +389,10 @@ class HubSums:
     def sum(self, k, shares):
         board = self.team.board
         rows = [[np.asarray(s) for s in shares]]
-        for j, conn in enumerate(self.conns, 1):
-            header, others = ({"do": "sum"}, board.take(conn, j, 0)) if board is not None else recv(conn, SPIN)
-            if header.get("do") != "sum" or len(others) != len(shares):
-                raise WorkerError(f"a worker sent {header} with {len(others)} arrays while its {len(shares)} shares "
-                                  f"of a sum were due")
+        for j in range(1, len(self.conns) + 1):
+            others = self.team.answer_of(j, "sum")
+            if len(others) != len(shares):
+                raise WorkerError(f"a worker sent {len(others)} arrays while its {len(shares)} shares of a sum were due")
             rows.append(others)
         totals = threads.add_in_part_order(rows)
         for j, conn in enumerate(self.conns, 1):
