@@ -132,43 +132,48 @@ def _adder(team, k, conn):
     return handle
 
 
-@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
+@pytest.fixture(params=[True, False], ids=["shared board", "socket"])
+def new_team(request, monkeypatch):
+    """``new_team(count, make_handler)``: a team whose sums and answers go through the shared board (on a machine
+    that has one) or the socket; every team made is closed at the end of the test."""
+    monkeypatch.setattr(workers, "_board", request.param and workers._board)
+    teams = []
+
+    def make(count, make_handler):
+        teams.append(workers.Team(count, [], make_handler))
+        assert (teams[-1].board is not None) == (request.param and workers._board)
+        return teams[-1]
+    yield make
+    for team in teams:
+        team.close()
+
+
 @pytest.mark.parametrize("size", [5, workers.BOARD_SLOT // 4 + 1], ids=["small", "past a slot"])
-def test_sums_over_parts_add_in_part_order_and_every_part_gets_the_same_numbers(monkeypatch, board, size):
-    monkeypatch.setattr(workers, "_board", board and workers._board)
-    team = workers.Team(3, [], _adder)
-    try:
-        assert (team.board is not None) == (board and workers._board)
-        rng = np.random.default_rng(0)
-        for rounds in (1, 3):
-            shares = [rng.standard_normal(size).astype(np.float32) * 10.0 ** rng.integers(-3, 4, size)
-                      for _ in range(3)]
-            for k in (1, 2):
-                workers.send(team.conns[k - 1], {"do": "sum", "rounds": rounds}, [shares[k]])
-            hub = workers.HubSums(team, 3)
-            mine = [hub.sum(0, [shares[0], 0.0]) for _ in range(rounds)]
-            theirs = [workers.recv(conn, workers.SPIN)[1] for conn in team.conns]
-            expected = (shares[0] + shares[1]) + shares[2]
-            for r in range(rounds):
-                np.testing.assert_array_equal(mine[r][0], expected)
-                assert float(mine[r][1]) == 3.0
-                for got in theirs:
-                    np.testing.assert_array_equal(got[2 * r], mine[r][0])
-                    assert got[2 * r + 1] == mine[r][1]
-    finally:
-        team.close()
+def test_sums_over_parts_add_in_part_order_and_every_part_gets_the_same_numbers(new_team, size):
+    team = new_team(3, _adder)
+    rng = np.random.default_rng(0)
+    for rounds in (1, 3):
+        shares = [rng.standard_normal(size).astype(np.float32) * 10.0 ** rng.integers(-3, 4, size)
+                  for _ in range(3)]
+        for k in (1, 2):
+            workers.send(team.conns[k - 1], {"do": "sum", "rounds": rounds}, [shares[k]])
+        hub = workers.HubSums(team, 3)
+        mine = [hub.sum(0, [shares[0], 0.0]) for _ in range(rounds)]
+        theirs = [workers.recv(conn, workers.SPIN)[1] for conn in team.conns]
+        expected = (shares[0] + shares[1]) + shares[2]
+        for r in range(rounds):
+            np.testing.assert_array_equal(mine[r][0], expected)
+            assert float(mine[r][1]) == 3.0
+            for got in theirs:
+                np.testing.assert_array_equal(got[2 * r], mine[r][0])
+                assert got[2 * r + 1] == mine[r][1]
 
 
-@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
-def test_a_worker_that_fails_before_its_share_is_an_error_not_a_wait(monkeypatch, board):
-    monkeypatch.setattr(workers, "_board", board and workers._board)
-    team = workers.Team(2, [], _adder)
-    try:
-        workers.send(team.conns[0], {"do": "fail"})
-        with pytest.raises(workers.WorkerError, match="no share from this one"):
-            workers.HubSums(team, 2).sum(0, [np.ones(3)])
-    finally:
-        team.close()
+def test_a_worker_that_fails_before_its_share_is_an_error_not_a_wait(new_team):
+    team = new_team(2, _adder)
+    workers.send(team.conns[0], {"do": "fail"})
+    with pytest.raises(workers.WorkerError, match="no share from this one"):
+        workers.HubSums(team, 2).sum(0, [np.ones(3)])
 
 
 def _twice(team, k, conn):
@@ -179,28 +184,23 @@ def _twice(team, k, conn):
     return handle
 
 
-@pytest.mark.parametrize("board", [True, False], ids=["shared board", "socket"])
 @pytest.mark.parametrize("size", [5, workers.BOARD_SLOT // 4 + 1], ids=["small", "past a slot"])
-def test_a_workers_answer_comes_on_the_board_or_the_socket_and_an_error_is_an_error(monkeypatch, board, size):
-    monkeypatch.setattr(workers, "_board", board and workers._board)
-    team = workers.Team(3, [], _twice)
-    try:
-        rng = np.random.default_rng(1)
-        for _ in range(3):                              # answers in a row: each one its own
-            sent = [rng.standard_normal(size).astype(np.float32) for _ in (1, 2)]
-            for k in (1, 2):
-                workers.send(team.conns[k - 1], {"do": "double"}, [sent[k - 1], np.arange(k)])
-            for k in (1, 2):
-                got = team.answer_of(k)
-                np.testing.assert_array_equal(got[0], sent[k - 1] * 2)
-                np.testing.assert_array_equal(got[1], np.arange(k) * 2)
-        workers.send(team.conns[0], {"do": "fail"})
-        with pytest.raises(workers.WorkerError, match="nothing to double"):
-            team.answer_of(1)
-        workers.send(team.conns[0], {"do": "double"}, [np.ones(2)])   # the worker stays ready
-        np.testing.assert_array_equal(team.answer_of(1)[0], [2.0, 2.0])
-    finally:
-        team.close()
+def test_a_workers_answer_comes_on_the_board_or_the_socket_and_an_error_is_an_error(new_team, size):
+    team = new_team(3, _twice)
+    rng = np.random.default_rng(1)
+    for _ in range(3):                              # answers in a row: each one its own
+        sent = [rng.standard_normal(size).astype(np.float32) for _ in (1, 2)]
+        for k in (1, 2):
+            workers.send(team.conns[k - 1], {"do": "double"}, [sent[k - 1], np.arange(k)])
+        for k in (1, 2):
+            got = team.answer_of(k)
+            np.testing.assert_array_equal(got[0], sent[k - 1] * 2)
+            np.testing.assert_array_equal(got[1], np.arange(k) * 2)
+    workers.send(team.conns[0], {"do": "fail"})
+    with pytest.raises(workers.WorkerError, match="nothing to double"):
+        team.answer_of(1)
+    workers.send(team.conns[0], {"do": "double"}, [np.ones(2)])   # the worker stays ready
+    np.testing.assert_array_equal(team.answer_of(1)[0], [2.0, 2.0])
 
 
 def test_without_fork_the_split_says_so():
