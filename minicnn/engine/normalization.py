@@ -3,11 +3,12 @@
 Everything is computed on a channels-last view of the batch (``x.transpose(0, 2, 3, 1)``
 for (N, C, H, W), x itself for (N, D)), so the per-channel vectors broadcast
 along the last axis and, for the channels-last activations that conv and pool
-hand on, every pass runs along rows of W*C numbers (``_rows``).  The centred
-input (kept for backward, in the cache) and the outputs live in pooled buffers;
-the output is written in x's memory layout.  A sum of products (the variance's
-squares, dout times the centred input) is one ``np.einsum`` pass, with no array
-of the products.
+hand on, every sum runs along rows of W*C numbers (``_rows``) and every
+elementwise pass along one row per example (``_long_rows``).  The cache keeps x
+itself and the mean; the outputs live in pooled buffers, written in x's memory
+layout.  A sum of products (a chunk's squares, dout times x) is one
+``np.einsum`` pass, with no array of the products.  Training takes two passes
+over x forward (its moments, then the output) and two over x and dout backward.
 
 In a part of a batch split over the threads whole model per part
 (``threads.run_batch_parts(..., together=True)``), each per-channel sum and the
@@ -21,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.engine import threads
-from minicnn.engine.buffers import buffer_like
+from minicnn.engine.buffers import buffer, buffer_like
 
 
 def _channels_last(a):
@@ -44,6 +45,20 @@ def _rows(a):
     if a.ndim == 4 and (a.shape[3] == 1 or a.strides[2] == a.shape[3] * a.strides[3]):   # W and C merge: a view
         return a.reshape(a.shape[0], a.shape[1], -1)
     return a                                  # (N, D), or a batch not stored channels-last: runs of C as they are
+
+
+def _long_rows(*arrays):
+    """Channels-last batches of one shape as (N, H*W*C) views, each example one row, when all of them merge so;
+    else as ``_rows`` gives them, when those agree; else as they are.
+
+    For the passes that broadcast a tiled vector (``_tiled``) over rows: NumPy's cost per
+    row is then paid N times rather than N*H (a quarter less time on BN-CNN's first map).
+    Sums over rows stay on ``_rows``, which NumPy adds up faster.
+    """
+    rows = [_rows(a) for a in arrays]
+    if all(r.ndim == 3 and r.strides[1] == r.shape[2] * r.strides[2] for r in rows):
+        return [r.reshape(r.shape[0], -1) for r in rows]
+    return rows if len({r.shape for r in rows}) == 1 else list(arrays)
 
 
 def _tiled(vec, rows):
@@ -79,7 +94,8 @@ def _add_shares(shares, C, out):
 
 
 class BatchNormCache(NamedTuple):
-    centred: np.ndarray     # x - mean, channels-last (the normalised input is centred * inv_std)
+    x: np.ndarray           # the input, channels-last (the normalised input is (x - mean) * inv_std)
+    mean: np.ndarray        # (C,) the mean it was centred by (the batch's in training, else the running one)
     inv_std: np.ndarray     # (C,)
     gamma: np.ndarray       # (C,)
     training: bool          # whether the batch's own statistics normalised (then dx goes through them)
@@ -97,13 +113,51 @@ def _dot_share(a, b, lo, hi):
     return np.einsum(f"{axes},{axes}->z", a[lo:hi], b[lo:hi])
 
 
+def _moments(rows, C):
+    """A part's function: for each chunk of its examples, (count, sum, sum of squares about the chunk's mean) per channel.
+
+    One pass over the input from memory: each chunk is summed, then centred by its
+    own mean into a scratch array while it is still in the cache.  ``_about`` combines
+    the chunks exactly, so the variance never takes the difference of two large sums.
+    """
+    per_image = 2 * rows[:1].size
+
+    def part(lo, hi):
+        step = max(1, threads.CHUNK_NUMBERS // per_image)         # x and the scratch in half the L2, in a part too
+        scratch = buffer("bn.scratch", (min(step, hi - lo),) + rows.shape[1:], rows.dtype)
+        results = []
+        for a in range(lo, hi, step):
+            b = min(hi, a + step)
+            count = (b - a) * (rows[0].size // C)
+            total = _add_shares([_share(rows, a, b)], C, np.empty(C, rows.dtype))
+            centred = np.subtract(rows[a:b], _tiled(total * rows.dtype.type(1 / count), rows), out=scratch[:b - a])
+            squares = _add_shares([_dot_share(centred, centred, 0, b - a)], C, np.empty(C, rows.dtype))
+            results.append((count, total, squares))
+        return results
+    return part
+
+
+def _about(moments, mean):
+    """The sum of squares about ``mean`` from chunks' (count, sum, sum of squares about their own mean):
+    ``sum_k [ss_k + count_k * (sum_k / count_k - mean)^2]`` (Chan, Golub and LeVeque's pairwise update)."""
+    out = np.zeros_like(mean)
+    for count, total, squares in moments:
+        gap = total * mean.dtype.type(1 / count) - mean
+        out += squares
+        out += mean.dtype.type(count) * gap * gap
+    return out
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
     """Normalise per channel: in training by the batch's statistics (and update the running ones), else by the running ones.
 
     Returns (out, running_mean, running_var, cache), the running statistics new arrays
     (the same ones in evaluation), as ``minicnn.nn.textbook.batchnorm_forward``.
-    The cache keeps the centred input ``x - mean`` and ``inv_std`` rather than their
-    product xhat: ``out = centred * (gamma * inv_std) + beta`` then takes two passes, not three.
+    In training the mean and variance come from one pass over x (``_moments``), the
+    output from a second, ``out = x * scale + (beta - mean * scale)`` with
+    ``scale = gamma * inv_std`` (as PyTorch's CPU kernel; its rounding, about
+    eps * |x| * scale, is that of x itself carried through).  The cache keeps x (the
+    layer before does not) and the mean, not a centred copy: a pass less.
 
     Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,) -> out like x, in x's memory layout
     """
@@ -112,77 +166,75 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     n = v.size // C
     if training:   # another part's layer may write the running statistics once the last sum is made
         running_mean, running_var = running_mean.copy(), running_var.copy()
-    centred = buffer_like("bn.centred", v)
     out = buffer_like("bn.out", v)
-    rows, centred_rows, out_rows = _rows(v), _rows(centred), _rows(out)
+    rows, (long_rows, long_out) = _rows(v), _long_rows(v, out)
     parts = threads.parts(len(rows), rows[0].size)   # the same parts for every pass: 3 hand-offs in training
     if training:
-        mean = _add_shares(threads.run(lambda lo, hi: _share(rows, lo, hi), parts), C, np.empty(C, dtype))
+        moments = _flat(threads.run(_moments(rows, C), parts))
+        mean = np.zeros(C, dtype)
+        for _, total, _ in moments:
+            mean += total
         mean, n = threads.sum_over_parts(mean, n)
         mean *= dtype.type(1 / n)
-    else:
-        mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
-    mean_t = _tiled(mean, rows)
-
-    def centre(lo, hi):                                  # centred = x - mean; in training, the share of sum(centred^2)
-        np.subtract(rows[lo:hi], mean_t, out=centred_rows[lo:hi])
-        if training:
-            return _dot_share(centred_rows, centred_rows, lo, hi)
-
-    squares = _flat(threads.run(_chunked(centre, rows), parts))
-    if training:
-        var, = threads.sum_over_parts(_add_shares(squares, C, np.empty(C, dtype)))
+        var, = threads.sum_over_parts(_about(moments, mean))
         var *= dtype.type(1 / n)
         running_mean = _running_update(running_mean, mean, momentum)
         running_var = _running_update(running_var, var * (n / (n - 1)), momentum)   # the unbiased variance
+    else:
+        mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
-    scale_t, beta_t = _tiled(gamma * inv_std, rows), _tiled(beta, rows)
+    scale = gamma * inv_std
+    scale_t, shift_t = _tiled(scale, long_rows), _tiled(beta - mean * scale, long_rows)
 
-    def scale(lo, hi):
-        np.multiply(centred_rows[lo:hi], scale_t, out=out_rows[lo:hi])
-        np.add(out_rows[lo:hi], beta_t, out=out_rows[lo:hi])
+    def affine(lo, hi):
+        np.multiply(long_rows[lo:hi], scale_t, out=long_out[lo:hi])
+        np.add(long_out[lo:hi], shift_t, out=long_out[lo:hi])
 
-    threads.run(_chunked(scale, rows), parts)
-    return _channels_first(out), running_mean, running_var, BatchNormCache(centred, inv_std, gamma, training)
+    threads.run(_chunked(affine, rows), parts)
+    return _channels_first(out), running_mean, running_var, BatchNormCache(v, mean, inv_std, gamma, training)
 
 
 def batchnorm_backward(dout, cache, need_dx):
     """-> (dx, dgamma, dbeta); dx None without need_dx.
 
-    With xhat = centred * inv_std: ``dgamma = sum(dout * xhat) = inv_std * sum(dout * centred)``,
-    ``dbeta = sum(dout)`` per channel.  Training:
-    ``dx = gamma * inv_std * (dout - dbeta / n - centred * (inv_std * dgamma / n))``;
+    With xhat = (x - mean) * inv_std: ``dbeta = sum(dout)``,
+    ``dgamma = sum(dout * xhat) = inv_std * (sum(dout * x) - mean * dbeta)`` per channel.  Training:
+    ``dx = gamma * inv_std * (dout - k * x + (k * mean - dbeta / n))`` with ``k = inv_std * dgamma / n``;
     evaluation (fixed statistics): ``dx = dout * gamma * inv_std``.
     """
-    dv, centred = _channels_last(dout), cache.centred
+    dv, xv = _channels_last(dout), cache.x
     C, dtype = dv.shape[-1], dout.dtype
     n = dv.size // C
-    dx = buffer_like("bn.dx", centred)
-    d_rows, centred_rows, dx_rows = _rows(dv), _rows(centred), _rows(dx)
+    d_rows, x_rows = _rows(dv), _rows(xv)
+    if d_rows.shape != x_rows.shape:                     # dout and x stored in different orders: runs of C
+        d_rows, x_rows = dv, xv
     parts = threads.parts(len(d_rows), d_rows[0].size)   # the same parts for both passes: 2 hand-offs
 
-    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * centred)
-        return _share(d_rows, lo, hi), _dot_share(d_rows, centred_rows, lo, hi)
+    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * x)
+        return _share(d_rows, lo, hi), _dot_share(d_rows, x_rows, lo, hi)
 
     shares = _flat(threads.run(_chunked(sums, d_rows), parts))
     dbeta = _add_shares([s[0] for s in shares], C, np.empty(C, dtype))
     dgamma = _add_shares([s[1] for s in shares], C, np.empty(C, dtype))
+    dgamma -= cache.mean * dbeta
     dgamma *= cache.inv_std
     if not need_dx:
         return None, dgamma, dbeta
-    scale_t = _tiled(cache.gamma * cache.inv_std, d_rows)
+    dx = buffer_like("bn.dx", xv)
+    d_long, x_long, dx_long = _long_rows(dv, xv, dx)
+    scale_t = _tiled(cache.gamma * cache.inv_std, d_long)
     if cache.training:
         all_dgamma, all_dbeta, n = threads.sum_over_parts(dgamma, dbeta, n)   # the whole batch's, in a split
-        k_centred = _tiled(all_dgamma * cache.inv_std * dtype.type(1 / n), d_rows)
-        k_const = _tiled(all_dbeta * dtype.type(1 / n), d_rows)
+        k = all_dgamma * cache.inv_std * dtype.type(1 / n)
+        k_t, const_t = _tiled(k, d_long), _tiled(k * cache.mean - all_dbeta * dtype.type(1 / n), d_long)
 
         def part(lo, hi):
-            np.multiply(centred_rows[lo:hi], k_centred, out=dx_rows[lo:hi])
-            np.subtract(d_rows[lo:hi], dx_rows[lo:hi], out=dx_rows[lo:hi])
-            np.subtract(dx_rows[lo:hi], k_const, out=dx_rows[lo:hi])
-            np.multiply(dx_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
+            np.multiply(x_long[lo:hi], k_t, out=dx_long[lo:hi])
+            np.subtract(d_long[lo:hi], dx_long[lo:hi], out=dx_long[lo:hi])
+            np.add(dx_long[lo:hi], const_t, out=dx_long[lo:hi])
+            np.multiply(dx_long[lo:hi], scale_t, out=dx_long[lo:hi])
     else:
         def part(lo, hi):
-            np.multiply(d_rows[lo:hi], scale_t, out=dx_rows[lo:hi])
+            np.multiply(d_long[lo:hi], scale_t, out=dx_long[lo:hi])
     threads.run(_chunked(part, d_rows), parts)
     return _channels_first(dx), dgamma, dbeta

@@ -53,3 +53,62 @@ def test_fast_batchnorm_float32_stays_within_rounding():
     tol = sum_tolerance(n * np.abs(x.astype(np.float64)).max(), np.float32) / n / np.sqrt(var.min()) * 4
     assert_close(out, expected, tol)
     assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("layouts", [("channels_last", "nchw"), ("nchw", "channels_last")])
+def test_fast_batchnorm_takes_dout_in_another_layout_than_x(training, layouts):
+    rng = np.random.default_rng(6)
+    shape = (4, 3, 5, 6)
+    x, dout = 2 + rng.standard_normal(shape), rng.standard_normal(shape)
+    as_layout = lambda a, layout: channels_last(a) if layout == "channels_last" else np.ascontiguousarray(a)
+    results = {}
+    for engine in ("fast", "textbook"):
+        layer = _randomised(BatchNorm2D(3, dtype=np.float64), np.random.default_rng(1), training)
+        with use_engine(engine):
+            out = layer.forward(as_layout(x, layouts[0]))
+            dx = layer.backward(as_layout(dout, layouts[1]))
+        results[engine] = [out, dx, *layer.grads.values(), *layer.buffers.values()]
+    for a, b in zip(results["fast"], results["textbook"]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fast_batchnorm_over_many_chunks_matches_the_textbook(monkeypatch, training):
+    # chunks of 2 images (the last one shorter): the chunks' moments are combined exactly
+    from minicnn.engine import threads
+    shape = (7, 3, 5, 6)
+    monkeypatch.setattr(threads, "CHUNK_NUMBERS", 2 * 2 * 3 * 5 * 6)
+    monkeypatch.setattr(threads, "CHUNK_NUMBERS_IN_PART", 2 * 2 * 3 * 5 * 6)
+    rng = np.random.default_rng(4)
+    x = channels_last(5 + 3 * rng.standard_normal(shape))
+    dout = channels_last(rng.standard_normal(shape))
+    results = {}
+    for engine in ("fast", "textbook"):
+        layer = _randomised(BatchNorm2D(3, dtype=np.float64), np.random.default_rng(1), training)
+        with use_engine(engine):
+            out = layer.forward(x)
+            dx = layer.backward(dout)
+        results[engine] = [out, dx, *layer.grads.values(), *layer.buffers.values()]
+    for a, b in zip(results["fast"], results["textbook"]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_fast_batchnorm_float32_variance_far_from_zero_does_not_cancel(monkeypatch):
+    # mean 1000, variance about 1: E[x^2] - E[x]^2 in float32 would be off by about 1e6 * eps = 0.06 or more
+    from minicnn.engine import threads
+    monkeypatch.setattr(threads, "CHUNK_NUMBERS", 2 * 3 * 4 * 9 * 9)   # chunks of 3 images, 11 of them
+    rng = np.random.default_rng(5)
+    x = (1000 + rng.standard_normal((32, 4, 9, 9))).astype(np.float32)
+    layer = BatchNorm2D(4, momentum=1.0)
+    layer.forward(channels_last(x))
+    x64 = x.astype(np.float64)
+    n = x[:, 0].size
+    var = x64.var(axis=(0, 2, 3), ddof=1)
+    mean_error = sum_tolerance(n * np.abs(x64).max(), np.float32) / n          # of the float32 means (whole or a chunk's)
+    spread = np.abs(x64 - x64.mean(axis=(0, 2, 3), keepdims=True)).max()
+    # second order in the means' error but for the chunks' gaps to the mean: 2 * |gap| * (both means' error) a term
+    tol = 4 * mean_error * spread + sum_tolerance(var * n / (n - 1), np.float32)
+    assert_close(layer.buffers["running_var"], var, tol)
+    assert tol.max() < 0.02
+    np.testing.assert_allclose(layer.buffers["running_mean"], x64.mean(axis=(0, 2, 3)), rtol=0, atol=mean_error.max())
