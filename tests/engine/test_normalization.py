@@ -112,3 +112,32 @@ def test_fast_batchnorm_float32_variance_far_from_zero_does_not_cancel(monkeypat
     assert_close(layer.buffers["running_var"], var, tol)
     assert tol.max() < 0.02
     np.testing.assert_allclose(layer.buffers["running_mean"], x64.mean(axis=(0, 2, 3)), rtol=0, atol=mean_error.max())
+
+
+
+def test_fast_batchnorm_float32_backward_far_from_zero_stays_within_its_bound():
+    # The backward takes x, not x - mean: dgamma = inv_std * (sum(dout * x) - mean * sum(dout)) and
+    # dx = scale * (dout - k * x + (k * mean - dbeta / n)).  Their rounding is that of eps * |x| an entry,
+    # relative to the spread: rho = eps * max|x| * inv_std, the same as x's own rounding carries into any formula.
+    rng = np.random.default_rng(7)
+    x = (1000 + rng.standard_normal((32, 4, 9, 9))).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    results = {}
+    for dtype, engine in ((np.float32, "fast"), (np.float64, "textbook")):
+        layer = BatchNorm2D(4, dtype=dtype)
+        layer.params["gamma"][:] = [1, -2, 0.5, 3]
+        with use_engine(engine):
+            layer.forward(channels_last(x.astype(dtype)))
+            dx = layer.backward(channels_last(dout.astype(dtype)))
+        results[engine] = dx, layer.grads["gamma"], layer.grads["beta"]
+    (dx, dgamma, dbeta), (dx64, dgamma64, dbeta64) = results["fast"], results["textbook"]
+    x64, d64, axes = x.astype(np.float64), dout.astype(np.float64), (0, 2, 3)
+    inv_std = 1 / np.sqrt(x64.var(axis=axes) + 1e-5)
+    rho = float(np.finfo(np.float32).eps) * np.abs(x64).max() * inv_std              # (C,), about 1.2e-4 here
+    sum_d = np.abs(d64).sum(axis=axes)
+    assert_close(dbeta, dbeta64, sum_tolerance(sum_d, np.float32))
+    assert_close(dgamma, dgamma64, 4 * rho * sum_d)
+    scale = np.abs(layer.params["gamma"].astype(np.float64)) * inv_std
+    per_channel = 4 * scale * (rho * np.abs(d64).max(axis=axes) + rho * sum_d / x[:, 0].size)
+    assert_close(dx, dx64, per_channel[None, :, None, None])
+    assert rho.max() < 2e-4
