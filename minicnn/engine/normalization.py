@@ -47,18 +47,23 @@ def _rows(a):
     return a                                  # (N, D), or a batch not stored channels-last: runs of C as they are
 
 
+def _rows_of(*arrays):
+    """Batches of one shape as ``_rows`` gives each, when those agree (the same memory order); else as they are."""
+    rows = [_rows(a) for a in arrays]
+    return rows if len({r.shape for r in rows}) == 1 else list(arrays)
+
+
 def _long_rows(*arrays):
-    """Channels-last batches of one shape as (N, H*W*C) views, each example one row, when all of them merge so;
-    else as ``_rows`` gives them, when those agree; else as they are.
+    """``_rows_of(*arrays)`` with each example's rows merged into one, (N, H*W*C), where all of them merge so.
 
     For the passes that broadcast a tiled vector (``_tiled``) over rows: NumPy's cost per
     row is then paid N times rather than N*H (a quarter less time on BN-CNN's first map).
     Sums over rows stay on ``_rows``, which NumPy adds up faster.
     """
-    rows = [_rows(a) for a in arrays]
+    rows = _rows_of(*arrays)
     if all(r.ndim == 3 and r.strides[1] == r.shape[2] * r.strides[2] for r in rows):
         return [r.reshape(r.shape[0], -1) for r in rows]
-    return rows if len({r.shape for r in rows}) == 1 else list(arrays)
+    return rows
 
 
 def _tiled(vec, rows):
@@ -207,9 +212,7 @@ def batchnorm_backward(dout, cache, need_dx):
     dv, xv = _channels_last(dout), cache.x
     C, dtype = dv.shape[-1], dout.dtype
     n = dv.size // C
-    d_rows, x_rows = _rows(dv), _rows(xv)
-    if d_rows.shape != x_rows.shape:                     # dout and x stored in different orders: runs of C
-        d_rows, x_rows = dv, xv
+    d_rows, x_rows = _rows_of(dv, xv)                    # dout and x in different memory orders: runs of C
     parts = threads.parts(len(d_rows), d_rows[0].size)   # the same parts for both passes: 2 hand-offs
 
     def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * x)
