@@ -41,10 +41,12 @@ from minicnn.engine import cblas
 MIN_PART = 1 << 15              # numbers per part below which a split costs more than it saves
 MIN_EXAMPLES = 16               # examples per part below which a model does not split its batch (``batch_parts``)
 # Examples per part above which a thread's share of a model's batch is cut again, into parts it runs in turn:
-# a part's activations then stay in the cache from one layer to the next.  128 until the buffer pool shared
-# memory by size; since then REF-CNN's step at batch 256 on one thread takes 0.97x the time whole as in two
-# parts of 128, and at batch 512 the same in parts of 256 as of 128 (docs/performance.md, seventh round).
-MAX_EXAMPLES = 256
+# a part's activations then stay in the cache from one layer to the next, and its backward, run last part
+# first (``run_batch_parts(..., last_first=True)``), finds what its forward kept still in the cache.  With the
+# parts' backwards run in order instead, the seventh round found parts of 128 no faster than the whole batch
+# and set 256; run last first, REF-CNN's step at batch 256 on one thread takes 0.92x-0.95x its time whole
+# (docs/performance.md, tenth round).
+MAX_EXAMPLES = 128
 
 
 def default_threads():
@@ -235,25 +237,33 @@ def sum_over_parts(*shares):
     return group.sum(k, shares)
 
 
-def run_parts_here(fn, ranges, sums=None):
+def _in_turn(run_part, first, last, last_first):
+    """[run_part(k) for k in range(first, last)], run in that order or, with ``last_first``, the other way."""
+    if not last_first:
+        return [run_part(k) for k in range(first, last)]
+    return [run_part(k) for k in range(last - 1, first - 1, -1)][::-1]
+
+
+def run_parts_here(fn, ranges, sums=None, last_first=False):
     """``fn(k, lo, hi)`` for each range k, one after the other on the calling thread, as parts (nothing splits
     again, BLAS on one thread); results in order.  This process's share of a split whose other shares run in
     worker processes (``minicnn.engine.workers``).
 
     ``sums``: an object whose ``sum(k, shares)`` adds shares over every part of the batch (``workers.HubSums``
     or ``WorkerSums``); ``sum_over_parts`` then goes through it.  There must then be one range.
+    ``last_first``: as for ``run_batch_parts``.
     """
     if sums is not None and len(ranges) != 1:
         raise ValueError(f"parts that add their sums together run at once: one per process, got {len(ranges)}")
     _local.together = None if sums is None else (sums, 0)
     try:
         with cblas.single_threaded_blas():
-            return _as_part(lambda a, b: [fn(k, *ranges[k]) for k in range(a, b)], 0, len(ranges))
+            return _as_part(lambda a, b: _in_turn(lambda k: fn(k, *ranges[k]), a, b, last_first), 0, len(ranges))
     finally:
         _local.together = None
 
 
-def run_batch_parts(fn, ranges, together=False):
+def run_batch_parts(fn, ranges, together=False, last_first=False):
     """``fn(k, lo, hi)`` for each part k of a batch, on the pool, with BLAS on one thread; results in order.
 
     The parts are shared out in order: with P parts on T threads, thread j runs
@@ -264,6 +274,8 @@ def run_batch_parts(fn, ranges, together=False):
     their shares of a sum with ``sum_over_parts`` (a batch norm's statistics):
     they must then run at once, at most one per thread; one such batch runs at a
     time, and a part that fails releases the others (``threading.BrokenBarrierError``).
+    ``last_first``: each thread runs its parts in turn from its last to its first (a backward: the last
+    part's forward has just left its activations in the cache); the results still come in order.
     """
     if together and len(ranges) > _threads:
         raise ValueError(f"parts that add their sums together run at once: at most {_threads} (one per thread), "
@@ -276,7 +288,7 @@ def run_batch_parts(fn, ranges, together=False):
     turns = shares_of(len(ranges), count)
 
     def in_turn(first, last):                   # parts first..last-1, one after the other, as parts
-        return _as_part(lambda a, b: [part(k) for k in range(a, b)], first, last)
+        return _as_part(lambda a, b: _in_turn(part, a, b, last_first), first, last)
 
     def part(k):
         lo, hi = ranges[k]

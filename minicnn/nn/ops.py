@@ -278,18 +278,21 @@ def batch_parts(n, in_turn=True):
     return threads.batch_parts(n, in_turn)
 
 
-def run_parts(fn, ranges, together=False):
+def run_parts(fn, ranges, together=False, last_first=False):
     """``fn(k, lo, hi)`` for each part k of ``batch_parts`` on the engine's threads; their results in order.
 
     ``together``: the parts add their shares of a batch norm's sums to each other (``Layer.sums_over_parts``).
+    ``last_first``: parts that a thread runs in turn run from the last (a backward, whose last part's
+    forward ran last).
     """
-    return threads.run_batch_parts(fn, ranges, together)
+    return threads.run_batch_parts(fn, ranges, together, last_first)
 
 
-def run_parts_here(fn, ranges, sums=None):
+def run_parts_here(fn, ranges, sums=None, last_first=False):
     """``fn(k, lo, hi)`` for each range k on the calling thread, one after the other, as parts of a split
-    whose other parts run in worker processes; ``sums`` adds a batch norm's shares over all of them."""
-    return threads.run_parts_here(fn, ranges, sums)
+    whose other parts run in worker processes; ``sums`` adds a batch norm's shares over all of them;
+    ``last_first`` as for ``run_parts``."""
+    return threads.run_parts_here(fn, ranges, sums, last_first)
 
 
 def shares_of(count_parts, count):

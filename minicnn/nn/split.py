@@ -93,10 +93,10 @@ class Split:
         self.out_shape = out.shape
         return out
 
-    def _run(self, part):
+    def _run(self, part, last_first=False):
         if self.sums is False:
-            return ops.run_parts(part, self.ranges, self.together)
-        return ops.run_parts_here(part, self.ranges, self.sums if self.together else None)
+            return ops.run_parts(part, self.ranges, self.together, last_first)
+        return ops.run_parts_here(part, self.ranges, self.sums if self.together else None, last_first)
 
     def backward(self, dout, walk, need_input_grad):
         """``walk(layers, dout_part, need_input_grad)`` on every part; the layers' grads become the parts' sums.
@@ -106,7 +106,8 @@ class Split:
         if np.shape(dout) != self.out_shape:
             raise ValueError(f"Sequential.backward expected dout of the forward output's shape {self.out_shape}, "
                              f"got {np.shape(dout)}")
-        dxs = self._run(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad))
+        # Last part first: the forward ran it last, so what its layers kept is still in the cache.
+        dxs = self._run(lambda k, lo, hi: walk(self.copies[k], dout[lo:hi], need_input_grad), last_first=True)
         for i, layer in enumerate(self.layers):
             for key in layer.params:
                 first, *more = [copies[i].grads[key] for copies in self.copies]

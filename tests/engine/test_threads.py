@@ -182,11 +182,12 @@ def test_batch_parts_keep_at_least_min_examples_per_part():
         threads.set_threads(2)
         assert threads.batch_parts(64) == [(0, 32), (32, 64)]
         assert threads.batch_parts(2 * threads.MIN_EXAMPLES - 1) == [(0, 2 * threads.MIN_EXAMPLES - 1)]
-        assert threads.batch_parts(4 * threads.MAX_EXAMPLES) == [(0, 256), (256, 512), (512, 768), (768, 1024)]
+        m = threads.MAX_EXAMPLES
+        assert threads.batch_parts(4 * m) == [(0, m), (m, 2 * m), (2 * m, 3 * m), (3 * m, 4 * m)]
         threads.set_threads(1)
-        assert threads.batch_parts(threads.MAX_EXAMPLES) == [(0, 256)]
-        assert threads.batch_parts(512) == [(0, 256), (256, 512)]          # parts the one thread runs in turn
-        assert threads.batch_parts(512, in_turn=False) == [(0, 512)]
+        assert threads.batch_parts(m) == [(0, m)]
+        assert threads.batch_parts(2 * m) == [(0, m), (m, 2 * m)]          # parts the one thread runs in turn
+        assert threads.batch_parts(2 * m, in_turn=False) == [(0, 2 * m)]
     finally:
         threads.set_threads(previous)
 
@@ -232,6 +233,35 @@ def test_each_thread_runs_its_run_of_parts_in_turn_and_the_results_come_in_order
         assert {ident for _, ident in seen} == {threading.get_ident()}
         with pytest.raises(ValueError, match="at most 1 .one per thread., got 4"):
             threads.run_batch_parts(part, ranges, together=True)
+    finally:
+        threads.set_threads(previous)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_last_first_runs_each_threads_parts_from_its_last_and_the_results_come_in_order(count):
+    import threading
+    previous = threads.threads()
+    try:
+        threads.set_threads(count)
+        seen = []
+
+        def part(k, lo, hi):
+            seen.append((k, threading.get_ident()))
+            return k, lo, hi
+
+        ranges = [(0, 2), (2, 4), (4, 6), (6, 8)]
+        assert threads.run_batch_parts(part, ranges, last_first=True) == [(k, *r) for k, r in enumerate(ranges)]
+        by_thread = {}
+        for k, ident in seen:
+            by_thread.setdefault(ident, []).append(k)
+        runs = sorted(by_thread.values())
+        assert runs == ([[3, 2, 1, 0]] if count == 1 else [[1, 0], [3, 2]])
+        seen.clear()
+        assert threads.run_parts_here(part, ranges, last_first=True) == [(k, *r) for k, r in enumerate(ranges)]
+        assert [k for k, _ in seen] == [3, 2, 1, 0]
+        seen.clear()
+        assert threads.run_parts_here(part, ranges) == [(k, *r) for k, r in enumerate(ranges)]
+        assert [k for k, _ in seen] == [0, 1, 2, 3]
     finally:
         threads.set_threads(previous)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from minicnn import Conv2D, Flatten, Sequential, current_engine
+from minicnn.nn import ops
 from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 
 pytestmark = pytest.mark.usefixtures("engine")   # every test on every implementation (tests/nn/conftest.py)
@@ -181,7 +182,14 @@ def test_a_big_batch_runs_in_parts_of_at_most_max_examples_with_the_whole_batchs
     try:
         threads.set_threads(count)
         model, x, y = _split_case(batch=25)
+        orders = []
+        for name in ("run_parts", "run_parts_here"):      # on threads, or here beside worker processes
+            def spy(fn, ranges, sums_or_together=None, last_first=False, run=getattr(ops, name)):
+                orders.append(last_first)
+                return run(fn, ranges, sums_or_together, last_first)
+            monkeypatch.setattr(ops, name, spy)
         logits, dx, grads = _step(model, x, y, need_input_grad=True)
+        assert orders == [False, True]              # the backward runs each thread's parts from the last
         assert model._split is not None and len(model._split.ranges) == (5 if count == 1 else 6)
         assert max(hi - lo for lo, hi in model._split.ranges) <= 6
         bn, bx, by = _bn_case(batch=25)
