@@ -58,57 +58,60 @@ def run_groups(fn, groups):
         return threads.run(lambda g, _: fn(g), [(g, g + 1) for g in range(len(groups))])
 
 
-def _gather_dwide(W_rows, d, shift, dwide):
-    """``dwide[r] = sum_i d[r - i*shift] @ W_i.T``, a block of rows at a time (each block gathers what
-    reaches its rows, so blocks never overlap): the products of a width-window convolution's dx.
+def _gather_dwide(W_rows, d, shift, lo, hi, dwide):
+    """``dwide[r - lo] = sum_i d[r - i*shift] @ W_i.T`` for the rows r in [lo, hi) (d is zero past its last
+    row): the products of a width-window convolution's dx, for the width windows of rows lo:hi.
 
-    Shape: W_rows KH x (KW*C, F), d (M, F), dwide (R, KW*C)
+    Shape: W_rows KH x (KW*C, F), d (M, F), dwide (>= hi - lo, KW*C) -> dwide
     """
-    M, R = d.shape[0], dwide.shape[0]
-    groups = block_groups(R)
-
-    def gather(g):
-        for lo, hi in groups[g]:
-            top = min(hi, M)
-            if lo < top:
-                gemm(d[lo:top], W_rows[0].T, dwide[lo:top])
-            if hi > max(lo, M):
-                dwide[max(lo, M):hi] = 0                   # rows past M only gather from kernel rows i >= 1
-            for i in range(1, len(W_rows)):
-                first, last = max(lo, i * shift), min(hi, M + i * shift)
-                if first < last:
-                    gemm(d[first - i * shift:last - i * shift], W_rows[i].T, dwide[first:last], accumulate=True)
-
-    run_groups(gather, groups)
+    M = d.shape[0]
+    if lo < min(hi, M):
+        gemm(d[lo:min(hi, M)], W_rows[0].T, dwide[:min(hi, M) - lo])
+    if hi > max(lo, M):
+        dwide[max(lo, M) - lo:hi - lo] = 0                # rows past M only gather from kernel rows i >= 1
+    for i in range(1, len(W_rows)):
+        first, last = max(lo, i * shift), min(hi, M + i * shift)
+        if first < last:
+            gemm(d[first - i * shift:last - i * shift], W_rows[i].T, dwide[first - lo:last - lo], accumulate=True)
     return dwide
 
 
-def _width_windows_adjoint(dwide, stack, padding, dx):
-    """dx of the input from dx of its output width windows: the adjoint of ``output_width_windows`` and
-    ``stack_padded`` at once, ``dx[n, y, x] = sum_j dwide[(n*step + top + y, x + left - j), j]``.
+def _width_windows_dx(W_rows, d, stack, padding, W_out, dx):
+    """dx of a stride-1 width-window convolution (replaces the textbook's dcols product and col2im), a chunk of
+    images at a time: the chunk's width windows' dx are gathered (``_gather_dwide``) into a buffer that stays
+    in the cache, then added into dx, the adjoint of ``output_width_windows`` and ``stack_padded`` at once:
+    ``dx[n, y, x] = sum_j dwide[(n*step + top + y, x + left - j), j]``.  So the whole batch's dx of its windows,
+    KW times the size of dx, is never written out and read back.
 
-    Shape: dwide (R*W_out, KW*C), dx (N, H, W, C) -> dx
+    Shape: W_rows KH x (KW*C, F), d (M, F) on the stacked output rows, dx (N, H, W, C) -> dx
     """
     N, H, W, C = dx.shape
     top, _, left, _ = padding
-    KW = dwide.shape[1] // C
-    W_out = dwide.shape[0] // stack.rows
-    wide = dwide[:N * stack.step * W_out].reshape(N, stack.step, W_out, KW, C)[:, top:top + H]
+    KW = W_rows[0].shape[0] // C
+    per_image = stack.step * W_out * KW * C                # one image's rows of the windows' dx
 
-    def adjoint(a, b):
+    def chunk(a, b):
+        block = buffer("conv.dwide", (threads.chunk_images(per_image) * per_image // (KW * C), KW * C), dx.dtype)
+        lo, hi = (a * stack.step + top) * W_out, ((b - 1) * stack.step + top + H) * W_out
+        _gather_dwide(W_rows, d, W_out, lo, hi, block)
+        wide = block[:(b - a) * stack.step * W_out].reshape(b - a, stack.step, W_out, KW, C)[:, :H]
         for j in range(KW):
-            lo = max(0, j - left)
-            hi = max(lo, min(W, W_out + j - left))
+            first = max(0, j - left)
+            last = max(first, min(W, W_out + j - left))
             if j == 0:                                  # the first term is written, not added to zeros
-                dx[a:b, :, :lo] = 0
-                dx[a:b, :, hi:] = 0
-                if lo < hi:
-                    dx[a:b, :, lo:hi] = wide[a:b, :, lo + left:hi + left, 0]
-            elif lo < hi:
-                dx[a:b, :, lo:hi] += wide[a:b, :, lo + left - j:hi + left - j, j]
+                dx[a:b, :, :first] = 0
+                dx[a:b, :, last:] = 0
+                if first < last:
+                    dx[a:b, :, first:last] = wide[:, :, first + left:last + left, 0]
+            elif first < last:
+                dx[a:b, :, first:last] += wide[:, :, first + left - j:last + left - j, j]
 
-    # Chunks of images whose dx and dwide stay in the cache across the KW passes.
-    threads.over_rows(lambda lo, hi: threads.in_chunks(adjoint, lo, hi, H * W * C * (KW + 1)), N, H * W * C)
+    parts = threads.parts(N, per_image)
+    if len(parts) == 1:
+        threads.in_chunks(chunk, 0, N, per_image)
+    else:
+        with cblas.single_threaded_blas():              # the engine's threads, with BLAS on one thread in each
+            threads.run(lambda lo, hi: threads.in_chunks(chunk, lo, hi, per_image), parts)
     return dx
 
 
@@ -212,9 +215,8 @@ def conv2d_backward(dout, cache, need_dx):
         for p in partial[1:]:                           # each thread's share of the sum, added in order
             dW_k += p
         if need_dx:
-            dwide = _gather_dwide([W_k[i].reshape(KW * C, F) for i in range(KH)], d, W_out,
-                                  buffer("conv.dwide", wide.shape, dtype))
-            dx = _width_windows_adjoint(dwide, stack, cache.padding, buffer("conv.dx", (N, H, W_in, C), dtype))
+            dx = _width_windows_dx([W_k[i].reshape(KW * C, F) for i in range(KH)], d, stack, cache.padding, W_out,
+                                   buffer("conv.dx", (N, H, W_in, C), dtype))
     else:
         d = np.ascontiguousarray(dout_hwc, dtype=dtype).reshape(-1, F)             # (N*H_out*W_out, F)
         K, cols = KH * KW * C, cache.windows

@@ -155,13 +155,18 @@ CHUNK_NUMBERS = max(1 << 17, (level2_cache_bytes() or 0) // 8)
 CHUNK_NUMBERS_IN_PART = max(1 << 19, 2 * CHUNK_NUMBERS)
 
 
+def chunk_images(numbers_per_image):
+    """How many images ``in_chunks`` puts in a chunk, here (in a part or not)."""
+    return max(1, (CHUNK_NUMBERS_IN_PART if in_part() else CHUNK_NUMBERS) // max(1, numbers_per_image))
+
+
 def in_chunks(fn, lo, hi, numbers_per_image):
     """``fn(a, b)`` over chunks of the images lo:hi that fit in the cache; replaces one call ``fn(lo, hi)``.
 
     For passes that go over the same images several times (a pooling window's slices, a mask then an
     output): each chunk's later passes read what its first one left in the cache.
     """
-    step = max(1, (CHUNK_NUMBERS_IN_PART if in_part() else CHUNK_NUMBERS) // max(1, numbers_per_image))
+    step = chunk_images(numbers_per_image)
     for a in range(lo, hi, step):
         fn(a, min(hi, a + step))
 

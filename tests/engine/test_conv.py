@@ -19,11 +19,14 @@ def channels_last(x):
 @pytest.fixture(params=["shifted", "shifted-blocks-of-7", "shifted-blocks-on-3-threads", "im2col"])
 def engine(request, monkeypatch):
     """Run the test with every stride-1 conv on shifted products (in blocks of 7 rows, so that blocks end
-    everywhere: inside an image, at the last output row, in the padding; and those blocks shared out
-    between 3 threads), once with all on im2col."""
+    everywhere: inside an image, at the last output row, in the padding; dx a chunk of one image at a time;
+    and those blocks and images shared out between 3 threads), once with all on im2col."""
     monkeypatch.setattr(fast_conv, "WIDTH_WINDOW_MIN_CHANNELS", 10**9 if request.param == "im2col" else 1)
     if request.param.startswith("shifted-blocks"):
         monkeypatch.setattr(fast_conv, "ROW_BLOCK", 7)
+        monkeypatch.setattr(threads, "CHUNK_NUMBERS", 1)
+        monkeypatch.setattr(threads, "CHUNK_NUMBERS_IN_PART", 1)
+        monkeypatch.setattr(threads, "MIN_PART", 1)
     previous = threads.threads()
     if request.param == "shifted-blocks-on-3-threads":
         threads.set_threads(3)
