@@ -81,25 +81,31 @@ def _forward_2x2(x, H_out, W_out):
     """
     top = x[:, :, 0:2 * H_out:2, :2 * W_out]                                                   # (N, C, H_out, 2*W_out)
     down = buffer_like("maxpool.down", top, bool)
-    rows = buffer_like("maxpool.rows", top, x.dtype)
-    goes_right = buffer_like("maxpool.right", rows[..., 0::2], bool)                            # (N, C, H_out, W_out)
-    tie = buffer_like("maxpool.tie", goes_right, bool)
+    goes_right = buffer_like("maxpool.right", top[..., 0::2], bool)                             # (N, C, H_out, W_out)
     out = buffer_like("maxpool.out", goes_right, x.dtype)
 
     def part(lo, hi):                                                # images lo:hi
-        top, bottom = x[lo:hi, :, 0:2 * H_out:2, :2 * W_out], x[lo:hi, :, 1:2 * H_out:2, :2 * W_out]
-        np.greater(bottom, top, out=down[lo:hi])
-        np.maximum(top, bottom, out=rows[lo:hi])
-        left, right = rows[lo:hi, ..., 0::2], rows[lo:hi, ..., 1::2]
-        np.greater(right, left, out=goes_right[lo:hi])
-        np.equal(right, left, out=tie[lo:hi])
-        if tie[lo:hi].any():                                         # rare in real numbers: three passes saved
-            np.logical_and(tie[lo:hi], down[lo:hi, ..., 0::2], out=tie[lo:hi])   # ... the left maximum is in the bottom row
-            np.greater(tie[lo:hi], down[lo:hi, ..., 1::2], out=tie[lo:hi])       # ... and the right one in the top row
-            np.logical_or(goes_right[lo:hi], tie[lo:hi], out=goes_right[lo:hi])
-        np.maximum(left, right, out=out[lo:hi])
+        # The row maxima and the ties live only while a chunk is in the cache: chunk-sized scratch arrays.
+        scratch = buffer_like("maxpool.rows", top[:threads.chunk_images(x[:1].size)], x.dtype)
+        ties = buffer_like("maxpool.tie", goes_right[:len(scratch)], bool)
 
-    threads.over_rows(lambda lo, hi: in_chunks(part, lo, hi, x[:1].size), len(x), x[:1].size)
+        def chunk(a, b):
+            top, bottom = x[a:b, :, 0:2 * H_out:2, :2 * W_out], x[a:b, :, 1:2 * H_out:2, :2 * W_out]
+            rows, tie = scratch[:b - a], ties[:b - a]
+            np.greater(bottom, top, out=down[a:b])
+            np.maximum(top, bottom, out=rows)
+            left, right = rows[..., 0::2], rows[..., 1::2]
+            np.greater(right, left, out=goes_right[a:b])
+            np.equal(right, left, out=tie)
+            if tie.any():                                            # rare in real numbers: three passes saved
+                np.logical_and(tie, down[a:b, ..., 0::2], out=tie)   # ... the left maximum is in the bottom row
+                np.greater(tie, down[a:b, ..., 1::2], out=tie)       # ... and the right one in the top row
+                np.logical_or(goes_right[a:b], tie, out=goes_right[a:b])
+            np.maximum(left, right, out=out[a:b])
+
+        in_chunks(chunk, lo, hi, x[:1].size)
+
+    threads.over_rows(part, len(x), x[:1].size)
     return out, goes_right, down
 
 
@@ -108,15 +114,21 @@ def _backward_2x2(dout, down, goes_right, dx):
     # (d - d*mask is d or exactly 0), which saves the boolean negations.  Columns first into
     # the row maxima, then rows, so that the full-size writes into dx run along whole rows.
     H_out, W_out = dout.shape[2:]
-    d_rows = buffer_like("maxpool.d_rows", down, dout.dtype)                                  # (N, C, H_out, 2*W_out)
 
     def part(lo, hi):                                                # images lo:hi
-        to_right = np.multiply(dout[lo:hi], goes_right[lo:hi], out=d_rows[lo:hi, ..., 1::2])
-        np.subtract(dout[lo:hi], to_right, out=d_rows[lo:hi, ..., 0::2])
-        to_bottom = np.multiply(d_rows[lo:hi], down[lo:hi], out=dx[lo:hi, :, 1:2 * H_out:2, :2 * W_out])
-        np.subtract(d_rows[lo:hi], to_bottom, out=dx[lo:hi, :, 0:2 * H_out:2, :2 * W_out])
+        # The row maxima's gradient lives only while a chunk is in the cache: a chunk-sized scratch array.
+        scratch = buffer_like("maxpool.d_rows", down[:threads.chunk_images(dx[:1].size)], dout.dtype)
 
-    threads.over_rows(lambda lo, hi: in_chunks(part, lo, hi, dx[:1].size), len(dout), dx[:1].size)
+        def chunk(a, b):
+            d_rows = scratch[:b - a]                                 # (images, C, H_out, 2*W_out)
+            to_right = np.multiply(dout[a:b], goes_right[a:b], out=d_rows[..., 1::2])
+            np.subtract(dout[a:b], to_right, out=d_rows[..., 0::2])
+            to_bottom = np.multiply(d_rows, down[a:b], out=dx[a:b, :, 1:2 * H_out:2, :2 * W_out])
+            np.subtract(d_rows, to_bottom, out=dx[a:b, :, 0:2 * H_out:2, :2 * W_out])
+
+        in_chunks(chunk, lo, hi, dx[:1].size)
+
+    threads.over_rows(part, len(dout), dx[:1].size)
     return dx
 
 
