@@ -108,13 +108,14 @@ def parts(n, size_per_row=1, min_part=None):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _as_part(fn, lo, hi):
-    outer = in_part()
-    _local.in_part = True
+def _as_part(fn, lo, hi, beside=False):
+    """``fn(lo, hi)`` as a part; ``beside``: other threads of this process run parts at the same time."""
+    outer = in_part(), getattr(_local, "beside", False)
+    _local.in_part, _local.beside = True, beside or outer[1]
     try:
         return fn(lo, hi)
     finally:
-        _local.in_part = outer
+        _local.in_part, _local.beside = outer
 
 
 def run(fn, ranges):
@@ -122,8 +123,8 @@ def run(fn, ranges):
     if len(ranges) == 1:
         return [fn(*ranges[0])]
     pool = _get_pool()
-    futures = [pool.submit(_as_part, fn, lo, hi) for lo, hi in ranges[1:]]
-    first = _as_part(fn, *ranges[0])              # the calling thread takes the first part itself
+    futures = [pool.submit(_as_part, fn, lo, hi, True) for lo, hi in ranges[1:]]
+    first = _as_part(fn, *ranges[0], True)        # the calling thread takes the first part itself
     return [first] + [f.result() for f in futures]
 
 
@@ -150,14 +151,17 @@ def level2_cache_bytes(cpu_dir="/sys/devices/system/cpu/cpu0/cache"):
 # 512 KiB of float32, or half of a bigger L2 (2 MiB on a Sapphire Rapids core: 256 Ki numbers, 1 MiB, made
 # BN-CNN's step at batch 64 on one thread 2% faster than 512 KiB; docs/performance.md, eighth round).
 CHUNK_NUMBERS = max(1 << 17, (level2_cache_bytes() or 0) // 8)
-# In a part, another thread runs beside this one, and every NumPy call gives the GIL back and takes it
-# again (waking through the OS when the other thread holds it): there, fewer and longer calls pay more.
+# In a part that another thread of this process runs beside, every NumPy call gives the GIL back and takes it
+# again (waking through the OS when the other thread holds it): there, fewer and longer calls pay more.  Not
+# in parts that one thread runs in turn, nor beside worker processes: REF-CNN's step at batch 256 on one
+# thread, in parts of 128, took 0.98x the time with CHUNK_NUMBERS there as with this (tenth round).
 CHUNK_NUMBERS_IN_PART = max(1 << 19, 2 * CHUNK_NUMBERS)
 
 
 def chunk_images(numbers_per_image):
-    """How many images ``in_chunks`` puts in a chunk, here (in a part or not)."""
-    return max(1, (CHUNK_NUMBERS_IN_PART if in_part() else CHUNK_NUMBERS) // max(1, numbers_per_image))
+    """How many images ``in_chunks`` puts in a chunk, here (in a part beside other threads, or not)."""
+    crowded = getattr(_local, "beside", False)
+    return max(1, (CHUNK_NUMBERS_IN_PART if crowded else CHUNK_NUMBERS) // max(1, numbers_per_image))
 
 
 def in_chunks(fn, lo, hi, numbers_per_image):

@@ -280,7 +280,7 @@ def test_run_batch_parts_gives_each_part_its_index_and_the_callers_context():
         threads.set_threads(previous)
 
 
-def test_in_chunks_covers_the_images_once_with_longer_chunks_inside_a_part():
+def test_in_chunks_covers_the_images_once_with_longer_chunks_in_a_part_beside_another_thread():
     def chunks(numbers_per_image):
         seen = []
         threads.in_chunks(lambda a, b: seen.append((a, b)), 3, 1000, numbers_per_image)
@@ -302,6 +302,14 @@ def test_in_chunks_covers_the_images_once_with_longer_chunks_inside_a_part():
     for seen in inside:                            # another thread runs beside a part: fewer, longer calls
         check(seen, threads.CHUNK_NUMBERS_IN_PART // per_image)
     assert threads.CHUNK_NUMBERS_IN_PART > threads.CHUNK_NUMBERS
+    try:
+        threads.set_threads(1)                     # parts one thread runs in turn: nobody beside them
+        in_turn = threads.run_batch_parts(lambda k, lo, hi: chunks(per_image), [(0, 1), (1, 2)])
+    finally:
+        threads.set_threads(previous)
+    here = threads.run_parts_here(lambda k, lo, hi: chunks(per_image), [(0, 1), (1, 2)])   # beside processes
+    for seen in in_turn + here:
+        check(seen, threads.CHUNK_NUMBERS // per_image)
 
 
 def test_sum_over_parts_adds_the_parts_shares_in_order_and_is_the_identity_elsewhere():
