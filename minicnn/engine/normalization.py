@@ -153,29 +153,20 @@ def _about(moments, mean):
     return out
 
 
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    """Normalise per channel: in training by the batch's statistics (and update the running ones), else by the running ones.
+def statistics(v, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """What the output pass of ``batchnorm_forward`` needs: the mean and 1 / std it normalises by, the
+    per-channel ``scale = gamma * inv_std`` and ``shift = beta - mean * scale``, and the running statistics
+    (new arrays in training, updated; the same ones in evaluation).  In training the mean and variance come
+    from one pass over x (``_moments``), added over the parts of a split batch (``threads.sum_over_parts``).
 
-    Returns (out, running_mean, running_var, cache), the running statistics new arrays
-    (the same ones in evaluation), as ``minicnn.nn.textbook.batchnorm_forward``.
-    In training the mean and variance come from one pass over x (``_moments``), the
-    output from a second, ``out = x * scale + (beta - mean * scale)`` with
-    ``scale = gamma * inv_std`` (as PyTorch's CPU kernel; its rounding, about
-    eps * |x| * scale, is that of x itself carried through).  The cache keeps x (the
-    layer before does not) and the mean, not a centred copy: a pass less.
-
-    Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,) -> out like x, in x's memory layout
+    Shape: v (N, H, W, C) or (N, C), channels last -> (mean, inv_std, scale, shift, running_mean, running_var)
     """
-    v = _channels_last(x)
-    C, dtype = v.shape[-1], x.dtype
+    C, dtype = v.shape[-1], v.dtype
     n = v.size // C
     if training:   # another part's layer may write the running statistics once the last sum is made
         running_mean, running_var = running_mean.copy(), running_var.copy()
-    out = buffer_like("bn.out", v)
-    rows, (long_rows, long_out) = _rows(v), _long_rows(v, out)
-    parts = threads.parts(len(rows), rows[0].size)   # the same parts for every pass: 3 hand-offs in training
-    if training:
-        moments = _flat(threads.run(_moments(rows, C), parts))
+        rows = _rows(v)
+        moments = _flat(threads.run(_moments(rows, C), threads.parts(len(rows), rows[0].size)))
         mean = np.zeros(C, dtype)
         for _, total, _ in moments:
             mean += total
@@ -189,13 +180,34 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
         mean, var = running_mean.astype(dtype, copy=False), running_var.astype(dtype, copy=False)
     inv_std = 1 / np.sqrt(var + dtype.type(eps))
     scale = gamma * inv_std
-    scale_t, shift_t = _tiled(scale, long_rows), _tiled(beta - mean * scale, long_rows)
+    return mean, inv_std, scale, beta - mean * scale, running_mean, running_var
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+    """Normalise per channel: in training by the batch's statistics (and update the running ones), else by the running ones.
+
+    Returns (out, running_mean, running_var, cache), the running statistics new arrays
+    (the same ones in evaluation), as ``minicnn.nn.textbook.batchnorm_forward``.
+    In training the mean and variance come from one pass over x (``statistics``), the
+    output from a second, ``out = x * scale + (beta - mean * scale)`` with
+    ``scale = gamma * inv_std`` (as PyTorch's CPU kernel; its rounding, about
+    eps * |x| * scale, is that of x itself carried through).  The cache keeps x (the
+    layer before does not) and the mean, not a centred copy: a pass less.
+
+    Shape: x (N, C, H, W) or (N, C); gamma, beta, running_mean, running_var (C,) -> out like x, in x's memory layout
+    """
+    v = _channels_last(x)
+    mean, inv_std, scale, shift, running_mean, running_var = statistics(
+        v, gamma, beta, running_mean, running_var, training, momentum, eps)
+    out = buffer_like("bn.out", v)
+    rows, (long_rows, long_out) = _rows(v), _long_rows(v, out)
+    scale_t, shift_t = _tiled(scale, long_rows), _tiled(shift, long_rows)
 
     def affine(lo, hi):
         np.multiply(long_rows[lo:hi], scale_t, out=long_out[lo:hi])
         np.add(long_out[lo:hi], shift_t, out=long_out[lo:hi])
 
-    threads.run(_chunked(affine, rows), parts)
+    threads.run(_chunked(affine, rows), threads.parts(len(rows), rows[0].size))
     return _channels_first(out), running_mean, running_var, BatchNormCache(v, mean, inv_std, gamma, training)
 
 
@@ -209,16 +221,30 @@ def batchnorm_backward(dout, cache, need_dx):
     pass; the price is rounding of about eps * |x| an entry (eps * |mean| / std relative, when the mean is
     far from 0), what x's own rounding carries anyway (a test holds it to that bound).
     """
-    dv, xv = _channels_last(dout), cache.x
-    C, dtype = dv.shape[-1], dout.dtype
-    n = dv.size // C
-    d_rows, x_rows = _rows_of(dv, xv)                    # dout and x in different memory orders: runs of C
+    dv = _channels_last(dout)
+    d_rows, x_rows = _rows_of(dv, cache.x)               # dout and x in different memory orders: runs of C
     parts = threads.parts(len(d_rows), d_rows[0].size)   # the same parts for both passes: 2 hand-offs
+    shares = _flat(threads.run(_chunked(lambda lo, hi: sum_shares(d_rows, x_rows, lo, hi), d_rows), parts))
+    return backward_from_shares(dv, cache, shares, need_dx)
 
-    def sums(lo, hi):                                    # the shares of sum(dout) and sum(dout * x)
-        return _share(d_rows, lo, hi), _dot_share(d_rows, x_rows, lo, hi)
 
-    shares = _flat(threads.run(_chunked(sums, d_rows), parts))
+def sum_shares(d_rows, x_rows, lo, hi):
+    """The shares of examples lo:hi in the sums batch norm's backward needs: sum(dout) and sum(dout * x) per
+    channel (on rows as ``_rows_of`` gives them; ``backward_from_shares`` adds the shares of all chunks)."""
+    return _share(d_rows, lo, hi), _dot_share(d_rows, x_rows, lo, hi)
+
+
+def backward_from_shares(dv, cache, shares, need_dx):
+    """``batchnorm_backward`` once its sums' shares are in, one per chunk in order (``sum_shares``, over the
+    chunks of ``threads.in_chunks`` at two rows per image, in the parts of ``threads.parts``).
+
+    Shape: dv (N, H, W, C) or (N, C), channels last -> (dx or None, dgamma, dbeta)
+    """
+    xv = cache.x
+    C, dtype = dv.shape[-1], dv.dtype
+    n = dv.size // C
+    d_rows = _rows_of(dv, xv)[0]
+    parts = threads.parts(len(d_rows), d_rows[0].size)
     dbeta = _add_shares([s[0] for s in shares], C, np.empty(C, dtype))
     dgamma = _add_shares([s[1] for s in shares], C, np.empty(C, dtype))
     dgamma -= cache.mean * dbeta

@@ -68,7 +68,7 @@ def maxpool2d_forward(x, kernel_size, stride):
     return out, MaxPoolCache(x.shape, _is_channels_last(x), (KH, KW), (SH, SW), winner, None)
 
 
-def _forward_2x2(x, H_out, W_out):
+def _forward_2x2(x, H_out, W_out, make=None):
     """The 2x2, stride-2 case, rows first: replaces the four strided window slices of the general case.
 
     The two rows of every window are compared first, in long runs along the
@@ -78,19 +78,27 @@ def _forward_2x2(x, H_out, W_out):
     columns goes right only when the left maximum came from the bottom row
     and the right one from the top row.  That correction takes three passes, which run only for a chunk
     of images with a tie between columns (rare in real numbers).  Returns (out, goes_right, down).
+
+    ``make(a, b, scratch)``: the pool's input for images a:b is made a chunk at a time into ``scratch`` (a
+    channels-last array of x's chunk shape, or longer) and returned as an (N, C, H, W) view, for a pass before
+    the pool that never writes its whole output (a batch norm's, ``minicnn.engine.pairs``); x gives shapes.
     """
     top = x[:, :, 0:2 * H_out:2, :2 * W_out]                                                   # (N, C, H_out, 2*W_out)
     down = buffer_like("maxpool.down", top, bool)
     goes_right = buffer_like("maxpool.right", top[..., 0::2], bool)                             # (N, C, H_out, W_out)
     out = buffer_like("maxpool.out", goes_right, x.dtype)
+    per_image = x[:1].size * (1 if make is None else 2)             # with ``make``, its chunk is in the cache too
 
     def part(lo, hi):                                                # images lo:hi
         # The row maxima and the ties live only while a chunk is in the cache: chunk-sized scratch arrays.
-        scratch = buffer_like("maxpool.rows", top[:threads.chunk_images(x[:1].size)], x.dtype)
-        ties = buffer_like("maxpool.tie", goes_right[:len(scratch)], bool)
+        size = threads.chunk_images(per_image)
+        scratch = buffer_like("maxpool.rows", top[:size], x.dtype)
+        ties = buffer_like("maxpool.tie", goes_right[:size], bool)
+        made = None if make is None else buffer("maxpool.in", (size,) + x.shape[2:] + x.shape[1:2], x.dtype)
 
         def chunk(a, b):
-            top, bottom = x[a:b, :, 0:2 * H_out:2, :2 * W_out], x[a:b, :, 1:2 * H_out:2, :2 * W_out]
+            image = x[a:b] if make is None else make(a, b, made[:b - a])
+            top, bottom = image[:, :, 0:2 * H_out:2, :2 * W_out], image[:, :, 1:2 * H_out:2, :2 * W_out]
             rows, tie = scratch[:b - a], ties[:b - a]
             np.greater(bottom, top, out=down[a:b])
             np.maximum(top, bottom, out=rows)
@@ -103,21 +111,25 @@ def _forward_2x2(x, H_out, W_out):
                 np.logical_or(goes_right[a:b], tie, out=goes_right[a:b])
             np.maximum(left, right, out=out[a:b])
 
-        in_chunks(chunk, lo, hi, x[:1].size)
+        in_chunks(chunk, lo, hi, per_image)
 
     threads.over_rows(part, len(x), x[:1].size)
     return out, goes_right, down
 
 
-def _backward_2x2(dout, down, goes_right, dx):
+def _backward_2x2(dout, down, goes_right, dx, after=None):
+    """dx of the 2x2, stride-2 case; ``after(a, b)`` runs on each chunk of images a:b once its dx is written
+    (while it is in the cache), and the chunks' results come back, one list per part in order."""
     # Each gradient goes to one of two places: the masked share, and the rest as a difference
     # (d - d*mask is d or exactly 0), which saves the boolean negations.  Columns first into
     # the row maxima, then rows, so that the full-size writes into dx run along whole rows.
     H_out, W_out = dout.shape[2:]
+    per_image = dx[:1].size * (1 if after is None else 2)           # with ``after``, what it reads is in the cache too
 
     def part(lo, hi):                                                # images lo:hi
         # The row maxima's gradient lives only while a chunk is in the cache: a chunk-sized scratch array.
-        scratch = buffer_like("maxpool.d_rows", down[:threads.chunk_images(dx[:1].size)], dout.dtype)
+        scratch = buffer_like("maxpool.d_rows", down[:threads.chunk_images(per_image)], dout.dtype)
+        results = []
 
         def chunk(a, b):
             d_rows = scratch[:b - a]                                 # (images, C, H_out, 2*W_out)
@@ -125,11 +137,13 @@ def _backward_2x2(dout, down, goes_right, dx):
             np.subtract(dout[a:b], to_right, out=d_rows[..., 0::2])
             to_bottom = np.multiply(d_rows, down[a:b], out=dx[a:b, :, 1:2 * H_out:2, :2 * W_out])
             np.subtract(d_rows, to_bottom, out=dx[a:b, :, 0:2 * H_out:2, :2 * W_out])
+            if after is not None:
+                results.append(after(a, b))
 
-        in_chunks(chunk, lo, hi, dx[:1].size)
+        in_chunks(chunk, lo, hi, per_image)
+        return results
 
-    threads.over_rows(part, len(dout), dx[:1].size)
-    return dx
+    return threads.over_rows(part, len(dout), dx[:1].size)
 
 
 def _nchw_buffer(name, shape, channels_last, dtype, **kwargs):
@@ -151,7 +165,8 @@ def maxpool2d_backward(dout, cache):
     if overlap or not tiled:
         dx.fill(0)
     if cache.down is not None:
-        return _backward_2x2(dout, cache.down, cache.winner, dx)
+        _backward_2x2(dout, cache.down, cache.winner, dx)
+        return dx
     won = buffer_like("maxpool.won", cache.winner, bool)
     for k, sh, sw in _windows(cache.kernel_size, cache.stride, H_out, W_out):
         np.equal(cache.winner, k, out=won)

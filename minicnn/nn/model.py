@@ -4,7 +4,7 @@ import inspect
 import numpy as np
 
 from minicnn.nn import ops, split
-from minicnn.nn.order import run_order
+from minicnn.nn.order import run_backward, run_forward, run_order
 
 
 def _takes_need_dx(layer):
@@ -16,18 +16,18 @@ def _takes_need_dx(layer):
     return any(p.name == "need_dx" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+def _backward_of(layer, dout, need_dx):
+    if need_dx:
+        return layer.backward(dout)
+    if _takes_need_dx(layer):
+        return layer.backward(dout, need_dx=False)
+    layer.backward(dout)
+    return None
+
+
 def _backward_through(layers, dout, need_input_grad):
     """Walk ``layers`` in reverse from ``dout``; the first layer's dx, or None unless ``need_input_grad``."""
-    for i in range(len(layers) - 1, -1, -1):
-        layer = layers[i]
-        if i == 0 and not need_input_grad:
-            if _takes_need_dx(layer):
-                layer.backward(dout, need_dx=False)
-            else:
-                layer.backward(dout)
-            return None
-        dout = layer.backward(dout)
-    return dout
+    return run_backward(layers, dout, need_input_grad, _backward_of)
 
 
 class Sequential:
@@ -100,9 +100,7 @@ class Sequential:
             else:
                 self._split = parts
                 return out
-        for layer in layers:
-            x = layer.forward(x)
-        return x
+        return run_forward(layers, x)
 
     def backward(self, dout, need_input_grad=False):
         """Walk the layers in reverse, filling every layer's ``grads``.

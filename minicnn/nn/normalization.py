@@ -79,16 +79,22 @@ class _BatchNorm(Layer):
         return np.ones(self.num_features, dtype), np.zeros(self.num_features, dtype)
 
     def forward(self, x):
+        out, self._cache = self._normalise(x, ops.batchnorm_forward)
+        return out
+
+    def _normalise(self, x, run):
+        """Check x, let the last cache go and ``run(x, gamma, beta, running_mean, running_var, training, momentum,
+        eps)`` -> (out, mean, var, cache); keep the new running statistics.  Returns (out, cache)."""
         self._check_input(x)
         gamma, beta = self._affine(x.dtype)
         self._forget()
         self._x_shape = x.shape
         running = self.buffers["running_mean"], self.buffers["running_var"]
-        out, mean, var, self._cache = ops.batchnorm_forward(x, gamma, beta, *running, self.training, self.momentum, self.eps)
+        out, mean, var, cache = run(x, gamma, beta, *running, self.training, self.momentum, self.eps)
         if self.training:
             np.copyto(running[0], mean, casting="unsafe")
             np.copyto(running[1], var, casting="unsafe")
-        return out
+        return out, cache
 
     def backward(self, dout, need_dx=True):
         """Fill ``grads["gamma"]``, ``grads["beta"]`` (when affine) and return dx (None with need_dx=False)."""
@@ -96,11 +102,36 @@ class _BatchNorm(Layer):
         if dout.shape != self._x_shape:
             raise ValueError(f"{type(self).__name__}.backward expected dout of the input's shape {self._x_shape}, "
                              f"got {dout.shape}")
-        dx, dgamma, dbeta = ops.batchnorm_backward(dout, cache, need_dx)
+        return self._set_grads(*ops.batchnorm_backward(dout, cache, need_dx))
+
+    def _set_grads(self, dx, dgamma, dbeta):
         if self.affine:
             set_grad(self, "gamma", dgamma)
             set_grad(self, "beta", dbeta)
         return dx
+
+    # -- with the max-pool after it, as one operation (``Sequential`` on the fast engine: minicnn/nn/order.py) --
+
+    def forward_pooled(self, pool, x):
+        """``pool.forward(self.forward(x))`` as one operation, ``ops.batchnorm_maxpool2d_forward``; each layer keeps
+        its own cache, so each layer's ``backward`` works as after its own forward."""
+        def run(x, *args):
+            pool._check_input(x)                        # the batch norm's output has x's shape
+            pool._forget()
+            return ops.batchnorm_maxpool2d_forward(x, *args, pool.kernel_size, pool.stride)
+
+        out, cache = self._normalise(x, run)
+        self._cache, pool._cache = ops.split_cache(cache)
+        return out
+
+    def backward_pooled(self, pool, dout, need_dx=True):
+        """``self.backward(pool.backward(dout), need_dx)`` as one operation, ``ops.batchnorm_maxpool2d_backward``
+        (or the two apart, when different implementations ran their forwards)."""
+        cache = ops.joined_cache(self._require_cache(), pool._require_cache())
+        if cache is None:
+            return self.backward(pool.backward(dout), need_dx)
+        pool._check_dout(dout)
+        return self._set_grads(*ops.batchnorm_maxpool2d_backward(dout, cache, need_dx))
 
 
 class BatchNorm2D(_BatchNorm):

@@ -33,7 +33,7 @@ import types
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from minicnn.engine import conv, dense, elementwise, normalization, pool, threads, update, workers
+from minicnn.engine import conv, dense, elementwise, normalization, pairs, pool, threads, update, workers
 from minicnn.nn import reference, textbook
 
 
@@ -334,6 +334,18 @@ def _backward(op):
     return backward
 
 
+def split_cache(cache):
+    """The cache of an operation of two layers (``batchnorm_maxpool2d_forward``) as each layer's own cache."""
+    return tuple(Cache(cache.implementation, saved) for saved in cache.saved)
+
+
+def joined_cache(*caches):
+    """The layers' caches as the cache of the operation of them all, or None if different implementations made them."""
+    if len({id(cache.implementation) for cache in caches}) != 1:
+        return None
+    return Cache(caches[0].implementation, tuple(cache.saved for cache in caches))
+
+
 def _update(op):
     def run(param, grad, state, **hyper):
         return _resolve(_engine.get(), op).functions[op](param, grad, state, **hyper)
@@ -352,4 +364,4 @@ for _op in OPS:
 
 _IMPLEMENTATIONS["textbook"] = Implementation("textbook", Functions([textbook], SIGNATURES), None, "minicnn.nn.textbook")
 register("loops", reference, source="minicnn.nn.reference")
-register("fast", [conv, dense, pool, elementwise, normalization, update], source="minicnn.engine")
+register("fast", [conv, dense, pool, elementwise, normalization, pairs, update], source="minicnn.engine")

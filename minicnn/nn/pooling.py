@@ -53,10 +53,13 @@ class _Pool2D(Layer):
 
     def backward(self, dout, need_dx=True):
         cache = self._require_cache()
+        self._check_dout(dout)
+        return getattr(ops, f"{self.op}_backward")(dout, cache) if need_dx else None
+
+    def _check_dout(self, dout):
         expected = self._x_shape[:2] + self.output_shape(self._x_shape[1:])[1:]
         if dout.shape != expected:
             raise ValueError(f"{type(self).__name__}.backward expected dout of shape {expected}, got {dout.shape}")
-        return getattr(ops, f"{self.op}_backward")(dout, cache) if need_dx else None
 
 
 class MaxPool2D(_Pool2D):

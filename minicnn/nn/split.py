@@ -29,7 +29,7 @@ import weakref
 import numpy as np
 
 from minicnn.nn import ops
-from minicnn.nn.order import run_order
+from minicnn.nn.order import run_forward, run_order
 from minicnn.nn.weights import set_grad
 
 MAX_TEAMS = 4        # models with worker processes at once; the longest unused loses its workers to a fifth
@@ -84,10 +84,7 @@ class Split:
             layer._forget()                     # the parts' copies keep the caches now
 
         def part(k, lo, hi):
-            h = x[lo:hi]
-            for layer in self.copies[k]:
-                h = layer.forward(h)
-            return h
+            return run_forward(self.copies[k], x[lo:hi])
 
         out = np.concatenate(self._run(part))
         self.out_shape = out.shape

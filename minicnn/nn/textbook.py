@@ -302,6 +302,30 @@ def batchnorm_backward(dout, cache, need_dx):
     return dx, dgamma, dbeta
 
 
+# -- two layers as one operation -------------------------------------------------------------------
+#
+# A batch norm and the max-pool after it, as ``Sequential`` runs them on the fast engine (minicnn/nn/order.py):
+# here they are just the two functions in turn; the fast engine does the same in fewer passes over memory.
+
+
+def batchnorm_maxpool2d_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps, kernel_size,
+                                stride):
+    """``maxpool2d_forward(batchnorm_forward(x, ...)[0], kernel_size, stride)``.
+
+    Shape: x (N, C, H, W) -> out (N, C, H_out, W_out), running_mean, running_var, (batch norm's cache, pool's cache)
+    """
+    y, running_mean, running_var, norm = batchnorm_forward(x, gamma, beta, running_mean, running_var, training,
+                                                           momentum, eps)
+    out, pooled = maxpool2d_forward(y, kernel_size, stride)
+    return out, running_mean, running_var, (norm, pooled)
+
+
+def batchnorm_maxpool2d_backward(dout, cache, need_dx):
+    """``batchnorm_backward(maxpool2d_backward(dout, ...), ..., need_dx)``.  Shape: dout (N, C, H_out, W_out) -> dx, dgamma, dbeta"""
+    norm, pooled = cache
+    return batchnorm_backward(maxpool2d_backward(dout, pooled), norm, need_dx)
+
+
 # -- optimizer updates: param and the arrays of state change in place ------------------------------
 #
 # Each scalar is made an array of the parameter's dtype first (``np.asarray(lr, dtype)``),

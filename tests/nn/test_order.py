@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minicnn import AvgPool2D, Conv2D, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Sequential
+from minicnn import AvgPool2D, BatchNorm2D, Conv2D, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Sequential
 from minicnn.nn import ops, textbook
 from minicnn.nn.gradcheck import MODEL_TOL, check_model, small_cnn
 from minicnn.nn.losses import softmax_cross_entropy
@@ -139,4 +139,109 @@ def test_a_reordered_model_passes_the_gradient_check():
     x, y = rng.standard_normal((3, 1, 8, 8)), rng.integers(0, 3, size=3)
     errors = check_model(model, x, y)
     assert _names(model._ran)[1:3] == ["MaxPool2D", "ReLU"]
+    assert max(errors.values()) < MODEL_TOL, errors
+
+
+# -- a batch norm and the max-pool after it, as one operation ---------------------------------------------
+
+
+def _bn_cnn(rng, dtype=np.float64):
+    return Sequential([Conv2D(2, 3, 3, padding=1, bias=False, rng=rng, dtype=dtype), BatchNorm2D(3, dtype=dtype), ReLU(),
+                       MaxPool2D(2), Flatten(), Dense(3 * 4 * 4, 4, rng=rng, dtype=dtype)])
+
+
+def _count_pair_calls(monkeypatch):
+    calls = []
+    for name in ("batchnorm_maxpool2d_forward", "batchnorm_maxpool2d_backward"):
+        def spy(*args, run=getattr(ops, name), name=name):
+            calls.append(name)
+            return run(*args)
+        monkeypatch.setattr(ops, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_batch_norm_and_its_max_pool_run_as_one_operation_with_the_numbers_of_the_two(dtype, monkeypatch):
+    rng = np.random.default_rng(4)
+    model = _bn_cnn(rng, dtype)
+    x, y = rng.standard_normal((6, 2, 8, 8)).astype(dtype), rng.integers(0, 4, size=6)
+    calls = _count_pair_calls(monkeypatch)
+    got = _through_model(model, x, y)
+    assert calls == ["batchnorm_maxpool2d_forward", "batchnorm_maxpool2d_backward"]
+    assert _names(model._ran)[:4] == ["Conv2D", "BatchNorm2D", "MaxPool2D", "ReLU"]
+    again = _bn_cnn(np.random.default_rng(4), dtype)
+    _assert_same(got, _as_written(run_order(again.layers), x, y))     # each layer's forward and backward alone
+    for k in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(model.layers[1].buffers[k], again.layers[1].buffers[k])
+
+
+def test_each_layer_of_the_pair_keeps_a_cache_its_own_backward_takes():
+    rng = np.random.default_rng(5)
+    model = _bn_cnn(rng)
+    x = rng.standard_normal((4, 2, 8, 8))
+    out = model.forward(x)
+    bn, pool = model.layers[1], model.layers[3]
+    dout = rng.standard_normal(pool._cache.saved.winner.shape)
+    apart = bn.backward(pool.backward(dout))
+    together = bn.backward_pooled(pool, dout)
+    np.testing.assert_array_equal(apart, together)
+    assert out.shape == (4, 4)
+
+
+@pytest.mark.parametrize("engine", ["textbook", "loops"])
+def test_off_the_fast_engine_the_batch_norm_and_its_pool_run_apart(engine, monkeypatch):
+    rng = np.random.default_rng(6)
+    model = _bn_cnn(rng)
+    x, y = rng.standard_normal((4, 2, 8, 8)), rng.integers(0, 4, size=4)
+    calls = _count_pair_calls(monkeypatch)
+    with ops.use_engine(engine):
+        _through_model(model, x, y)
+    assert calls == []
+
+
+class MyBatchNorm(BatchNorm2D, register=False):
+    pass
+
+
+@pytest.mark.parametrize("layers,paired", [
+    (lambda: [BatchNorm2D(2), ReLU(), MaxPool2D(2)], True),      # the ReLU moves after the pool: then adjacent
+    (lambda: [MyBatchNorm(2), MaxPool2D(2)], False),             # a subclass may change what the batch norm means
+    (lambda: [BatchNorm2D(2), AvgPool2D(2)], False),             # another pool
+    (lambda: [BatchNorm2D(2), Flatten()], False),
+], ids=["relu-between", "subclass", "avgpool", "no-pool"])
+def test_only_minicnns_batch_norm_right_before_its_max_pool_runs_with_it(layers, paired, monkeypatch):
+    rng = np.random.default_rng(7)
+    model = Sequential(layers())
+    calls = _count_pair_calls(monkeypatch)
+    model.forward(rng.standard_normal((4, 2, 4, 4)))
+    assert calls == (["batchnorm_maxpool2d_forward"] if paired else [])
+
+
+def test_the_pair_in_a_split_batch_gives_the_numbers_of_the_two_apart(monkeypatch):
+    from minicnn.engine import threads as engine_threads
+    from minicnn.nn import order
+    monkeypatch.setattr(engine_threads, "MIN_EXAMPLES", 2)
+    previous = engine_threads.threads()
+    engine_threads.set_threads(2)
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((10, 2, 8, 8)), rng.integers(0, 4, size=10)
+    try:
+        model = _bn_cnn(np.random.default_rng(3))
+        got = _through_model(model, x, y)
+        assert model._split is not None
+        monkeypatch.setattr(order, "_paired", lambda layers, i: False)
+        apart_model = _bn_cnn(np.random.default_rng(3))
+        want = _through_model(apart_model, x, y)
+        assert apart_model._split is not None
+    finally:
+        engine_threads.set_threads(previous)
+    _assert_same(got, want)
+
+
+def test_a_model_with_the_pair_passes_the_gradient_check():
+    # (Its convolution has no bias: before a batch norm that gradient is exactly 0, a relative error of noise.)
+    rng = np.random.default_rng(10)
+    model = _bn_cnn(rng)
+    x, y = rng.standard_normal((4, 2, 8, 8)), rng.integers(0, 4, size=4)
+    errors = check_model(model, x, y)
     assert max(errors.values()) < MODEL_TOL, errors
