@@ -107,11 +107,7 @@ def _width_windows_dx(W_rows, d, stack, padding, W_out, dx):
                 dx[a:b, :, first:last] += wide[:, :, first + left - j:last + left - j, j]
 
     parts = threads.parts(N, per_image)
-    if len(parts) == 1:
-        threads.in_chunks(chunk, 0, N, per_image)
-    else:
-        with cblas.single_threaded_blas():              # the engine's threads, with BLAS on one thread in each
-            threads.run(lambda lo, hi: threads.in_chunks(chunk, lo, hi, per_image), parts)
+    run_groups(lambda g: threads.in_chunks(chunk, *parts[g], per_image), parts)
     return dx
 
 

@@ -65,11 +65,7 @@ def batchnorm_maxpool2d_backward(dout, cache, need_dx):
     norm, pooled = cache
     if pooled.down is None or not pooled.channels_last:
         return normalization.batchnorm_backward(pool.maxpool2d_backward(dout, pooled), norm, need_dx)
-    N, C, H, W = pooled.x_shape
-    H_out, W_out = dout.shape[2:]
-    dy = pool._nchw_buffer("maxpool.dx", pooled.x_shape, True, dout.dtype)     # the pool's dx, the batch norm's dout
-    if 2 * H_out != H or 2 * W_out != W:
-        dy.fill(0)                                  # a last row or column no window reaches
+    dy = pool._dx_buffer(pooled, dout.dtype)           # the pool's dx, the batch norm's dout
     dv = normalization._channels_last(dy)
     d_rows, x_rows = normalization._rows_of(dv, norm.x)
     per_part = pool._backward_2x2(dout, pooled.down, pooled.winner, dy,

@@ -154,16 +154,24 @@ def _nchw_buffer(name, shape, channels_last, dtype, **kwargs):
     return buffer(name, (N, C, H, W), dtype, **kwargs)
 
 
+def _dx_buffer(cache, dtype):
+    """A max-pool's dx buffer in the memory layout x had, zeroed unless every input is in exactly one window
+    (then the windows' slices write all of it)."""
+    N, C, H, W = cache.x_shape
+    (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
+    tiled = (SH, SW) == (KH, KW) and H % KH == 0 and W % KW == 0
+    dx = _nchw_buffer("maxpool.dx", cache.x_shape, cache.channels_last, dtype)
+    if not tiled:
+        dx.fill(0)
+    return dx
+
+
 def maxpool2d_backward(dout, cache):
     """Shape: dout (N, C, H_out, W_out) -> dx (N, C, H, W), in the memory layout x had."""
-    N, C, H, W = cache.x_shape
     (KH, KW), (SH, SW) = cache.kernel_size, cache.stride
     H_out, W_out = dout.shape[2:]
     overlap = SH < KH or SW < KW
-    tiled = (SH, SW) == (KH, KW) and H_out * KH == H and W_out * KW == W   # every input in exactly one window
-    dx = _nchw_buffer("maxpool.dx", cache.x_shape, cache.channels_last, dout.dtype)
-    if overlap or not tiled:
-        dx.fill(0)
+    dx = _dx_buffer(cache, dout.dtype)
     if cache.down is not None:
         _backward_2x2(dout, cache.down, cache.winner, dx)
         return dx
