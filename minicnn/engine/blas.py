@@ -15,11 +15,23 @@ from minicnn.engine.buffers import filled
 GEMM_PART = 1 << 18     # multiply-adds per part below which a product runs whole
 
 
+def _rows_in_place(m):
+    """Whether BLAS reads the 2-D ``m`` in place as row-major: unit column stride, rows at least a row apart
+    (C-contiguous, or a block of columns of a C-contiguous array, ``a[:, lo:hi]``)."""
+    size = m.itemsize
+    return m.strides[1] == size and m.strides[0] % size == 0 and m.strides[0] >= max(1, m.shape[1]) * size
+
+
 def _blas_operand(m):
-    """(array, transposed) with op(array) == m for a row-major BLAS, copying only if m is neither C- nor F-contiguous."""
+    """(array, transposed) with op(array) == m for a row-major BLAS, copying only if neither m nor m.T is
+    row-major in place (``_rows_in_place``): a block of columns, ``cols[:, lo:hi].T``, is read where it is."""
     if m.flags.c_contiguous:
         return m, False
     if m.flags.f_contiguous:
+        return m.T, True
+    if _rows_in_place(m):
+        return m, False
+    if _rows_in_place(m.T):
         return m.T, True
     return np.ascontiguousarray(m), False
 

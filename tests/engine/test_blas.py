@@ -78,6 +78,26 @@ def test_gemm_matches_matmul_for_every_operand_order(dtype, a_order, b_order):
     assert_close(out, a64[:, ::2] @ b64[::2], product_tolerance(a, b, 3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_block,b_block", [(True, False), (False, True), (True, True)])
+def test_gemm_reads_a_block_of_columns_and_its_transpose_in_place(dtype, a_block, b_block, monkeypatch):
+    # cols[:, lo:hi] (rows a whole row apart) and cols[:, lo:hi].T are read where they are, with BLAS's leading
+    # dimension: copying them each call made a product over blocks of columns twice as slow.
+    rng = np.random.default_rng(12)
+    wide_a, wide_b = rng.standard_normal((6, 40)).astype(dtype), rng.standard_normal((5, 30)).astype(dtype)
+    a = wide_a[:, 7:12] if a_block else np.ascontiguousarray(wide_a[:, 7:12])           # (6, 5), rows 40 apart
+    b = wide_b[:, 3:8].T if b_block else np.ascontiguousarray(wide_b[:, 3:8].T)         # (5, 5), the transpose of one
+    assert not (a_block and (a.flags.c_contiguous or a.flags.f_contiguous))
+    assert not (b_block and (b.flags.c_contiguous or b.flags.f_contiguous))
+    copies = []
+    real = np.ascontiguousarray
+    monkeypatch.setattr(np, "ascontiguousarray", lambda *args, **kwargs: copies.append(1) or real(*args, **kwargs))
+    out = np.full((6, 5), np.nan, dtype)
+    gemm(a, b, out)
+    assert copies == []
+    assert_close(out, a.astype(np.float64) @ b.astype(np.float64), product_tolerance(a, b, 5))
+
+
 def test_gemm_and_column_sums_on_empty_and_narrow_shapes():
     out = np.ones((0, 3), np.float32)
     gemm(np.ones((0, 4), np.float32), np.ones((4, 3), np.float32), out)
