@@ -149,9 +149,18 @@ def _plain_env(threads):
 
 
 def _torch_in(python):
-    """PyTorch's version in the interpreter ``python``, or None if it cannot import it."""
+    """PyTorch's version in the interpreter ``python``, or None if it cannot import it.  Exits saying what to
+    install there if it imports PyTorch but not minicnn, whose network and weights the PyTorch side copies."""
     out = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    check = subprocess.run([python, "-c", "import minicnn"], env=_child_env(1), capture_output=True, text=True)
+    if check.returncode != 0:
+        error = (check.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"--torch-python {python} imports PyTorch {out.stdout.strip()} but not minicnn ({error}).  "
+                         f"Its PyTorch steps run minicnn's network with minicnn's weights, so that interpreter "
+                         f"needs minicnn's dependencies too: {python} -m pip install numpy scipy tqdm")
+    return out.stdout.strip()
 
 
 def _plain(network, batch, steps, rounds, threads, frameworks, torch_python=None):

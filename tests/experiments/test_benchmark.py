@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,18 @@ def test_plain_mode_without_pytorch_in_the_torch_python_says_so(tmp_path, capfd)
     assert script.main(["--plain", "--quick", "--threads", "1", "--networks", "ref-cnn", "--torch",
                         "--torch-python", str(bare), "--json", str(tmp_path / "plain.json")]) == 0
     assert f"PyTorch is not installed in {bare}: minicnn alone" in capfd.readouterr().out
+
+
+def test_a_torch_python_without_minicnns_dependencies_is_refused_at_once_saying_what_to_install(tmp_path, capfd):
+    half = tmp_path / "python-with-torch-only"
+    half.write_text('#!/bin/sh\ncase "$2" in\n  *torch*) echo 2.13.0 ;;\n'
+                    '  *) echo "ModuleNotFoundError: No module named \'tqdm\'" >&2; exit 1 ;;\nesac\n')
+    half.chmod(0o755)
+    status = script.main(["--plain", "--quick", "--threads", "1", "--networks", "ref-cnn", "--torch",
+                          "--torch-python", str(half), "--json", str(tmp_path / "plain.json")])
+    assert status == 1 and not (tmp_path / "plain.json").exists()
+    assert re.search(r"imports PyTorch 2\.13\.0 but not minicnn \(ModuleNotFoundError: No module named 'tqdm'\)"
+                     r".*-m pip install numpy scipy tqdm", capfd.readouterr().err)
 
 
 def test_plain_worker_reports_its_environment_and_the_default_backward(capsys, monkeypatch):
